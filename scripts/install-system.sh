@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages dockyard needs, only those missing, so a second
+# run on a ready machine costs a few `command -v` checks.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have runc || need+=(runc)
+have iptables || need+=(iptables)
+have conmon || need+=(conmon)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need+=(busybox-static)
+have docker-registry || need+=(docker-registry)
+have skopeo || need+=(skopeo)
+have tmux || need+=(tmux)
+have curl || need+=(curl)
+# The reference dockerd (benchmarks, compatibility tests); it also brings a docker
+# CLI where the machine has none.
+have dockerd || need+=(docker.io)
+have docker || need+=(docker.io)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,79 @@
+"""The `filters` query parameter: JSON in either of the two forms clients send."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from .. import errors
+
+
+def parse(raw: str | None, allowed: set[str] | frozenset[str]) -> dict[str, list[str]]:
+    """Parse ``{"key": ["v"]}`` or the older ``{"key": {"v": true}}`` form.
+
+    Unknown keys are refused as dockerd does, since a silently ignored filter
+    would return everything.
+    """
+    if not raw:
+        return {}
+    try:
+        data: Any = json.loads(raw)
+    except ValueError as e:
+        raise errors.InvalidParameter(f"invalid filter: {e}") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidParameter("invalid filter: expected a JSON object")
+    out: dict[str, list[str]] = {}
+    for key, value in data.items():
+        if key not in allowed:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+        if isinstance(value, dict):
+            out[key] = [k for k, v in value.items() if v]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        elif isinstance(value, str):
+            out[key] = [value]
+        else:
+            raise errors.InvalidParameter(f"invalid filter '{key}'")
+    return out
+
+
+def bool_value(values: list[str], key: str) -> bool | None:
+    if not values:
+        return None
+    v = values[-1].lower()
+    if v in ("1", "true"):
+        return True
+    if v in ("0", "false"):
+        return False
+    raise errors.InvalidParameter(f"Invalid filter '{key}={values[-1]}'")
+
+
+def match_labels(labels: dict[str, str] | None, wanted: list[str]) -> bool:
+    """`label=key` or `label=key=value`: every one must hold."""
+    labels = labels or {}
+    for item in wanted:
+        key, sep, value = item.partition("=")
+        if key not in labels or (sep and labels[key] != value):
+            return False
+    return True
+
+
+def parse_timestamp(value: str, name: str) -> int:
+    """A `since`/`until` value as nanoseconds: unix seconds (with fraction) or RFC 3339."""
+    value = value.strip()
+    try:
+        secs, _, frac = value.partition(".")
+        nanos = int(secs) * 1_000_000_000
+        if frac:
+            nanos += int(frac.ljust(9, "0")[:9]) * (1 if not secs.startswith("-") else -1)
+        return nanos
+    except ValueError:
+        pass
+    try:
+        dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid value for {name}: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return int(dt.timestamp() * 1_000_000_000)

@@ -1,0 +1,381 @@
+"""HTTP/1.1 for the Engine API on asyncio streams, with h11 as the protocol engine.
+
+Why h11 rather than aiohttp: attach and exec hijack the connection (``101
+UPGRADED``) and then treat it as a raw duplex socket whose read side may be
+half-closed by the client while output keeps flowing. On plain asyncio
+streams that is the natural behaviour; h11 only parses and frames HTTP and
+hands back the bytes that follow the upgrade, so no framework internals are
+patched (aiohttp would need its parser swapped and its EOF handling
+overridden).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import logging
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import h11
+
+from .. import errors
+
+log = logging.getLogger("dockyard.api")
+
+READ_CHUNK = 256 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+# How long a connection may sit between requests before it is closed; bounds
+# what idle or half-open clients can hold.
+IDLE_TIMEOUT = 300.0
+
+
+class Request:
+    """One HTTP request; its body is read lazily from the connection."""
+
+    def __init__(self, conn: "_Connection", event: h11.Request) -> None:
+        self._conn = conn
+        self.method = event.method.decode("ascii")
+        target = event.target.decode("latin-1")
+        raw_path, _, raw_query = target.partition("?")
+        self.raw_path = raw_path
+        self.path = urllib.parse.unquote(raw_path)
+        self.query: dict[str, list[str]] = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
+        headers: dict[str, str] = {}
+        for name, value in event.headers:
+            key = name.decode("latin-1").lower()
+            val = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {val}" if key in headers else val
+        self.headers = headers
+        self.http_version = event.http_version.decode()
+        self.params: dict[str, str] = {}
+        self.api_version = ""
+        self._body_done = False
+
+    # -- query helpers ---------------------------------------------------------
+    def q(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def qlist(self, name: str) -> list[str]:
+        return self.query.get(name, [])
+
+    def qbool(self, name: str, default: bool = False) -> bool:
+        value = self.q(name)
+        if value is None:
+            return default
+        # dockerd's httputils.BoolValue
+        return value.strip().lower() not in ("", "0", "no", "false", "none")
+
+    def qint(self, name: str, default: int | None = None) -> int | None:
+        value = self.q(name)
+        if value is None or value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise errors.InvalidParameter(f"invalid value for {name}: {value!r}") from None
+
+    def qjson(self, name: str, default: Any = None) -> Any:
+        value = self.q(name)
+        if not value:
+            return default
+        try:
+            return json.loads(value)
+        except ValueError as e:
+            raise errors.InvalidParameter(f"invalid {name} parameter: {e}") from None
+
+    @property
+    def wants_upgrade(self) -> bool:
+        return "upgrade" in self.headers.get("connection", "").lower() and bool(self.headers.get("upgrade"))
+
+    # -- body ------------------------------------------------------------------
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Yield the body in chunks as it arrives."""
+        while not self._body_done:
+            event = await self._conn.next_event()
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
+                self._body_done = True
+                if isinstance(event, h11.ConnectionClosed):
+                    raise errors.InvalidParameter("unexpected EOF in request body")
+
+    async def body(self) -> bytes:
+        return b"".join([chunk async for chunk in self.stream()])
+
+    async def json(self, default: Any = None) -> Any:
+        data = await self.body()
+        if not data.strip():
+            return default
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise errors.InvalidParameter(f"invalid JSON: {e}") from None
+
+    async def drain(self) -> None:
+        async for _ in self.stream():
+            pass
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(data: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, (json.dumps(data) + "\n").encode(), "application/json", headers or [])
+
+
+def empty_response(status: int = 204) -> Response:
+    return Response(status, b"", None)
+
+
+@dataclass
+class StreamResponse:
+    """A body produced over time (chunked): progress streams, logs, events."""
+
+    chunks: AsyncIterator[bytes]
+    status: int = 200
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class RawStream:
+    """A hijacked connection: a duplex byte stream after ``101 UPGRADED``."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leftover: bytes) -> None:
+        self._reader = reader
+        self._leftover = leftover
+        self.writer = writer
+
+    async def read(self, n: int = READ_CHUNK) -> bytes:
+        """Return the next bytes from the client; b"" once it half-closed."""
+        if self._leftover:
+            data, self._leftover = self._leftover[:n], self._leftover[n:]
+            return data
+        try:
+            return await self._reader.read(n)
+        except (ConnectionError, OSError):
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class HijackResponse:
+    """Take over the connection; ``handler`` owns it until it returns."""
+
+    handler: Callable[[RawStream], Awaitable[None]]
+    content_type: str = "application/vnd.docker.raw-stream"
+
+
+AnyResponse = Response | StreamResponse | HijackResponse
+AppHandler = Callable[[Request], Awaitable[AnyResponse]]
+ExtraHeaders = Callable[[], list[tuple[str, str]]]
+
+
+class _Connection:
+    """One client connection: reads requests, writes responses."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 app: AppHandler, extra_headers: ExtraHeaders) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.app = app
+        self.extra_headers = extra_headers
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+
+    async def next_event(self, timeout: float | None = None) -> Any:
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if timeout is None:
+                data = await self.reader.read(READ_CHUNK)
+            else:
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+            self.h11.receive_data(data)
+
+    async def send(self, event: Any) -> None:
+        data = self.h11.send(event)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    def _headers(self, content_type: str | None, extra: list[tuple[str, str]],
+                 length: int | None = None) -> list[tuple[str, str]]:
+        headers = list(self.extra_headers())
+        if content_type:
+            headers.append(("Content-Type", content_type))
+        headers.extend(extra)
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+        return headers
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                try:
+                    event = await self.next_event(IDLE_TIMEOUT)
+                except asyncio.TimeoutError:
+                    return
+                if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                    return
+                if not isinstance(event, h11.Request):
+                    return
+                request = Request(self, event)
+                started = time.monotonic()
+                response = await self.app(request)
+                if isinstance(response, HijackResponse):
+                    await request.drain()
+                    await self._hijack(request, response)
+                    return
+                status = await self._respond(request, response)
+                log.debug("%s %s -> %s (%.1f ms)", request.method, request.raw_path, status,
+                          (time.monotonic() - started) * 1000)
+                await request.drain()
+                if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
+                    return
+                self.h11.start_next_cycle()
+        except h11.RemoteProtocolError as e:
+            if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                body = (json.dumps({"message": f"bad request: {e}"}) + "\n").encode()
+                try:
+                    await self.send(h11.Response(status_code=400, headers=self._headers(
+                        "application/json", [("Connection", "close")], len(body))))
+                    await self.send(h11.Data(data=body))
+                    await self.send(h11.EndOfMessage())
+                except Exception:
+                    pass
+        except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError):
+            pass
+        finally:
+            try:
+                self.writer.close()
+            except Exception:
+                pass
+
+    async def _respond(self, request: Request, response: Response | StreamResponse) -> int:
+        head = request.method == "HEAD"
+        if isinstance(response, Response):
+            body_allowed = response.status not in (204, 304) and not (100 <= response.status < 200)
+            length = len(response.body) if body_allowed else None
+            await self.send(h11.Response(status_code=response.status, reason=_reason(response.status),
+                                         headers=self._headers(response.content_type, response.headers, length)))
+            if response.body and body_allowed and not head:
+                await self.send(h11.Data(data=response.body))
+            await self.send(h11.EndOfMessage())
+            return response.status
+        await self.send(h11.Response(status_code=response.status, reason=_reason(response.status),
+                                     headers=self._headers(response.content_type, response.headers)))
+        if head:
+            await self.send(h11.EndOfMessage())
+            return response.status
+        await request.drain()
+        await self._stream_body(response.chunks)
+        return response.status
+
+    async def _stream_body(self, chunks: AsyncIterator[bytes]) -> None:
+        """Send chunks until the iterator ends or the client goes away.
+
+        A streaming client (``docker events``, ``logs -f``) often leaves by just
+        closing its socket while the stream is idle, so the read side is
+        watched too; any bytes it brings are kept for the next request.
+        """
+        closed = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                data = await self.reader.read(READ_CHUNK)
+                if not data:
+                    closed.set()
+                    return
+                self.h11.receive_data(data)
+
+        watcher = asyncio.create_task(watch())
+        iterator = chunks.__aiter__()
+        try:
+            while True:
+                nxt = asyncio.ensure_future(iterator.__anext__())
+                gone = asyncio.ensure_future(closed.wait())
+                done, _ = await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if nxt not in done:
+                    nxt.cancel()
+                    gone.cancel()
+                    raise ConnectionResetError("client went away")
+                gone.cancel()
+                try:
+                    chunk = nxt.result()
+                except StopAsyncIteration:
+                    break
+                if chunk:
+                    await self.send(h11.Data(data=chunk))
+            await self.send(h11.EndOfMessage())
+        finally:
+            watcher.cancel()
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    pass
+
+    async def _hijack(self, request: Request, response: HijackResponse) -> None:
+        if request.wants_upgrade:
+            head = (b"HTTP/1.1 101 UPGRADED\r\n"
+                    b"Content-Type: " + response.content_type.encode() + b"\r\n"
+                    b"Connection: Upgrade\r\nUpgrade: tcp\r\n")
+        else:
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: " + response.content_type.encode() + b"\r\n"
+        for name, value in self.extra_headers():
+            head += f"{name}: {value}\r\n".encode("latin-1")
+        self.writer.write(head + b"\r\n")
+        await self.writer.drain()
+        leftover, _closed = self.h11.trailing_data
+        stream = RawStream(self.reader, self.writer, bytes(leftover))
+        await response.handler(stream)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+class HTTPServer:
+    """Serves ``app`` on any number of asyncio listeners."""
+
+    def __init__(self, app: AppHandler, extra_headers: ExtraHeaders) -> None:
+        self.app = app
+        self.extra_headers = extra_headers
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await _Connection(reader, writer, self.app, self.extra_headers).serve()
+        finally:
+            self._tasks.discard(task)
+
+    async def close_connections(self, grace: float = 2.0) -> None:
+        """Give in-flight requests ``grace`` seconds, then cancel them."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in pending:
+            task.cancel()

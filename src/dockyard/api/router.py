@@ -1,0 +1,137 @@
+"""Route tables, API versioning and error translation.
+
+Each resource module exposes ``routes(backend) -> list[Route]`` that reads like
+the API reference (moby's router layout); the App joins them, strips the
+``/vX.Y`` prefix, enforces the version window and turns engine errors into
+dockerd's JSON errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from .. import errors
+from .http import AnyResponse, Request, json_response
+
+log = logging.getLogger("dockyard.api")
+
+MIN_API_VERSION = "1.24"
+API_VERSION = "1.50"
+
+Handler = Callable[[Request], Awaitable[AnyResponse]]
+
+_VERSIONED = re.compile(r"^/v([0-9]+\.[0-9]+)(/.*)$")
+_PARAM = re.compile(r"\{(\w+)(?::([^}]+))?\}")
+
+STATUS_BY_KIND: list[tuple[type[errors.DockyardError], int]] = [
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.InvalidParameter, 400),
+    (errors.NotModified, 304),
+    (errors.Forbidden, 403),
+    (errors.Unauthorized, 401),
+    (errors.Unavailable, 503),
+    (errors.NotImplementedYet, 501),
+]
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
+def version_at_least(request: Request, version: str) -> bool:
+    return version_tuple(request.api_version) >= version_tuple(version)
+
+
+@dataclass
+class Route:
+    method: str
+    template: str
+    handler: Handler
+    min_version: str | None = None
+
+    def __post_init__(self) -> None:
+        def repl(m: re.Match[str]) -> str:
+            name, pattern = m.group(1), m.group(2)
+            return f"(?P<{name}>{'.+' if pattern == '.*' else pattern or '[^/]+'})"
+
+        self.regex = re.compile("^" + _PARAM.sub(repl, self.template) + "$")
+
+
+def get(template: str, handler: Handler, min_version: str | None = None) -> Route:
+    return Route("GET", template, handler, min_version)
+
+
+def post(template: str, handler: Handler, min_version: str | None = None) -> Route:
+    return Route("POST", template, handler, min_version)
+
+
+def put(template: str, handler: Handler, min_version: str | None = None) -> Route:
+    return Route("PUT", template, handler, min_version)
+
+
+def delete(template: str, handler: Handler, min_version: str | None = None) -> Route:
+    return Route("DELETE", template, handler, min_version)
+
+
+def head(template: str, handler: Handler, min_version: str | None = None) -> Route:
+    return Route("HEAD", template, handler, min_version)
+
+
+def error_status(exc: BaseException) -> int:
+    for kind, status in STATUS_BY_KIND:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+class App:
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = routes
+
+    async def __call__(self, request: Request) -> AnyResponse:
+        try:
+            return await self._dispatch(request)
+        except errors.DockyardError as e:
+            status = error_status(e)
+            if status >= 500:
+                log.error("%s %s: %s", request.method, request.raw_path, e)
+            return json_response({"message": str(e)}, status)
+        except Exception as e:  # the daemon must answer, never die, on a handler bug
+            log.error("%s %s failed:\n%s", request.method, request.raw_path, traceback.format_exc())
+            return json_response({"message": f"{type(e).__name__}: {e}"}, 500)
+
+    async def _dispatch(self, request: Request) -> AnyResponse:
+        path = request.path
+        m = _VERSIONED.match(path)
+        if m:
+            version, path = m.group(1), m.group(2)
+            if version_tuple(version) > version_tuple(API_VERSION):
+                raise errors.InvalidParameter(
+                    f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
+            if version_tuple(version) < version_tuple(MIN_API_VERSION):
+                raise errors.InvalidParameter(
+                    f"client version {version} is too old. Minimum supported API version is "
+                    f"{MIN_API_VERSION}, please upgrade your client to a newer version")
+            request.api_version = version
+        else:
+            request.api_version = API_VERSION
+        path_matched = False
+        for route in self.routes:
+            match = route.regex.match(path)
+            if not match:
+                continue
+            path_matched = True
+            if route.method != request.method and not (route.method == "GET" and request.method == "HEAD"):
+                continue
+            if route.min_version and version_tuple(request.api_version) < version_tuple(route.min_version):
+                continue
+            request.params = match.groupdict()
+            return await route.handler(request)
+        if path_matched:
+            return json_response({"message": "method not allowed"}, 405)
+        return json_response({"message": "page not found"}, 404)

@@ -1,0 +1,236 @@
+"""dockyardd's configuration: dockerd's flags and daemon.json keys where they overlap."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
+DEFAULT_HOST = "unix:///run/dockyard.sock"
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+STORAGE_DRIVERS = ("overlay2", "overlay", "vfs")
+LOG_DRIVERS = ("json-file", "local", "none")
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class DaemonConfig:
+    hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
+    data_root: str = "/var/lib/dockyard"
+    exec_root: str = "/run/dockyard"
+    pidfile: str = ""
+    log_level: str = "info"
+    debug: bool = False
+    storage_driver: str = ""
+    default_runtime: str = "runc"
+    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    insecure_registries: list[str] = field(default_factory=list)
+    registry_mirrors: list[str] = field(default_factory=list)
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    bip: str = ""
+    bridge_name: str = "dockyard0"
+    default_address_pools: list[dict[str, Any]] = field(default_factory=list)
+    iptables: bool = True
+    live_restore: bool = False
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    group: str = "docker"
+    tls: bool = False
+    tlsverify: bool = False
+    tlscacert: str = ""
+    tlscert: str = ""
+    tlskey: str = ""
+    allow_insecure_tcp: bool = False
+    config_file: str = DEFAULT_CONFIG_FILE
+
+    @property
+    def pidfile_path(self) -> str:
+        return self.pidfile or os.path.join(self.exec_root, "dockyardd.pid")
+
+    def runtime_path(self, name: str) -> str:
+        if name in self.runtimes:
+            return str(self.runtimes[name].get("path", name))
+        if name == "runc":
+            return "runc"
+        raise ConfigError(f"unknown runtime specified {name}")
+
+
+# daemon.json key -> (attribute, type check)
+_KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
+    "hosts": ("hosts", list),
+    "data-root": ("data_root", str),
+    "exec-root": ("exec_root", str),
+    "pidfile": ("pidfile", str),
+    "log-level": ("log_level", str),
+    "debug": ("debug", bool),
+    "storage-driver": ("storage_driver", str),
+    "default-runtime": ("default_runtime", str),
+    "runtimes": ("runtimes", dict),
+    "insecure-registries": ("insecure_registries", list),
+    "registry-mirrors": ("registry_mirrors", list),
+    "max-concurrent-downloads": ("max_concurrent_downloads", int),
+    "max-concurrent-uploads": ("max_concurrent_uploads", int),
+    "bip": ("bip", str),
+    "bridge": ("bridge_name", str),
+    "default-address-pools": ("default_address_pools", list),
+    "iptables": ("iptables", bool),
+    "live-restore": ("live_restore", bool),
+    "log-driver": ("log_driver", str),
+    "log-opts": ("log_opts", dict),
+    "group": ("group", str),
+    "tls": ("tls", bool),
+    "tlsverify": ("tlsverify", bool),
+    "tlscacert": ("tlscacert", str),
+    "tlscert": ("tlscert", str),
+    "tlskey": ("tlskey", str),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dockyardd", description="A Docker-Engine-compatible container engine")
+    # Every option defaults to None so that "given on the command line" is knowable,
+    # which dockerd's conflict check between flags and daemon.json needs.
+    p.add_argument("-H", "--host", dest="hosts", action="append", help="daemon socket(s) to listen on")
+    p.add_argument("--data-root", dest="data_root")
+    p.add_argument("--exec-root", dest="exec_root")
+    p.add_argument("-p", "--pidfile", dest="pidfile")
+    p.add_argument("--config-file", dest="config_file")
+    p.add_argument("-l", "--log-level", dest="log_level", choices=LOG_LEVELS)
+    p.add_argument("-D", "--debug", dest="debug", action="store_const", const=True)
+    p.add_argument("-s", "--storage-driver", dest="storage_driver")
+    p.add_argument("--default-runtime", dest="default_runtime")
+    p.add_argument("--insecure-registry", dest="insecure_registries", action="append")
+    p.add_argument("--registry-mirror", dest="registry_mirrors", action="append")
+    p.add_argument("--max-concurrent-downloads", dest="max_concurrent_downloads", type=int)
+    p.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)
+    p.add_argument("--bip", dest="bip")
+    p.add_argument("-b", "--bridge", dest="bridge_name")
+    p.add_argument("--live-restore", dest="live_restore", action="store_const", const=True)
+    p.add_argument("--log-driver", dest="log_driver")
+    p.add_argument("--log-opt", dest="log_opts", action="append")
+    p.add_argument("-G", "--group", dest="group")
+    p.add_argument("--tls", dest="tls", action="store_const", const=True)
+    p.add_argument("--tlsverify", dest="tlsverify", action="store_const", const=True)
+    p.add_argument("--tlscacert", dest="tlscacert")
+    p.add_argument("--tlscert", dest="tlscert")
+    p.add_argument("--tlskey", dest="tlskey")
+    p.add_argument("--allow-insecure-tcp", dest="allow_insecure_tcp", action="store_const", const=True,
+                   help="serve tcp:// without TLS (anyone who reaches the port is root on this host)")
+    return p
+
+
+_FLAG_ONLY = {"config_file", "allow_insecure_tcp"}
+
+
+def load(argv: list[str] | None = None) -> DaemonConfig:
+    args = build_parser().parse_args(argv)
+    flags = {k: v for k, v in vars(args).items() if v is not None}
+    if "log_opts" in flags:
+        flags["log_opts"] = _parse_kv(flags["log_opts"], "--log-opt")
+
+    config = DaemonConfig()
+    config_file = flags.get("config_file", DEFAULT_CONFIG_FILE)
+    config.config_file = config_file
+    file_values: dict[str, Any] = {}
+    if os.path.exists(config_file):
+        file_values = _read_file(config_file)
+    elif "config_file" in flags:
+        raise ConfigError(f"unable to configure the daemon: open {config_file}: no such file or directory")
+
+    both = sorted(set(file_values) & set(flags))
+    if both:
+        detail = ", ".join(f"{k}: (from flag: {flags[k]}, from file: {file_values[k]})" for k in both)
+        raise ConfigError(
+            f"the following directives are specified both as a flag and in the configuration file: {detail}")
+    for attr, value in {**file_values, **flags}.items():
+        setattr(config, attr, value)
+    validate(config)
+    return config
+
+
+def _parse_kv(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"invalid {what} {item!r}: expected key=value")
+        out[key] = value
+    return out
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"unable to configure the daemon with file {path}: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"unable to configure the daemon with file {path}: not a JSON object")
+    unknown = sorted(set(raw) - set(_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unable to configure the daemon with file {path}: the following directives don't match "
+            f"any configuration option: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        attr, kind = _KEYS[key]
+        # bool is an int in Python; a "true" for a count is still a wrong type
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"unable to configure the daemon with file {path}: {key}: wrong type "
+                              f"{type(value).__name__}")
+        values[attr] = value
+    return values
+
+
+def validate(c: DaemonConfig) -> None:
+    if c.debug:
+        c.log_level = "debug"
+    if c.log_level not in LOG_LEVELS:
+        raise ConfigError(f"unable to parse logging level: {c.log_level}")
+    if not c.hosts:
+        c.hosts = [DEFAULT_HOST]
+    for host in c.hosts:
+        if not isinstance(host, str) or not (host.startswith("unix://") or host.startswith("tcp://")
+                                             or host.startswith("fd://")):
+            raise ConfigError(f"invalid host {host!r}: expected unix://PATH or tcp://HOST:PORT")
+    for path_attr in ("data_root", "exec_root"):
+        if not os.path.isabs(getattr(c, path_attr)):
+            raise ConfigError(f"{path_attr.replace('_', '-')} must be an absolute path")
+    if c.storage_driver and c.storage_driver not in STORAGE_DRIVERS:
+        raise ConfigError(f"unknown storage driver {c.storage_driver!r} (supported: {', '.join(STORAGE_DRIVERS)})")
+    if c.log_driver not in LOG_DRIVERS:
+        raise ConfigError(f"unknown log driver {c.log_driver!r} (supported: {', '.join(LOG_DRIVERS)})")
+    for name, spec in c.runtimes.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+            raise ConfigError(f"runtime {name!r}: expected an object with a \"path\"")
+    if c.default_runtime != "runc" and c.default_runtime not in c.runtimes:
+        raise ConfigError(f"default runtime {c.default_runtime!r} is not among the configured runtimes")
+    if c.bip:
+        try:
+            ipaddress.ip_interface(c.bip)
+        except ValueError:
+            raise ConfigError(f"invalid bip {c.bip!r}: expected an address with prefix, e.g. 172.30.0.1/16") from None
+    for pool in c.default_address_pools:
+        if not isinstance(pool, dict) or "base" not in pool or "size" not in pool:
+            raise ConfigError("default-address-pools: each pool needs \"base\" and \"size\"")
+        try:
+            net = ipaddress.ip_network(pool["base"])
+        except ValueError:
+            raise ConfigError(f"default-address-pools: invalid base {pool['base']!r}") from None
+        if not isinstance(pool["size"], int) or not net.prefixlen <= pool["size"] <= 30:
+            raise ConfigError(f"default-address-pools: invalid size {pool['size']!r} for {pool['base']}")
+    for reg in c.insecure_registries:
+        if not isinstance(reg, str) or not reg:
+            raise ConfigError(f"insecure-registries: invalid entry {reg!r}")
+    if c.max_concurrent_downloads < 1 or c.max_concurrent_uploads < 1:
+        raise ConfigError("max-concurrent-downloads and max-concurrent-uploads must be at least 1")
+    if c.tlsverify:
+        c.tls = True
