@@ -28,8 +28,9 @@ log = logging.getLogger("dockyard.api")
 
 READ_CHUNK = 256 * 1024
 MAX_HEADER_BYTES = 64 * 1024
-# How long a connection may sit between requests before it is closed; bounds
-# what idle or half-open clients can hold.
+# How long a connection may sit between requests, and the most a request head
+# may take to arrive, before the connection is closed; bounds what idle, slow
+# or half-open clients can hold (dockerd: ReadHeaderTimeout, 5 minutes).
 IDLE_TIMEOUT = 300.0
 
 
@@ -198,15 +199,14 @@ class _Connection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
 
     async def next_event(self, timeout: float | None = None) -> Any:
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            if timeout is None:
-                data = await self.reader.read(READ_CHUNK)
-            else:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
-            self.h11.receive_data(data)
+        # ``timeout`` bounds the wait for the whole event, not each read: a client
+        # trickling a header a byte at a time must not hold the connection forever.
+        async with asyncio.timeout(timeout):
+            while True:
+                event = self.h11.next_event()
+                if event is not h11.NEED_DATA:
+                    return event
+                self.h11.receive_data(await self.reader.read(READ_CHUNK))
 
     async def send(self, event: Any) -> None:
         data = self.h11.send(event)

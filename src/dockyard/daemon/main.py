@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 from typing import Any
 
@@ -19,12 +18,24 @@ from ..api.http import HTTPServer
 from ..api.system import standard_headers
 from ..engine.engine import Engine
 from . import config as cfg
+from . import tls
+from .tcp import TCPListener
 
 log = logging.getLogger("dockyard.daemon")
 
+# Logged on every start that serves plain tcp:// (dockerd's wording for 2375, one log line each).
 INSECURE_TCP_WARNING = (
-    "Binding to an IP address without --tlsverify is insecure: anyone who can reach the port "
-    "has root on this host. Use --tlsverify, or serve on a unix socket only.")
+    "Binding to IP address without --tlsverify is insecure and gives root access on this machine to "
+    "everyone who has access to your network. host=%s",
+    "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. "
+    "Be safe out there! host=%s",
+    "[SECURITY WARNING]: API is accessible on %s without encryption. Anyone who reaches this port can "
+    "run any container, mount the host's root filesystem and take over this machine. Use --tlsverify "
+    "with certificates (`dockyard certs create`), or a unix socket only.",
+)
+TLS_NO_VERIFY_WARNING = (
+    "Binding to IP address without --tlsverify: %s is encrypted but does not check clients' "
+    "certificates, so anyone who reaches it has root access on this machine")
 
 
 class DataRootLocked(Exception):
@@ -55,32 +66,7 @@ def write_pidfile(path: str) -> None:
     os.replace(tmp, path)
 
 
-def tls_context(c: cfg.DaemonConfig) -> ssl.SSLContext | None:
-    if not c.tls:
-        return None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    for what, path in (("tlscert", c.tlscert), ("tlskey", c.tlskey)):
-        if not path:
-            raise cfg.ConfigError(f"--{what} is required with --tls")
-        if not os.access(path, os.R_OK):
-            raise cfg.ConfigError(f"could not read {what} file {path}")
-    try:
-        ctx.load_cert_chain(c.tlscert, c.tlskey)
-    except (ssl.SSLError, OSError) as e:
-        raise cfg.ConfigError(f"could not load X509 key pair ({c.tlscert}, {c.tlskey}): {e}") from None
-    if c.tlsverify:
-        if not c.tlscacert:
-            raise cfg.ConfigError("--tlscacert is required with --tlsverify")
-        try:
-            ctx.load_verify_locations(c.tlscacert)
-        except (ssl.SSLError, OSError) as e:
-            raise cfg.ConfigError(f"could not read CA certificate {c.tlscacert}: {e}") from None
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
-async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.AbstractServer:
+async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.AbstractServer | TCPListener:
     if host.startswith("unix://"):
         path = host[len("unix://"):]
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -105,14 +91,21 @@ async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.
         addr = host[len("tcp://"):]
         hostpart, _, port = addr.rpartition(":")
         hostpart = hostpart.strip("[]") or "0.0.0.0"
-        ctx = tls_context(c)
+        ctx = tls.server_context(c)
         if ctx is None:
             if not c.allow_insecure_tcp:
                 raise cfg.ConfigError(f"refusing to serve {host} without TLS: pass --tlsverify (or, knowing "
                                       "that it gives root to the network, --allow-insecure-tcp)")
-            log.warning(INSECURE_TCP_WARNING)
-        return await asyncio.start_server(server.handle, hostpart, int(port or (2376 if ctx else 2375)),
-                                          ssl=ctx, limit=2**20, backlog=128)
+            for line in INSECURE_TCP_WARNING:
+                log.warning(line, host)
+        elif not c.tlsverify:
+            log.warning(TLS_NO_VERIFY_WARNING, host)
+        listener = TCPListener(server.handle, ctx)
+        try:
+            await listener.start(hostpart, int(port or (2376 if ctx else 2375)))
+        except OSError as e:
+            raise cfg.ConfigError(f"failed to listen on {host}: {e.strerror or e}") from None
+        return listener
     raise cfg.ConfigError(f"unsupported host {host}")
 
 
@@ -124,7 +117,7 @@ async def serve(c: cfg.DaemonConfig) -> None:
                                                                     thread_name_prefix="engine"))
     engine = await asyncio.to_thread(Engine, c)
     server = HTTPServer(build_app(engine), standard_headers)
-    listeners: list[asyncio.AbstractServer] = []
+    listeners: list[asyncio.AbstractServer | TCPListener] = []
     try:
         for host in c.hosts:
             listeners.append(await listen(server, host, c))
