@@ -32,20 +32,40 @@ def _split(sample: Sample) -> tuple[float, dict]:
 
 
 class Runner:
-    def __init__(self, factories: dict[str, EngineFactory], ctx: Context, rounds: int, warmup: int) -> None:
+    def __init__(self, factories: dict[str, EngineFactory], ctx: Context, rounds: int, warmup: int,
+                 keep: bool) -> None:
         self.factories = factories
         self.ctx = ctx
         self.rounds = rounds
         self.warmup = warmup
+        self.keep = keep
         self._n = 0
 
     def _new_engine(self, name: str) -> Engine:
         self._n += 1
         return self.factories[name](self.ctx.workdir / f"{name}-{self._n}")
 
+    def _dispose(self, eng: Engine) -> None:
+        eng.stop()
+        if not self.keep:
+            # a load workload leaves GBs in data roots; free them as soon as an engine is done
+            shutil.rmtree(eng.base, ignore_errors=True)
+
     def _order(self, rnd: int) -> list[str]:
         names = list(self.factories)
         return names if rnd % 2 == 0 else names[::-1]
+
+    def _sample(self, wl: Workload, name: str, running: dict[str, Engine]) -> tuple[float, dict]:
+        if not wl.fresh_engine:
+            return _split(wl.measure(running[name], self.ctx))
+        eng = self._new_engine(name)
+        try:
+            eng.start()
+            if wl.prepare:
+                wl.prepare(eng, self.ctx)
+            return _split(wl.measure(eng, self.ctx))
+        finally:
+            self._dispose(eng)
 
     def run(self, wl: Workload) -> dict:
         samples: dict[str, list[float]] = {n: [] for n in self.factories}
@@ -60,17 +80,7 @@ class Runner:
                         wl.prepare(eng, self.ctx)
             for rnd in range(self.warmup + self.rounds):
                 for name in self._order(rnd):
-                    if wl.fresh_engine:
-                        eng = self._new_engine(name)
-                        eng.start()
-                        try:
-                            if wl.prepare:
-                                wl.prepare(eng, self.ctx)
-                            value, extra = _split(wl.measure(eng, self.ctx))
-                        finally:
-                            eng.stop()
-                    else:
-                        value, extra = _split(wl.measure(running[name], self.ctx))
+                    value, extra = self._sample(wl, name, running)
                     if rnd >= self.warmup:
                         samples[name].append(value)
                         details[name].append(extra)
@@ -78,7 +88,7 @@ class Runner:
                     print(f"  {wl.name:10} {tag:8} {name:9} {value:10.3f} {wl.unit}", flush=True)
         finally:
             for eng in running.values():
-                eng.stop()
+                self._dispose(eng)
         return summarize(wl, samples, details)
 
 
@@ -162,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 
     selected = [WORKLOADS[w] for w in (args.workloads or list(WORKLOADS))]
     workdir = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir="/tmp"))
-    runner = Runner(engines.factories(names), Context(workdir), args.rounds, args.warmup)
+    runner = Runner(engines.factories(names), Context(workdir), args.rounds, args.warmup, args.keep)
     started = datetime.datetime.now(datetime.timezone.utc)
     results: dict[str, dict] = {}
     try:
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # one broken workload must not hide the others' figures
                 traceback.print_exc()
                 results[wl.name] = {"unit": wl.unit, "description": wl.description,
-                                    "error": str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)}
+                                    "error": " ".join(str(exc).split())[:300] or repr(exc)}
             results[wl.name]["elapsed_s"] = round(time.monotonic() - t0, 1)
     finally:
         if args.keep:

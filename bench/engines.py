@@ -34,6 +34,7 @@ class Engine:
     """One running daemon under test."""
 
     name: str
+    base: Path
     daemon: Daemon
 
     def start(self) -> None:
@@ -96,11 +97,11 @@ EngineFactory = Callable[[Path], Engine]
 def dockyard_engine(base: Path) -> Engine:
     base.mkdir(parents=True, exist_ok=True)
     # info, not the fixtures' debug: per-request debug logging is not what users run.
-    return Engine(DOCKYARD, make_daemon(base, extra_args=["--log-level", "info"]))
+    return Engine(DOCKYARD, base, make_daemon(base, extra_args=["--log-level", "info"]))
 
 
 def dockerd_engine(base: Path) -> Engine:
-    return Engine(DOCKERD, refdocker.make_refdocker(base))
+    return Engine(DOCKERD, base, refdocker.make_refdocker(base))
 
 
 def factories(names: list[str]) -> dict[str, EngineFactory]:
