@@ -1,0 +1,543 @@
+"""The OCI runtime spec (``config.json``) for a container, built as dockerd builds it.
+
+Inputs are the image config and the create request's ``Config`` and
+``HostConfig`` exactly as the Engine API carries them. Validation of the
+request (``validate_host_config``) is separate, so that ``create`` can refuse
+bad input before anything is written, with the field named.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import errors
+from . import seccomp_default
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+INIT_BINARIES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/bin/tini")
+INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
+CGROUP_PARENT = "/dockyard"
+
+DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+            "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+            "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+            "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+            "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+            "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+            "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+            "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+
+MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+RLIMITS = {
+    "as": "RLIMIT_AS", "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA",
+    "fsize": "RLIMIT_FSIZE", "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE",
+    "nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS",
+    "rtprio": "RLIMIT_RTPRIO", "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING",
+    "stack": "RLIMIT_STACK",
+}
+
+# (type, major, minor, path, mode) of the devices every container gets
+DEFAULT_DEVICES = [("c", 1, 3, "/dev/null"), ("c", 1, 5, "/dev/zero"), ("c", 1, 7, "/dev/full"),
+                   ("c", 1, 8, "/dev/random"), ("c", 1, 9, "/dev/urandom"), ("c", 5, 0, "/dev/tty")]
+DEFAULT_DEVICE_RULES = [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
+    {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+]
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+MIN_MEMORY = 6 * 1024 * 1024
+CPU_PERIOD = 100_000
+
+
+@dataclass
+class Files:
+    """Host-side files bind-mounted into the container."""
+
+    hosts: str = ""
+    hostname: str = ""
+    resolv_conf: str = ""
+
+
+@dataclass
+class User:
+    uid: int
+    gid: int
+    additional_gids: list[int] = field(default_factory=list)
+    home: str = "/"
+
+
+def cgroup_version() -> str:
+    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+
+def cgroups_path(container_id: str, parent: str = "") -> str:
+    return f"{parent or CGROUP_PARENT}/{container_id}"
+
+
+def normalize_cap(name: str) -> str:
+    upper = name.strip().upper()
+    if upper == "ALL":
+        return "ALL"
+    cap = upper if upper.startswith("CAP_") else "CAP_" + upper
+    if cap not in ALL_CAPS:
+        raise errors.InvalidParameter(f"unknown capability: \"{name}\"")
+    return cap
+
+
+def capabilities(host_config: dict[str, Any]) -> list[str]:
+    """dockerd's TweakCapabilities: defaults, then adds, then drops (ALL allowed in both)."""
+    if host_config.get("Privileged"):
+        return list(ALL_CAPS)
+    adds = [normalize_cap(c) for c in host_config.get("CapAdd") or []]
+    drops = [normalize_cap(c) for c in host_config.get("CapDrop") or []]
+    caps = list(DEFAULT_CAPS)
+    if "ALL" in adds:
+        caps = list(ALL_CAPS)
+    else:
+        caps += [c for c in adds if c not in caps]
+    if "ALL" in drops:
+        caps = [c for c in adds if c != "ALL"] if "ALL" not in adds else []
+    else:
+        caps = [c for c in caps if c not in drops]
+    return caps
+
+
+def daemon_rlimit(name: str) -> tuple[int, int]:
+    return resource.getrlimit(getattr(resource, RLIMITS[name]))
+
+
+def ulimits(host_config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Only what the user asked for; the rest is inherited from the daemon, as with dockerd."""
+    out = []
+    for u in host_config.get("Ulimits") or []:
+        name = str(u.get("Name", ""))
+        if name not in RLIMITS:
+            raise errors.InvalidParameter(f"invalid ulimit type: {name}")
+        soft, hard = int(u.get("Soft", 0)), int(u.get("Hard", 0))
+        if soft > hard:
+            raise errors.InvalidParameter(
+                f"invalid ulimit {name}: soft limit {soft} is greater than hard limit {hard}")
+        _, daemon_hard = daemon_rlimit(name)
+        if daemon_hard != resource.RLIM_INFINITY and hard > daemon_hard:
+            raise errors.InvalidParameter(
+                f"invalid ulimit {name}={soft}:{hard}: the hard limit exceeds the daemon's own hard limit "
+                f"({daemon_hard}); raise the daemon's limit or ask for at most {daemon_hard}")
+        out.append({"type": RLIMITS[name], "soft": soft, "hard": hard})
+    return out
+
+
+def _parse_cpuset(value: str, field_name: str) -> set[int]:
+    cpus: set[int] = set()
+    try:
+        for part in value.split(","):
+            lo, sep, hi = part.partition("-")
+            a, b = int(lo), int(hi) if sep else int(lo)
+            if a < 0 or b < a:
+                raise ValueError
+            cpus.update(range(a, b + 1))
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid value {value} for {field_name}") from None
+    return cpus
+
+
+def _online(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def validate_host_config(host_config: dict[str, Any]) -> None:
+    """Refuse what dockerd refuses, naming the field (400)."""
+    hc = host_config
+    for key in ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
+                "ShmSize", "KernelMemory"):
+        value = hc.get(key)
+        if value is not None and not isinstance(value, int):
+            raise errors.InvalidParameter(f"invalid {key}: expected an integer")
+    memory = hc.get("Memory") or 0
+    if memory < 0:
+        raise errors.InvalidParameter(f"invalid Memory: {memory}: must be a positive value")
+    if 0 < memory < MIN_MEMORY:
+        raise errors.InvalidParameter("Minimum memory limit allowed is 6MB")
+    swap = hc.get("MemorySwap") or 0
+    if swap < -1:
+        raise errors.InvalidParameter(f"invalid MemorySwap: {swap}")
+    if swap > 0 and memory == 0:
+        raise errors.InvalidParameter(
+            "You should always set the Memory limit when using Memoryswap limit, see usage")
+    if swap > 0 and swap < memory:
+        raise errors.InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+    if (hc.get("ShmSize") or 0) < 0:
+        raise errors.InvalidParameter("SHM size can not be less than 0")
+    ncpu = os.cpu_count() or 1
+    nano = hc.get("NanoCpus") or 0
+    if nano and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+        raise errors.InvalidParameter(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if nano < 0 or nano > ncpu * 1_000_000_000:
+        raise errors.InvalidParameter(
+            f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
+    if (hc.get("CpuShares") or 0) < 0:
+        raise errors.InvalidParameter("invalid CpuShares: must be a positive value")
+    if (hc.get("CpuQuota") or 0) < 0 and hc.get("CpuQuota") != -1:
+        raise errors.InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    for key, online_file in (("CpusetCpus", "/sys/devices/system/cpu/online"),
+                             ("CpusetMems", "/sys/devices/system/node/online")):
+        value = hc.get(key)
+        if not value:
+            continue
+        wanted = _parse_cpuset(value, key)
+        online_text = _online(online_file) or ("0" if key == "CpusetMems" else f"0-{ncpu - 1}")
+        available = _parse_cpuset(online_text, key)
+        if not wanted <= available:
+            what = "CPUs" if key == "CpusetCpus" else "memory nodes"
+            raise errors.InvalidParameter(
+                f"Requested {what} are not available - requested {value}, available: {online_text}")
+    pids = hc.get("PidsLimit")
+    if pids is not None and not isinstance(pids, int):
+        raise errors.InvalidParameter("invalid PidsLimit: expected an integer")
+    capabilities(hc)
+    ulimits(hc)
+    oom = hc.get("OomScoreAdj") or 0
+    if not -1000 <= oom <= 1000:
+        raise errors.InvalidParameter(f"Invalid value {oom}, range for oom score adj is [-1000, 1000]")
+    for opt in hc.get("SecurityOpt") or []:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "no-new-privileges" and (not sep or value in ("true", "false")):
+            continue
+        if key == "seccomp" and value == "unconfined":
+            continue
+        if key in ("apparmor", "label", "systempaths"):
+            continue
+        raise errors.InvalidParameter(f"invalid --security-opt: {opt!r}")
+
+
+def command(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
+    """dockerd's merge of Entrypoint and Cmd with the image's."""
+    entrypoint = config.get("Entrypoint")
+    cmd = config.get("Cmd")
+    if isinstance(entrypoint, str):
+        entrypoint = [entrypoint]
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if not entrypoint:
+        if not cmd:
+            cmd = image_config.get("Cmd")
+        if entrypoint is None:
+            entrypoint = image_config.get("Entrypoint")
+    # `--entrypoint ""` arrives as [""]: no entrypoint, and the image's Cmd is not used
+    entrypoint = [a for a in entrypoint or [] if a != ""] if entrypoint == [""] else list(entrypoint or [])
+    args = entrypoint + list(cmd or [])
+    if not args:
+        raise errors.InvalidParameter("No command specified")
+    return args
+
+
+def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: str, tty: bool) -> list[str]:
+    env: dict[str, str] = {}
+    order: list[str] = []
+
+    def put(item: str) -> None:
+        key, _, _ = item.partition("=")
+        if key not in env:
+            order.append(key)
+        env[key] = item
+
+    put(f"PATH={DEFAULT_PATH}")
+    put(f"HOSTNAME={hostname}")
+    if tty:
+        put("TERM=xterm")
+    for item in image_config.get("Env") or []:
+        put(item)
+    for item in config.get("Env") or []:
+        if "=" in item:
+            put(item)
+        elif item in env:  # `-e NAME` without a value and none in the environment: unset
+            order.remove(item)
+            del env[item]
+    return [env[k] for k in order]
+
+
+def _read_db(rootfs: str, name: str) -> list[list[str]]:
+    path = os.path.join(rootfs, "etc", name)
+    # /etc/passwd may be a symlink inside the image; never follow it out of the rootfs
+    real = os.path.realpath(path)
+    if not (real + "/").startswith(os.path.realpath(rootfs) + "/") or not os.path.isfile(real):
+        return []
+    with open(real, encoding="utf-8", errors="replace") as f:
+        return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+
+
+def resolve_user(rootfs: str, spec: str, group_add: list[str] | None = None) -> User:
+    """``uid[:gid]`` or ``name[:group]`` looked up in the container's /etc/passwd and /etc/group."""
+    user_part, _, group_part = (spec or "").partition(":")
+    passwd = _read_db(rootfs, "passwd")
+    groups = _read_db(rootfs, "group")
+    uid, gid, home, name = 0, 0, "/", "root"
+    entry = None
+    if user_part:
+        for row in passwd:
+            if len(row) >= 6 and (row[0] == user_part or (user_part.isdigit() and row[2] == user_part)):
+                entry = row
+                break
+        if entry is not None:
+            name, uid, gid, home = entry[0], int(entry[2]), int(entry[3]), entry[5] or "/"
+        elif user_part.isdigit():
+            uid, gid, name = int(user_part), 0, ""  # unknown numeric uid: group root, as dockerd
+        else:
+            raise errors.InvalidParameter(
+                f"unable to find user {user_part}: no matching entries in passwd file")
+    else:
+        for row in passwd:
+            if len(row) >= 6 and row[2] == "0":
+                home = row[5] or "/"
+                break
+    if group_part:
+        if group_part.isdigit():
+            gid = int(group_part)
+        else:
+            for row in groups:
+                if len(row) >= 3 and row[0] == group_part:
+                    gid = int(row[2])
+                    break
+            else:
+                raise errors.InvalidParameter(
+                    f"unable to find group {group_part}: no matching entries in group file")
+    extra: list[int] = []
+    if name:
+        for row in groups:
+            if len(row) >= 4 and name in row[3].split(",") and int(row[2]) != gid:
+                extra.append(int(row[2]))
+    for g in group_add or []:
+        if g.isdigit():
+            extra.append(int(g))
+            continue
+        for row in groups:
+            if len(row) >= 3 and row[0] == g:
+                extra.append(int(row[2]))
+                break
+        else:
+            raise errors.InvalidParameter(f"Unable to find group {g}: no matching entries in group file")
+    return User(uid, gid, sorted(set(extra)), home)
+
+
+def _security_opts(host_config: dict[str, Any]) -> tuple[bool, bool]:
+    """(no_new_privileges, seccomp_unconfined)"""
+    nnp = False
+    unconfined = False
+    for opt in host_config.get("SecurityOpt") or []:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "no-new-privileges":
+            nnp = value != "false"
+        elif key == "seccomp" and value == "unconfined":
+            unconfined = True
+    return nnp, unconfined
+
+
+def _swap_accounting() -> bool:
+    if cgroup_version() == "2":
+        return True
+    return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+
+
+def resources(host_config: dict[str, Any]) -> dict[str, Any]:
+    hc = host_config
+    res: dict[str, Any] = {}
+    memory: dict[str, Any] = {}
+    if hc.get("Memory"):
+        memory["limit"] = hc["Memory"]
+        swap = hc.get("MemorySwap") or 0
+        if _swap_accounting():
+            if swap == 0:
+                memory["swap"] = hc["Memory"] * 2  # dockerd's default: as much swap as memory
+            elif swap > 0 or swap == -1:
+                memory["swap"] = swap
+    if hc.get("MemoryReservation"):
+        memory["reservation"] = hc["MemoryReservation"]
+    if hc.get("MemorySwappiness") is not None and hc["MemorySwappiness"] >= 0 and cgroup_version() == "1":
+        memory["swappiness"] = hc["MemorySwappiness"]
+    if hc.get("OomKillDisable"):
+        memory["disableOOMKiller"] = True
+    if memory:
+        res["memory"] = memory
+    cpu: dict[str, Any] = {}
+    if hc.get("CpuShares"):
+        cpu["shares"] = hc["CpuShares"]
+    if hc.get("NanoCpus"):
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = hc["NanoCpus"] * CPU_PERIOD // 1_000_000_000
+    if hc.get("CpuQuota"):
+        cpu["quota"] = hc["CpuQuota"]
+    if hc.get("CpuPeriod"):
+        cpu["period"] = hc["CpuPeriod"]
+    if hc.get("CpusetCpus"):
+        cpu["cpus"] = hc["CpusetCpus"]
+    if hc.get("CpusetMems"):
+        cpu["mems"] = hc["CpusetMems"]
+    if cpu:
+        res["cpu"] = cpu
+    pids = hc.get("PidsLimit")
+    if pids and pids > 0:
+        res["pids"] = {"limit": pids}
+    if hc.get("Privileged"):
+        res["devices"] = [{"allow": True, "access": "rwm"}]
+    else:
+        res["devices"] = list(DEFAULT_DEVICE_RULES)
+    return res
+
+
+def _mounts(host_config: dict[str, Any], files: Files, init_binary: str | None,
+            extra_mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    privileged = bool(host_config.get("Privileged"))
+    shm = host_config.get("ShmSize") or DEFAULT_SHM_SIZE
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
+    ]
+    for dest, path in (("/etc/resolv.conf", files.resolv_conf), ("/etc/hostname", files.hostname),
+                       ("/etc/hosts", files.hosts)):
+        if path:
+            mounts.append({"destination": dest, "type": "bind", "source": path, "options": ["rbind", "rprivate"]})
+    for dest, opts in (host_config.get("Tmpfs") or {}).items():
+        options = ["nosuid", "nodev", "noexec"]
+        for opt in filter(None, (opts or "").split(",")):
+            if opt in ("exec", "suid", "dev"):
+                options = [o for o in options if o != "no" + opt]
+            options.append(opt)
+        mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options})
+    mounts += extra_mounts
+    if init_binary:
+        mounts.append({"destination": INIT_PATH_IN_CONTAINER, "type": "bind", "source": init_binary,
+                       "options": ["bind", "ro"]})
+    return mounts
+
+
+def init_binary() -> str | None:
+    for path in INIT_BINARIES:
+        if os.path.exists(path):
+            return os.path.realpath(path)
+    return None
+
+
+def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], config: dict[str, Any],
+          host_config: dict[str, Any], files: Files | None = None, netns_path: str | None = None,
+          extra_mounts: list[dict[str, Any]] | None = None, arch: str | None = None) -> dict[str, Any]:
+    """The whole config.json for ``runc create``.
+
+    ``netns_path`` joins an existing network namespace (another container's,
+    or one the network layer prepared); otherwise the network mode decides.
+    """
+    validate_host_config(host_config)
+    hc = host_config
+    files = files or Files()
+    tty = bool(config.get("Tty"))
+    network_mode = hc.get("NetworkMode") or "default"
+    host_net = network_mode == "host"
+    hostname = config.get("Hostname") or ("" if host_net else container_id[:12])
+    args = command(config, image_config)
+    use_init = bool(hc.get("Init"))
+    init = init_binary() if use_init else None
+    if use_init and not init:
+        raise errors.SystemError_("docker-init (tini) is not installed on this host")
+    if init:
+        args = [INIT_PATH_IN_CONTAINER, "--", *args]
+    user = resolve_user(rootfs, config.get("User") or image_config.get("User") or "", hc.get("GroupAdd"))
+    workdir = config.get("WorkingDir") or image_config.get("WorkingDir") or "/"
+    if not workdir.startswith("/"):
+        raise errors.InvalidParameter(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+    caps = capabilities(hc)
+    nnp, unconfined = _security_opts(hc)
+    privileged = bool(hc.get("Privileged"))
+
+    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
+    if not host_net:
+        namespaces.append({"type": "uts"})
+        namespaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
+    if cgroup_version() == "2" and (hc.get("CgroupnsMode") or "private") == "private":
+        namespaces.append({"type": "cgroup"})
+    if hc.get("PidMode") == "host":
+        namespaces = [n for n in namespaces if n["type"] != "pid"]
+    if hc.get("IpcMode") == "host":
+        namespaces = [n for n in namespaces if n["type"] != "ipc"]
+
+    process: dict[str, Any] = {
+        "terminal": tty,
+        "user": {"uid": user.uid, "gid": user.gid, **({"additionalGids": user.additional_gids}
+                                                       if user.additional_gids else {})},
+        "args": args,
+        "env": merged_env(config, image_config, hostname, tty),
+        "cwd": workdir,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "noNewPrivileges": nnp,
+    }
+    rlimits = ulimits(hc)
+    if rlimits:
+        process["rlimits"] = rlimits
+    if hc.get("OomScoreAdj"):
+        process["oomScoreAdj"] = hc["OomScoreAdj"]
+    if tty and hc.get("ConsoleSize") and all(hc["ConsoleSize"]):
+        height, width = hc["ConsoleSize"]
+        process["consoleSize"] = {"height": height, "width": width}
+
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "cgroupsPath": cgroups_path(container_id, hc.get("CgroupParent") or ""),
+        "resources": resources(hc),
+        "devices": [] if privileged else [
+            {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}
+            for kind, major, minor, path in DEFAULT_DEVICES],
+    }
+    if not privileged:
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+        if not unconfined:
+            linux["seccomp"] = seccomp_default.profile(set(caps), arch)
+    sysctls = hc.get("Sysctls")
+    if sysctls:
+        linux["sysctl"] = dict(sysctls)
+
+    return {
+        "ociVersion": "1.0.2-dev",
+        "process": process,
+        "root": {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))},
+        "hostname": hostname,
+        "mounts": _mounts(hc, files, init, extra_mounts or []),
+        "linux": linux,
+    }
