@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 from ..daemon.config import DaemonConfig
+from ..images.service import ImageService
+from ..storage.drivers import open_snapshotter
 from . import hostinfo
 from .events import EventBus
 
@@ -23,6 +25,8 @@ class Engine:
         os.makedirs(config.exec_root, mode=0o700, exist_ok=True)
         self.id = self._engine_id()
         self.events = EventBus()
+        self.snapshotter = open_snapshotter(config.data_root, config.storage_driver)
+        self.images = ImageService(config.data_root, self.snapshotter, self.events.publish)
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
@@ -47,16 +51,18 @@ class Engine:
 
     def counts(self) -> dict[str, int]:
         """Containers by state and images, for `docker info`."""
-        return {"containers": 0, "running": 0, "paused": 0, "stopped": 0, "images": 0}
+        return {"containers": 0, "running": 0, "paused": 0, "stopped": 0,
+                "images": self.images.count()}
 
     def storage_driver_name(self) -> str:
-        return self.config.storage_driver or "overlay2"
+        return self.snapshotter.name
 
     def storage_driver_status(self) -> list[list[str]]:
-        return [["Backing Filesystem", "extfs"]]
+        return self.snapshotter.status()
 
     def disk_usage(self) -> dict[str, Any]:
-        return {"images": [], "containers": [], "volumes": [], "build_cache": [], "layers_size": 0}
+        images, layers_size = self.images.disk_usage()
+        return {"images": images, "containers": [], "volumes": [], "build_cache": [], "layers_size": layers_size}
 
     def close(self) -> None:
         log.info("engine stopped")

@@ -1,0 +1,107 @@
+"""Byte-stream plumbing for layers and image archives: sniffing, decompression, hashing.
+
+Everything here works on forward-only streams (a request body, a tar member),
+so an upload flows through decompression, hashing and extraction in one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import IO, Any
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+class InvalidDigest(Exception):
+    pass
+
+
+class Peekable:
+    """A forward-only reader that can look at its first bytes without consuming them."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._head = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self._head) < n:
+            chunk = self._raw.read(n - len(self._head))
+            if not chunk:
+                break
+            self._head += chunk
+        return self._head[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                data, self._head = self._head + self._raw.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._raw.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+
+def compression_of(head: bytes) -> str | None:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    return None
+
+
+def decompressed(raw: IO[bytes], allow: tuple[str, ...] = ("gzip", "zstd", "xz", "bzip2")) -> IO[bytes]:
+    """``raw`` decompressed according to its magic bytes (or as-is when plain)."""
+    p = Peekable(raw)
+    kind = compression_of(p.peek(6))
+    if kind is None:
+        return p  # type: ignore[return-value]
+    if kind not in allow:
+        raise ValueError(f"unsupported compression {kind}")
+    if kind == "gzip":
+        import gzip
+        return gzip.GzipFile(fileobj=p, mode="rb")  # type: ignore[arg-type]
+    if kind == "zstd":
+        import zstandard
+        return zstandard.ZstdDecompressor().stream_reader(p, read_across_frames=True)  # type: ignore[arg-type]
+    if kind == "xz":
+        import lzma
+        return lzma.LZMAFile(p)  # type: ignore[arg-type]
+    import bz2
+    return bz2.BZ2File(p)  # type: ignore[arg-type]
+
+
+class HashingReader:
+    """Counts and sha256-hashes every byte read through it."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._hash.update(data)
+            self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def drain(self) -> None:
+        while self.read(1024 * 1024):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()

@@ -1,0 +1,326 @@
+"""Safe tar extraction: layers now, `docker cp` and build contexts later.
+
+Every entry is placed by walking its parent directories one component at a
+time with directory file descriptors (``O_NOFOLLOW``), so a symlink met on
+the way (one created earlier by the same tar, or already in the target) is
+resolved *inside* the target, as a chroot would resolve it: nothing can be
+written outside ``dest`` whatever the names, link targets or entry order.
+Symlinks themselves are created as-is; their targets are never followed
+when writing the symlink entry itself.
+
+Whiteouts (``.wh.NAME``, ``.wh..wh..opq``) are handled per ``whiteouts``:
+``"overlay"`` stores them as the kernel's overlayfs does (char device 0/0,
+``trusted.overlay.opaque=y``), ``"apply"`` deletes the named paths from
+``dest`` (a full-copy snapshot), ``None`` treats them as ordinary files.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from typing import IO, Callable, Literal
+
+WHITEOUT_PREFIX = ".wh."
+WHITEOUT_OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+MAX_SYMLINK_HOPS = 40
+COPY_CHUNK = 1024 * 1024
+
+Whiteouts = Literal["overlay", "apply"] | None
+PayloadHook = Callable[[tarfile.TarInfo, str], None]
+
+
+class UnsafeArchive(Exception):
+    """An entry tried to leave the target or do something the caller forbids."""
+
+
+@dataclass
+class ExtractResult:
+    size: int = 0  # bytes of regular file content written
+    entries: int = 0
+    _dir_times: list[tuple[str, int]] = field(default_factory=list)
+
+
+def clean_name(name: str) -> list[str]:
+    """The entry's path as components below the root.
+
+    A leading ``/`` is stripped (tars made with absolute names are common and
+    harmless once rooted); ``..`` that would climb above the root is refused.
+    """
+    parts: list[str] = []
+    for comp in name.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not parts:
+                raise UnsafeArchive(f"invalid path {name!r}: escapes the target")
+            parts.pop()
+            continue
+        parts.append(comp)
+    return parts
+
+
+class _Root:
+    """Path resolution confined to one directory tree, openat-style."""
+
+    def __init__(self, dest: str) -> None:
+        self.dest = dest
+        self.fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def resolve_dir(self, parts: list[str], create: bool = True) -> tuple[int, list[str]]:
+        """Open the directory ``parts`` names, following symlinks only within the root.
+
+        Returns an fd (caller closes) and the real components of the directory.
+        Missing directories are created (mode 0755) when ``create``.
+        """
+        stack: list[tuple[int, str]] = []  # (fd, component) below the root
+        todo = list(parts)
+        hops = 0
+        cur = os.dup(self.fd)
+        try:
+            while todo:
+                comp = todo.pop(0)
+                if comp in ("", "."):
+                    continue
+                if comp == "..":
+                    if stack:
+                        os.close(cur)
+                        cur, _ = stack.pop()
+                    continue
+                try:
+                    nxt = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+                except OSError as e:
+                    if e.errno == errno.ENOENT and create:
+                        os.mkdir(comp, 0o755, dir_fd=cur)
+                        nxt = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                      dir_fd=cur)
+                    elif e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        st = os.lstat(comp, dir_fd=cur)
+                        if not stat.S_ISLNK(st.st_mode):
+                            raise UnsafeArchive(f"{'/'.join(parts)}: {comp} is not a directory") from None
+                        hops += 1
+                        if hops > MAX_SYMLINK_HOPS:
+                            raise UnsafeArchive(f"{'/'.join(parts)}: too many levels of symbolic links") from None
+                        target = os.readlink(comp, dir_fd=cur)
+                        if target.startswith("/"):
+                            while stack:
+                                os.close(cur)
+                                cur, _ = stack.pop()
+                        todo[:0] = target.split("/")
+                        continue
+                    else:
+                        raise
+                stack.append((cur, comp))
+                cur = nxt
+            real = [c for _, c in stack]
+            for fd, _ in stack:
+                os.close(fd)
+            stack = []
+            return cur, real
+        except BaseException:
+            for fd, _ in stack:
+                os.close(fd)
+            os.close(cur)
+            raise
+
+    def resolve_entry(self, parts: list[str]) -> tuple[int, str, list[str]]:
+        """(parent dir fd, last component, real path components of the entry)."""
+        if not parts:
+            raise UnsafeArchive("empty path")
+        dfd, real = self.resolve_dir(parts[:-1])
+        return dfd, parts[-1], real + [parts[-1]]
+
+
+def _remove_at(dfd: int, name: str) -> None:
+    """Remove ``name`` (any type, recursively) inside the directory ``dfd``."""
+    try:
+        st = os.lstat(name, dir_fd=dfd)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            for child in os.listdir(sub):
+                _remove_at(sub, child)
+        finally:
+            os.close(sub)
+        os.rmdir(name, dir_fd=dfd)
+    else:
+        os.unlink(name, dir_fd=dfd)
+
+
+def _proc(dfd: int, name: str) -> str:
+    return f"/proc/self/fd/{dfd}/{name}"
+
+
+def extract(fileobj: IO[bytes], dest: str, *, whiteouts: Whiteouts = None, devices: bool = True,
+            same_owner: bool = True, on_payload: PayloadHook | None = None) -> ExtractResult:
+    """Extract the uncompressed tar stream ``fileobj`` into ``dest`` in one pass.
+
+    ``on_payload(member, real_path)`` is told where each regular file's
+    content went, before the content is read (the layer store records it to
+    rebuild the exact tar later).
+    """
+    result = ExtractResult()
+    root = _Root(dest)
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+            for member in tar:
+                _extract_one(tar, member, root, result, whiteouts, devices, same_owner, on_payload)
+        # Directory mtimes last: creating their children changed them.
+        for rel, mtime_ns in reversed(result._dir_times):
+            try:
+                os.utime(rel, ns=(mtime_ns, mtime_ns), dir_fd=root.fd, follow_symlinks=False)
+            except OSError:
+                pass
+    except tarfile.TarError as e:
+        raise UnsafeArchive(f"invalid tar archive: {e}") from None
+    finally:
+        root.close()
+    return result
+
+
+def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, root: _Root, result: ExtractResult,
+                 whiteouts: Whiteouts, devices: bool, same_owner: bool,
+                 on_payload: PayloadHook | None) -> None:
+    parts = clean_name(m.name)
+    if not parts:  # "./" or "/": the root itself
+        return
+    base = parts[-1]
+    if whiteouts and base.startswith(WHITEOUT_PREFIX):
+        _whiteout(root, parts, whiteouts)
+        return
+    dfd, name, real = root.resolve_entry(parts)
+    rel = "/".join(real)
+    try:
+        existing = None
+        try:
+            existing = os.lstat(name, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        if existing is not None and not (m.isdir() and stat.S_ISDIR(existing.st_mode)):
+            _remove_at(dfd, name)
+        mode = m.mode & 0o7777
+        if m.isreg():
+            if on_payload is not None:
+                on_payload(m, rel)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dfd)
+            try:
+                src = tar.extractfile(m)
+                assert src is not None
+                remaining = m.size
+                while remaining > 0:
+                    chunk = src.read(min(COPY_CHUNK, remaining))
+                    if not chunk:
+                        raise UnsafeArchive(f"{m.name}: unexpected end of archive")
+                    _write_all(fd, chunk)
+                    remaining -= len(chunk)
+                _metadata_fd(fd, m, mode, same_owner)
+            finally:
+                os.close(fd)
+            result.size += m.size
+            os.utime(name, ns=(_ns(m.mtime), _ns(m.mtime)), dir_fd=dfd, follow_symlinks=False)
+        elif m.isdir():
+            if existing is None or not stat.S_ISDIR(existing.st_mode):
+                os.mkdir(name, 0o700, dir_fd=dfd)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                _metadata_fd(fd, m, mode, same_owner)
+            finally:
+                os.close(fd)
+            result._dir_times.append((rel, _ns(m.mtime)))
+        elif m.issym():
+            os.symlink(m.linkname, name, dir_fd=dfd)
+            _lmetadata(dfd, name, m, same_owner)
+        elif m.islnk():
+            target_parts = clean_name(m.linkname)
+            tdfd, tname, _ = root.resolve_entry(target_parts)
+            try:
+                os.link(tname, name, src_dir_fd=tdfd, dst_dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise UnsafeArchive(f"{m.name}: hard link target {m.linkname} does not exist") from None
+            finally:
+                os.close(tdfd)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            if not m.isfifo() and not devices:
+                raise UnsafeArchive(f"{m.name}: device nodes are not allowed here")
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
+            os.mknod(name, kind | mode, os.makedev(m.devmajor, m.devminor) if not m.isfifo() else 0, dir_fd=dfd)
+            _lmetadata(dfd, name, m, same_owner, chmod=mode)
+        else:  # GNU sparse/volume headers and the like carry nothing a rootfs needs
+            return
+        result.entries += 1
+    finally:
+        os.close(dfd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _ns(mtime: float) -> int:
+    return int(mtime * 1_000_000_000)
+
+
+def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+    out = []
+    for key, value in m.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            out.append((key[len("SCHILY.xattr."):], value.encode("utf-8", "surrogateescape")))
+    return out
+
+
+def _metadata_fd(fd: int, m: tarfile.TarInfo, mode: int, same_owner: bool) -> None:
+    if same_owner:
+        os.fchown(fd, m.uid, m.gid)
+    # chmod after chown: chown clears setuid/setgid bits.
+    os.fchmod(fd, mode)
+    for key, value in _xattrs(m):
+        try:
+            os.setxattr(fd, key, value)
+        except OSError:
+            pass  # a filesystem without that namespace; dockerd ignores it likewise
+
+
+def _lmetadata(dfd: int, name: str, m: tarfile.TarInfo, same_owner: bool, chmod: int | None = None) -> None:
+    if same_owner:
+        os.chown(name, m.uid, m.gid, dir_fd=dfd, follow_symlinks=False)
+    if chmod is not None:
+        os.chmod(name, chmod, dir_fd=dfd)
+    for key, value in _xattrs(m):
+        try:
+            os.setxattr(_proc(dfd, name), key, value, follow_symlinks=False)
+        except OSError:
+            pass
+    os.utime(name, ns=(_ns(m.mtime), _ns(m.mtime)), dir_fd=dfd, follow_symlinks=False)
+
+
+def _whiteout(root: _Root, parts: list[str], mode: Whiteouts) -> None:
+    base = parts[-1]
+    dfd, _ = root.resolve_dir(parts[:-1])
+    try:
+        if base == WHITEOUT_OPAQUE:
+            if mode == "overlay":
+                os.setxattr(_proc(dfd, "."), OPAQUE_XATTR, b"y")
+            else:
+                for child in os.listdir(dfd):
+                    _remove_at(dfd, child)
+            return
+        victim = base[len(WHITEOUT_PREFIX):]
+        if not victim or "/" in victim or victim in (".", ".."):
+            raise UnsafeArchive(f"invalid whiteout {'/'.join(parts)}")
+        _remove_at(dfd, victim)
+        if mode == "overlay":
+            os.mknod(victim, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dfd)
+    finally:
+        os.close(dfd)
