@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import images, system
+from . import distribution, images, system
 from .router import App
 
 
 def build_app(engine: Engine) -> App:
     routes = []
     routes += system.routes(engine)
-    routes += images.routes(engine)
+    # POST /images/create is both import (fromSrc, images) and pull (fromImage, distribution)
+    routes += images.routes(engine, distribution.pull_handler(engine))
+    routes += distribution.routes(engine)
     return App(routes)

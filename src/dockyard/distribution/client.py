@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import urllib3
 
@@ -100,7 +100,9 @@ class Session:
              preload: bool = True) -> urllib3.BaseHTTPResponse:
         try:
             return self.pool.request(method, url, headers=headers, body=body, preload_content=preload,
-                                     redirect=method in ("GET", "HEAD"), retries=False)
+                                     redirect=method in ("GET", "HEAD"), retries=False,
+                                     chunked=body is not None and not isinstance(body, bytes)
+                                     and not hasattr(body, "read"))
         except urllib3.exceptions.HTTPError as e:
             raise RegistryUnreachable(f"{method} {url}: {getattr(e, 'reason', None) or e}") from None
 
@@ -113,7 +115,7 @@ class Session:
             if auth:
                 hdrs["Authorization"] = auth
             resp = self._raw(method, url, hdrs, body, preload)
-            if resp.status == 401 and attempt == 0 and not hasattr(body, "read"):
+            if resp.status == 401 and attempt == 0 and isinstance(body, (bytes, type(None))):
                 challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
                 if challenge is not None:
                     resp.drain_conn()
@@ -193,6 +195,17 @@ class Session:
             offset += len(chunk)
             location = self._absolute(resp.headers.get("Location", "")) or location
         self.request("PUT", _with_query(location, "digest", digest), {"Content-Length": "0"}, ok=(201,))
+
+    def upload_stream(self, chunks: Iterator[bytes], digest_of: "Callable[[], str]") -> str:
+        """Upload a blob whose digest is known only at the end: one streamed (chunked) PATCH, then PUT."""
+        resp = self.request("POST", "blobs/uploads/", {"Content-Length": "0"}, ok=(202,))
+        location = self._absolute(resp.headers.get("Location", ""))
+        resp = self.request("PATCH", location, {"Content-Type": "application/octet-stream"}, body=chunks,
+                            ok=(202,))
+        location = self._absolute(resp.headers.get("Location", "")) or location
+        digest = digest_of()
+        self.request("PUT", _with_query(location, "digest", digest), {"Content-Length": "0"}, ok=(201,))
+        return digest
 
     def _absolute(self, location: str) -> str:
         if not location or "://" in location:

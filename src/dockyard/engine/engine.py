@@ -6,9 +6,12 @@ import logging
 import os
 import secrets
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..daemon.config import DaemonConfig
+from ..distribution.auth import AuthConfig
+from ..distribution.service import Distribution
+from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
 from ..storage.drivers import open_snapshotter
 from . import hostinfo
@@ -27,6 +30,9 @@ class Engine:
         self.events = EventBus()
         self.snapshotter = open_snapshotter(config.data_root, config.storage_driver)
         self.images = ImageService(config.data_root, self.snapshotter, self.events.publish)
+        self.distribution = Distribution(config.data_root, config.registry_mirrors, config.insecure_registries,
+                                         config.max_concurrent_downloads, config.max_concurrent_uploads,
+                                         self.images, self.events.publish)
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
@@ -64,5 +70,12 @@ class Engine:
         images, layers_size = self.images.disk_usage()
         return {"images": images, "containers": [], "volumes": [], "build_cache": [], "layers_size": layers_size}
 
+    # -- registries ----------------------------------------------------------------
+    def pull_image(self, name: str, platform: str | None = None, auth: AuthConfig | None = None,
+                   progress: Callable[[dict[str, Any]], None] = lambda msg: None) -> None:
+        """Pull ``name`` (``:latest`` when untagged), e.g. for ``docker run``; blocking, run it in a thread."""
+        self.distribution.pull(parse_reference(name), platform, auth or AuthConfig(), progress)
+
     def close(self) -> None:
+        self.distribution.close()
         log.info("engine stopped")
