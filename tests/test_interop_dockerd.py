@@ -100,6 +100,7 @@ def assert_same_image(a, b, ref_: str, image: BuiltImage) -> None:
     assert ia["RootFS"]["Layers"] == ib["RootFS"]["Layers"] == image.diff_ids
     assert _non_empty(ia["Config"]) == _non_empty(ib["Config"])
     assert (ia["Os"], ia["Architecture"], ia["Created"]) == (ib["Os"], ib["Architecture"], ib["Created"])
+    assert ia["Size"] == ib["Size"]
     assert _history(a, ref_) == _history(b, ref_)
 
 
