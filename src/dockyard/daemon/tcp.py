@@ -14,7 +14,9 @@ Why not ``asyncio.start_server(ssl=...)``:
   the whole connection and drops everything written after it, so the output
   of ``echo hi | docker run -i busybox cat`` would be lost. The protocol
   below turns both into end-of-input only; the connection ends when the
-  server closes it.
+  server closes it. It also sends the alert of a failed handshake, which
+  asyncio drops, so that a refused client can say why (``remote error: tls:
+  certificate required``), as it can with dockerd.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 _WRAPPED = sslproto.SSLProtocolState.WRAPPED
 
 
-class HalfCloseSSLProtocol(sslproto.SSLProtocol):
-    """SSLProtocol for which the peer's close_notify or TCP FIN only ends input.
+class ServerTLSProtocol(sslproto.SSLProtocol):
+    """SSLProtocol for which the peer's close_notify or TCP FIN only ends input,
+    and which tells a refused client why.
 
     Overrides private methods of CPython 3.11's asyncio.sslproto (checked below
     at import, so a Python that changed them fails loudly, not silently).
@@ -81,6 +84,17 @@ class HalfCloseSSLProtocol(sslproto.SSLProtocol):
             return
         super()._start_shutdown()
 
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        # On a failed handshake OpenSSL has put its alert (certificate required,
+        # unknown CA, ...) in the outgoing buffer; the stdlib aborts without
+        # sending it and the client sees a bare EOF. Send it first, as Go's
+        # server does, so that the client can say what was wrong.
+        if handshake_exc is not None and self._transport is not None:
+            alert = self._outgoing.read()
+            if alert:
+                self._transport.write(alert)
+        super()._on_handshake_complete(handshake_exc)
+
     def eof_received(self) -> bool | None:
         if self._state == _WRAPPED and not self._app_reading_paused:
             # A bare FIN (a client that shut its socket's write side under TLS):
@@ -93,10 +107,10 @@ class HalfCloseSSLProtocol(sslproto.SSLProtocol):
         return super().eof_received()
 
 
-for _name in ("_do_read", "_call_eof_received", "_start_shutdown", "eof_received", "_app_reading_paused",
-              "_eof_received", "_state"):
+for _name in ("_do_read", "_call_eof_received", "_start_shutdown", "eof_received", "_on_handshake_complete",
+              "_app_reading_paused", "_eof_received", "_state", "_outgoing", "_transport"):
     if not hasattr(sslproto.SSLProtocol, _name) and _name not in sslproto.SSLProtocol.__init__.__code__.co_names:
-        raise ImportError(f"asyncio.sslproto.SSLProtocol has no {_name}: HalfCloseSSLProtocol needs updating")
+        raise ImportError(f"asyncio.sslproto.SSLProtocol has no {_name}: ServerTLSProtocol needs updating")
 
 
 def handshake_failure(exc: BaseException) -> str:
@@ -253,7 +267,7 @@ class TCPListener:
         opened: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
         protocol = asyncio.StreamReaderProtocol(reader, lambda _r, w: opened.set_result(w))
         handshake: asyncio.Future[None] = loop.create_future()
-        tls = HalfCloseSSLProtocol(loop, protocol, self._ctx, handshake, server_side=True,
+        tls = ServerTLSProtocol(loop, protocol, self._ctx, handshake, server_side=True,
                                    ssl_handshake_timeout=self._handshake_timeout)
         transport: asyncio.BaseTransport | None = None
         try:
