@@ -20,9 +20,10 @@ import time
 import traceback
 from pathlib import Path
 
-from . import engines
+from . import engines, registry_workloads  # noqa: F401  (registers pull, push)
 from .engines import DOCKERD, DOCKYARD, Engine, EngineFactory
 from .workloads import WORKLOADS, Context, Sample, Workload
+from . import tls_workloads  # noqa: F401  (registers tls-version, tls-keepalive)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
