@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         for wl in selected:
             print(f"{wl.name}: {wl.description}", flush=True)
             t0 = time.monotonic()
+            # other work on the machine skews times; the file says how busy it was
+            load_before = os.getloadavg()
             try:
                 results[wl.name] = runner.run(wl)
             except Exception as exc:  # one broken workload must not hide the others' figures
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[wl.name] = {"unit": wl.unit, "description": wl.description,
                                     "error": " ".join(str(exc).split())[:300] or repr(exc)}
             results[wl.name]["elapsed_s"] = round(time.monotonic() - t0, 1)
+            results[wl.name]["loadavg_1m"] = {"before": load_before[0], "after": os.getloadavg()[0]}
     finally:
         if args.keep:
             print(f"work dir kept: {workdir}")

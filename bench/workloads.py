@@ -8,13 +8,14 @@ Adding a workload (`run`, `ps -a`, `exec`, `logs`, `pull`, `build`, ...) is one 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engines import Engine
-from .images import write_big_image, write_many_images
+from .images import MiB, write_big_image, write_many_images
 
 # After start and one `docker images`, how long a daemon sits before its RSS is read:
 # long enough for start-up garbage to be collected, as on a machine that has been idle.
@@ -92,7 +93,24 @@ def load(engine: Engine, ctx: Context) -> float:
     if got != image_id:
         raise RuntimeError(f"{engine.name}: loaded image has ID {got}, expected {image_id}")
     engine.cli("rmi", BIG_TAG)
+    # Every round must unpack every layer: an engine keeping layers after rmi would
+    # turn the next load into a cache hit.
+    left = _du_bytes(engine.base)
+    if left > 20 * MiB:
+        raise RuntimeError(f"{engine.name}: {left / MiB:.0f} MiB left under its root after rmi; "
+                           "loads would not be comparable")
     return seconds
+
+
+def _du_bytes(root: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
 
 
 # --- images -----------------------------------------------------------------------------

@@ -181,10 +181,12 @@ class RefDocker:
         if self._made_bridge:
             subprocess.run(["ip", "link", "del", BRIDGE_NAME], capture_output=True)
             self._made_bridge = False
+        # a dockerd that died early leaves its socket behind
+        Path(self.socket).unlink(missing_ok=True)
         try:
             os.rmdir(os.path.dirname(self.socket))
         except OSError:
-            pass  # still holds the socket of a dockerd that did not stop
+            pass
         if self._made_plugins_dir:
             try:
                 PLUGINS_DIR.rmdir()
