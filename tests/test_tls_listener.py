@@ -349,3 +349,15 @@ def test_issued_certificates_say_what_they_are_for(certs):
     assert pki.san_of(server) == (["localhost"], [ipaddress.ip_address("127.0.0.1")])
     for key in ("ca-key.pem", "key.pem", "server-key.pem"):
         assert certs.file(key).stat().st_mode & 0o777 == 0o600
+
+
+def test_tcp_host_parsing_follows_dockerd():
+    from dockyard.daemon.main import split_tcp_host
+
+    assert split_tcp_host("tcp://10.0.0.1", 2376) == ("10.0.0.1", 2376)
+    assert split_tcp_host("tcp://:2375", 2376) == ("127.0.0.1", 2375)
+    assert split_tcp_host("tcp://[fd00::1]", 2376) == ("fd00::1", 2376)
+    assert split_tcp_host("tcp://[::]:2377", 2376) == ("::", 2377)
+    for bad in ("tcp://fd00::1:2376", "tcp://host:port"):
+        with pytest.raises(cfg.ConfigError):
+            split_tcp_host(bad, 2376)

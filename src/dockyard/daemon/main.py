@@ -66,6 +66,24 @@ def write_pidfile(path: str) -> None:
     os.replace(tmp, path)
 
 
+def split_tcp_host(host: str, default_port: int) -> tuple[str, int]:
+    """(address, port) of ``tcp://ADDR:PORT``; as dockerd, a missing address is
+    localhost and a missing port 2376 with TLS, 2375 without."""
+    addr = host[len("tcp://"):].rstrip("/")
+    if addr.startswith("["):
+        hostpart, _, rest = addr[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else rest
+    elif addr.count(":") == 1:
+        hostpart, _, port = addr.partition(":")
+    elif addr.count(":") > 1:
+        raise cfg.ConfigError(f"invalid host {host!r}: an IPv6 address goes in brackets, tcp://[ADDR]:PORT")
+    else:
+        hostpart, port = addr, ""
+    if port and not port.isdigit():
+        raise cfg.ConfigError(f"invalid host {host!r}: invalid port {port!r}")
+    return hostpart or "127.0.0.1", int(port) if port else default_port
+
+
 async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.AbstractServer | TCPListener:
     if host.startswith("unix://"):
         path = host[len("unix://"):]
@@ -88,10 +106,8 @@ async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.
             pass
         return srv
     if host.startswith("tcp://"):
-        addr = host[len("tcp://"):]
-        hostpart, _, port = addr.rpartition(":")
-        hostpart = hostpart.strip("[]") or "0.0.0.0"
         ctx = tls.server_context(c)
+        hostpart, port = split_tcp_host(host, 2376 if ctx else 2375)
         if ctx is None:
             if not c.allow_insecure_tcp:
                 raise cfg.ConfigError(f"refusing to serve {host} without TLS: pass --tlsverify (or, knowing "
@@ -102,7 +118,7 @@ async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.
             log.warning(TLS_NO_VERIFY_WARNING, host)
         listener = TCPListener(server.handle, ctx)
         try:
-            await listener.start(hostpart, int(port or (2376 if ctx else 2375)))
+            await listener.start(hostpart, port)
         except OSError as e:
             raise cfg.ConfigError(f"failed to listen on {host}: {e.strerror or e}") from None
         return listener
