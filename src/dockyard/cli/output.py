@@ -1,0 +1,274 @@
+"""What every command prints with: docker's table writer, ``--format`` handling and units.
+
+The formatting mirrors the docker CLI's ``formatter`` package: a format is
+``table`` (the command's default columns), ``json`` (one JSON object a line),
+``table <template>`` (a header row derived from the template, then aligned
+rows) or a bare template (one rendered row a line). Column alignment is Go's
+``text/tabwriter`` with docker's settings (min width 10, padding 3).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, TextIO
+
+from .gotemplate import HEADER_FUNCS, NO_VALUE, Template, go_json
+
+TABLE = "table"
+JSON = "json"
+
+
+class Context:
+    """A row for the formatter, like docker's ``formatter.SubContext``.
+
+    Subclasses list their fields in ``HEADERS`` (field -> column header) and
+    implement each field as a method of the same name.
+    """
+
+    HEADERS: Mapping[str, str] = {}
+    type_name = "*formatter.Context"
+
+    def field(self, name: str) -> Any:
+        if name not in self.HEADERS:
+            raise KeyError(name)
+        return getattr(self, name)()
+
+    def to_json(self) -> Any:
+        return {name: self.field(name) for name in sorted(self.HEADERS)}
+
+
+def tabwrite(text: str, minwidth: int = 10, padding: int = 3) -> str:
+    """Go's tabwriter (padchar ' ', no flags): tab-terminated cells aligned per column block."""
+    lines = [line.split("\t") for line in text.split("\n")]
+    out: list[str] = []
+    widths: list[int] = []
+
+    def write_lines(start: int, end: int) -> None:
+        for i in range(start, end):
+            cells = lines[i]
+            parts = []
+            for j, cell in enumerate(cells):
+                parts.append(cell)
+                if j < len(widths) and j < len(cells) - 1:
+                    parts.append(" " * max(0, widths[j] - len(cell)))
+            out.append("".join(parts))
+
+    def fmt(line0: int, line1: int) -> None:
+        column = len(widths)
+        this = line0
+        while this < line1:
+            if column >= len(lines[this]) - 1:
+                this += 1
+                continue
+            write_lines(line0, this)
+            line0 = this
+            width = minwidth
+            while this < line1 and column < len(lines[this]) - 1:
+                width = max(width, len(lines[this][column]) + padding)
+                this += 1
+            widths.append(width)
+            fmt(line0, this)
+            widths.pop()
+            line0 = this
+        write_lines(line0, line1)
+
+    fmt(0, len(lines))
+    return "\n".join(out)
+
+
+@dataclass
+class Format:
+    """A ``--format`` value after docker's special names are resolved."""
+
+    source: str
+
+    @property
+    def is_table(self) -> bool:
+        return self.source.startswith(TABLE)
+
+    def template_text(self) -> str:
+        text = self.source
+        if self.is_table:
+            text = text[len(TABLE):]
+        elif text == JSON:
+            text = "{{json .}}"
+        return text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
+
+
+def write_formatted(out: TextIO, fmt: Format, rows: Iterable[Context], header_ctx: Context) -> None:
+    """Render rows as docker's ``formatter.Context.Write`` does; raises TemplateError."""
+    tmpl = Template(fmt.template_text())
+    body = "".join(tmpl.execute(row) + "\n" for row in rows)
+    if fmt.is_table:
+        header_data = {k: v for k, v in header_ctx.HEADERS.items()}
+        header = tmpl.execute(_HeaderMap(header_data), funcs=HEADER_FUNCS)
+        out.write(tabwrite(header + "\n" + body))
+    else:
+        out.write(body)
+
+
+class _HeaderMap(dict):  # type: ignore[type-arg]
+    """Header pass data: an unknown field prints ``<no value>`` as on docker's header map."""
+
+    def __missing__(self, key: str) -> Any:
+        return NO_VALUE
+
+
+def render_template(fmt: str, values: Iterable[Any], missing_key_error: bool = True) -> str:
+    """docker inspect's templating: one rendered line per value, from the raw JSON."""
+    tmpl = Template(Format(fmt).template_text(), missing_key_error=missing_key_error)
+    return "".join(tmpl.execute(v) + "\n" for v in values)
+
+
+def indented_json(value: Any) -> str:
+    """docker's inspect output: ``json.MarshalIndent(v, "", "    ")`` with HTML escaping."""
+    import json
+    text = json.dumps(value, indent=4, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# ---------------------------------------------------------------- units (go-units)
+
+_DECIMAL = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+_BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+
+
+def _size_unit(size: float, base: float, units: list[str]) -> tuple[float, str]:
+    i = 0
+    while size >= base and i < len(units) - 1:
+        size /= base
+        i += 1
+    return size, units[i]
+
+
+def _g(value: float, precision: int) -> str:
+    """Go's ``%.*g``."""
+    return f"{value:.{precision}g}"
+
+
+def human_size(size: float, precision: int = 4) -> str:
+    """go-units HumanSizeWithPrecision: ``1.983MB``."""
+    value, unit = _size_unit(float(size), 1000.0, _DECIMAL)
+    return _g(value, precision) + unit
+
+
+def bytes_size(size: float) -> str:
+    """go-units BytesSize: ``23.54GiB``."""
+    value, unit = _size_unit(float(size), 1024.0, _BINARY)
+    return _g(value, 4) + unit
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = _go_round(seconds / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def _go_round(x: float) -> int:
+    """math.Round: half away from zero."""
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+
+
+def since(ts: float, now: Callable[[], float] | None = None) -> str:
+    """``3 years ago``, as docker's CreatedSince columns read."""
+    current = now() if now else datetime.datetime.now(datetime.timezone.utc).timestamp()
+    return human_duration(current - ts) + " ago"
+
+
+def local_time(ts: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).astimezone()
+
+
+def go_time_string(ts: float) -> str:
+    """Go's ``time.Time.String()`` for whole seconds: ``2023-11-14 22:13:20 +0000 UTC``."""
+    t = local_time(ts)
+    return t.strftime("%Y-%m-%d %H:%M:%S %z ") + (t.tzname() or "")
+
+
+def rfc3339(ts: float) -> str:
+    """``time.RFC3339`` in local time: ``2023-11-14T22:13:20Z``."""
+    return _zone(local_time(ts).strftime("%Y-%m-%dT%H:%M:%S"), local_time(ts))
+
+
+def rfc3339_nano_fixed(ns: int) -> str:
+    """jsonmessage.RFC3339NanoFixed: nine fraction digits, local zone."""
+    t = local_time(ns // 1_000_000_000)
+    return _zone(t.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}", t)
+
+
+def _zone(text: str, t: datetime.datetime) -> str:
+    offset = t.utcoffset() or datetime.timedelta(0)
+    if not offset:
+        return text + "Z"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def parse_iso(text: str) -> float:
+    """The daemon's RFC 3339 timestamps (nanoseconds allowed) as a Unix time."""
+    if not text:
+        return 0.0
+    main, _, rest = text.partition(".")
+    frac = ""
+    zone = ""
+    if rest:
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        frac, zone = rest[:i], rest[i:]
+    else:
+        for sep in ("Z", "+", "-"):
+            k = main.find(sep, 10)
+            if k >= 0:
+                main, zone = main[:k], main[k:]
+                break
+    if zone in ("Z", "z", ""):
+        zone = "+00:00"
+    t = datetime.datetime.fromisoformat(main + zone)
+    return t.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+def truncate_id(image_id: str) -> str:
+    """stringid.TruncateID: drop the algorithm, keep 12 characters."""
+    _, _, rest = image_id.rpartition(":")
+    return rest[:12]
+
+
+def ellipsis(text: str, width: int) -> str:
+    """formatter.Ellipsis: cut to ``width`` characters, the last one being ``…``."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    return text[:width - 1] + "…"
+
+
+__all__ = ["Context", "Format", "write_formatted", "render_template", "indented_json", "tabwrite", "human_size",
+           "bytes_size", "human_duration", "since", "go_time_string", "rfc3339", "rfc3339_nano_fixed",
+           "parse_iso", "truncate_id", "ellipsis", "go_json"]
