@@ -23,23 +23,48 @@ STREAM_QUEUE = 8  # chunks buffered between a worker thread and the connection
 class BodyReader:
     """A blocking file-like view of a request body, for a worker thread.
 
-    Each read pulls the next chunk from the connection on the event loop, so
-    the upload streams through the worker without being spooled.
+    A task on the event loop reads the body ahead into a bounded queue, so
+    receiving the upload overlaps with the worker's decompression and
+    extraction, and nothing is spooled to disk.
     """
 
+    PREFETCH = 16  # hand-offs read ahead
+    HANDOFF = 1024 * 1024
+
     def __init__(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
-        self._it = request.stream().__aiter__()
         self._loop = loop
-        self._buf = b""
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(self.PREFETCH)
+        self._pump = loop.create_task(self._fill(request))
+        self._buf = bytearray()
         self._eof = False
 
+    async def _fill(self, request: Request) -> None:
+        try:
+            # Clients send small chunks (Go writes 32 KiB); hand the worker big ones.
+            pending: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= self.HANDOFF:
+                    await self._queue.put(b"".join(pending))
+                    pending, size = [], 0
+            if pending:
+                await self._queue.put(b"".join(pending))
+            await self._queue.put(b"")
+        except Exception as e:  # handed to the reader, which raises it in the worker
+            await self._queue.put(e)
+
+    async def aclose(self) -> None:
+        """Stop reading ahead (the worker gave up early), so the connection can be drained."""
+        self._pump.cancel()
+        await asyncio.gather(self._pump, return_exceptions=True)
+
     def _next(self) -> bytes:
-        async def nxt() -> bytes:
-            try:
-                return await self._it.__anext__()
-            except StopAsyncIteration:
-                return b""
-        return asyncio.run_coroutine_threadsafe(nxt(), self._loop).result()
+        item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def read(self, n: int = -1) -> bytes:
         while not self._eof and (n < 0 or len(self._buf) < n):
@@ -48,16 +73,25 @@ class BodyReader:
                 self._eof = True
                 break
             self._buf += chunk
-            if n >= 0 and len(self._buf) >= n:
-                break
         if n < 0 or n >= len(self._buf):
-            data, self._buf = self._buf, b""
+            data = bytes(self._buf)
+            self._buf.clear()
         else:
-            data, self._buf = self._buf[:n], self._buf[n:]
+            data = bytes(self._buf[:n])
+            del self._buf[:n]
         return data
 
     def readable(self) -> bool:
         return True
+
+
+async def _consume(request: Request, reader: BodyReader, work: Callable[[], Any]) -> Any:
+    """Run ``work`` in a thread while ``reader`` feeds it; on failure, read the rest of the body away."""
+    try:
+        return await asyncio.to_thread(work)
+    except BaseException:
+        await reader.aclose()
+        raise
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -230,7 +264,7 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         quiet = request.qbool("quiet")
         reader = BodyReader(request, asyncio.get_running_loop())
         try:
-            lines = await asyncio.to_thread(svc.load, reader)
+            lines = await _consume(request, reader, lambda: svc.load(reader))
         except errors.DockyardError as e:
             if isinstance(e, errors.InvalidParameter):
                 # dockerd answers 200 and reports the failure in the JSON stream
@@ -267,8 +301,8 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         changes = request.qlist("changes")
         reader = BodyReader(request, asyncio.get_running_loop())
         try:
-            image = await asyncio.to_thread(svc.import_image, reader, request.q("repo"), request.q("tag"),
-                                            changes, request.q("message") or "", src)
+            image = await _consume(request, reader, lambda: svc.import_image(
+                reader, request.q("repo"), request.q("tag"), changes, request.q("message") or "", src))
         except errors.InvalidParameter as e:
             await request.drain()
             return Response(200, _error_line(e), "application/json")

@@ -22,7 +22,7 @@ from .. import errors
 from ..storage.archive import UnsafeArchive, extract
 from ..storage.snapshotter import TAR_SPLIT, Snapshotter
 from ..storage.vfs import copy_tree
-from .streams import HashingReader, decompressed
+from .streams import HashingReader, Peekable, compression_of, decompressed
 from .tarsplit import Recorder, replay
 
 log = logging.getLogger("dockyard.images")
@@ -72,18 +72,21 @@ class LayerStore:
         base = None if self.snap.independent_layers else parent
         build = self.snap.new_layer(base)
         try:
-            outer = HashingReader(raw)
+            head = Peekable(raw)
+            # An uncompressed blob's digest is its diff ID: hash it once, not twice.
+            outer = HashingReader(head) if compression_of(head.peek(6)) else None
             try:
-                plain = decompressed(outer)  # type: ignore[arg-type]
+                plain = decompressed(outer) if outer else head  # type: ignore[arg-type]
             except ValueError as e:
                 raise errors.InvalidParameter(str(e)) from None
-            with open(os.path.join(build, TAR_SPLIT), "wb") as ts:
+            with open(os.path.join(build, TAR_SPLIT), "wb", buffering=1024 * 1024) as ts:
                 rec = Recorder(plain, ts)
                 result = extract(rec, os.path.join(build, "diff"), whiteouts=self.snap.whiteouts, devices=True,
                                  on_payload=rec.payload)
                 diff_id, tar_size = rec.finish()
-            outer.drain()
-            return PendingLayer(build, diff_id, result.size, tar_size, outer.digest, base)
+            if outer:
+                outer.drain()
+            return PendingLayer(build, diff_id, result.size, tar_size, outer.digest if outer else diff_id, base)
         except errors.DockyardError:
             self.snap.discard(build)
             raise

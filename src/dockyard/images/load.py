@@ -88,7 +88,7 @@ class ArchiveReader:
 
     def read(self, stream: IO[bytes]) -> None:
         try:
-            with tarfile.open(fileobj=stream, mode="r|*") as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=stream, mode="r|*", bufsize=1024 * 1024) as tar:  # type: ignore[call-overload]
                 for m in tar:
                     name = posixpath.normpath(m.name.lstrip("/"))
                     if m.issym():
@@ -109,16 +109,16 @@ class ArchiveReader:
     def _member(self, name: str, size: int, src: IO[bytes]) -> None:
         head = src.read(512)
         if _looks_like_layer(head):
-            reader = HashingReader(_Chain(head, src))
             known = self._known_layer(name)
             if known:
+                reader = HashingReader(_Chain(head, src))
                 reader.drain()
                 if reader.digest != known[1]:
                     raise errors.InvalidParameter(f"invalid archive: {name} does not match its digest")
                 self.blobs[name] = ExistingLayer(known[0], known[1], reader.digest)
             else:
-                self.blobs[name] = self.layers.unpack(reader)  # type: ignore[arg-type]
-            self.digests[name] = reader.digest
+                self.blobs[name] = self.layers.unpack(_Chain(head, src))  # type: ignore[arg-type]
+            self.digests[name] = self.blobs[name].blob_digest
             return
         if size > MAX_JSON_MEMBER:
             raise errors.InvalidParameter(f"invalid archive: unexpected large member {name}")

@@ -170,7 +170,7 @@ def extract(fileobj: IO[bytes], dest: str, *, whiteouts: Whiteouts = None, devic
     result = ExtractResult()
     root = _Root(dest)
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+        with tarfile.open(fileobj=fileobj, mode="r|", bufsize=COPY_CHUNK) as tar:
             for member in tar:
                 _extract_one(tar, member, root, result, whiteouts, devices, same_owner, on_payload)
         # Directory mtimes last: creating their children changed them.
