@@ -4,7 +4,6 @@ and the env output is something a shell can eval."""
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import os
 import socket
@@ -16,25 +15,18 @@ import pytest
 from cryptography import x509
 
 from dockyard.cli import remote
-from dockyard.cli.command import CliError, CommandTree, Parser, parse
 from dockyard.tlscerts import hostaddrs, pki
 
-from conftest import DOCKER
+from conftest import DOCKER, DOCKYARDD
+
+DOCKYARD_CLI = str(Path(DOCKYARDD).with_name("dockyard"))
 
 
-def dockyard(*argv: str) -> SimpleNamespace:
-    """Run a `dockyard` command through the CLI's own parser and handlers."""
-    root = Parser(prog="dockyard")
-    root.set_defaults(handler=None)
-    tree = CommandTree(root)
-    remote.register(tree)
-    ns = parse(tree, list(argv))
-    out = io.StringIO()
-    try:
-        status = ns.handler(SimpleNamespace(out=out, err=io.StringIO()), ns) or 0
-        return SimpleNamespace(status=status, out=out.getvalue(), err="")
-    except CliError as e:
-        return SimpleNamespace(status=e.status, out=out.getvalue(), err=str(e))
+def dockyard(*argv: str, env: dict[str, str] | None = None) -> SimpleNamespace:
+    """Run the real `dockyard` command."""
+    res = subprocess.run([DOCKYARD_CLI, *argv], capture_output=True, text=True, timeout=60,
+                         env=env or os.environ.copy())
+    return SimpleNamespace(status=res.returncode, out=res.stdout, err=res.stderr)
 
 
 def cert(path: Path) -> x509.Certificate:
@@ -109,3 +101,14 @@ def test_the_set_serves_docker_over_tls(tmp_path, fresh_daemon):
                               "DOCKER_CONFIG": str(tmp_path / "docker-config")})
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "1.50"
+    # the dockyard CLI takes the same flags and variables (it is on docker-py and requests, and requests
+    # lets REQUESTS_CA_BUNDLE replace the CA it was given: requests issue 3829)
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("DOCKER_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    flags = ["--tlsverify", "--tlscacert", str(d / "ca.pem"), "--tlscert", str(d / "cert.pem"),
+             "--tlskey", str(d / "key.pem"), "-H", f"tcp://127.0.0.1:{port}"]
+    res = dockyard(*flags, "version", "--format", "{{.Server.APIVersion}}", env=base_env)
+    assert res.status == 0 and res.out.strip() == "1.50", res.err
+    env = {**base_env, "DOCKER_HOST": f"tcp://127.0.0.1:{port}", "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(d)}
+    res = dockyard("info", "--format", "{{.Name}}", env=env)
+    assert res.status == 0 and res.out.strip() == socket.gethostname(), res.err
