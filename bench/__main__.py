@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print_table(results)
+    if DOCKERD not in names:
+        print("dockerd was not run: no reference figures, no ratios")
     out = Path(args.output) if args.output else RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"started": started.isoformat(), "rounds": args.rounds, "warmup": args.warmup,
