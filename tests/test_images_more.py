@@ -186,3 +186,51 @@ def test_bad_archives_leave_nothing(daemon, tmp_path, busybox_tar):
     trunc = tmp_path / "trunc.tar"
     trunc.write_bytes(data[: len(data) // 2])
     check(trunc, "")
+
+
+def test_load_legacy_layout_compressed_outer(daemon, tmp_path):
+    """The pre-25 `docker save` layout (<id>/layer.tar, symlinked duplicates), gzip'd as a whole."""
+    base, top = rootfs_layer(), _layer({"legacy.txt": b"old"})
+    diff_ids = ["sha256:" + __import__("hashlib").sha256(x).hexdigest() for x in (base, top)]
+    cfg = json.dumps(image_config(diff_ids)).encode()
+    config_name = __import__("hashlib").sha256(cfg).hexdigest() + ".json"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add(name, data):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+        add("aaa/layer.tar", base)
+        add("aaa/json", b"{}")
+        add("bbb/layer.tar", top)
+        link = tarfile.TarInfo("ccc/layer.tar")
+        link.type, link.linkname = tarfile.SYMTYPE, "../aaa/layer.tar"
+        tar.addfile(link)
+        add(config_name, cfg)
+        add("manifest.json", json.dumps([{"Config": config_name, "RepoTags": ["legacy:1"],
+                                          "Layers": ["ccc/layer.tar", "bbb/layer.tar"]}]).encode())
+    path = tmp_path / "legacy.tar.gz"
+    path.write_bytes(gzip.compress(buf.getvalue()))
+    out = daemon.cli("load", "-i", str(path)).stdout_text
+    assert "Loaded image: legacy:1" in out
+    assert json.loads(daemon.cli("image", "inspect", "legacy:1").stdout_text)[0]["RootFS"]["Layers"] == diff_ids
+
+
+def test_truncated_http_upload_leaves_nothing(daemon, tmp_path):
+    import socket
+    tmp = os.path.join(daemon.data_root, "overlay2", "tmp")
+    before = set(_ids(daemon, "-a"))
+    img = write_docker_save(str(tmp_path / "t.tar"), [_layer({"big": os.urandom(8 << 20)})], ["trunc:1"])
+    data = open(img.path, "rb").read()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(daemon.socket)
+    s.sendall(b"POST /v1.50/images/load HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+              + f"Content-Length: {len(data)}\r\n\r\n".encode() + data[: len(data) // 2])
+    time.sleep(0.5)
+    s.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.listdir(tmp):
+        time.sleep(0.1)
+    assert os.listdir(tmp) == []
+    assert set(_ids(daemon, "-a")) == before
+    daemon.cli("version")  # still serving
