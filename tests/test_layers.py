@@ -8,16 +8,14 @@ import os
 import signal
 import subprocess
 import tarfile
-import threading
 import time
 
 import pytest
 
-from fixtures.busybox import image_config, rootfs_layer, write_docker_save
+from fixtures.busybox import rootfs_layer, write_docker_save
 from dockyard.images.layers import LayerStore
 from dockyard.images.service import ImageService
 from dockyard.storage.overlay import OverlaySnapshotter
-from dockyard.storage.vfs import VfsSnapshotter
 
 
 def _layer(files: dict[str, bytes], whiteouts: list[str] = ()) -> bytes:

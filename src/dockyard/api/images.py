@@ -261,7 +261,6 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
     async def load(request: Request) -> Response | StreamResponse:
-        quiet = request.qbool("quiet")
         reader = BodyReader(request, asyncio.get_running_loop())
         try:
             lines = await _consume(request, reader, lambda: svc.load(reader))
@@ -271,8 +270,8 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
                 await request.drain()
                 return Response(200, _error_line(e), "application/json")
             raise
+        # `quiet` only silences progress bars, which a load from a tarball does not draw here
         body = b"".join(_line({"stream": line + "\n"}) for line in lines)
-        del quiet  # dockerd prints no progress for a load from a tar either way
         return Response(200, body, "application/json")
 
     async def save_one(request: Request) -> StreamResponse:

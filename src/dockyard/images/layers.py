@@ -11,6 +11,7 @@ also cleans up after a crash between a layer's commit and its image's.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -19,13 +20,16 @@ from dataclasses import dataclass
 from typing import IO, Iterable, Iterator
 
 from .. import errors
-from ..storage.archive import UnsafeArchive, extract
+from ..storage.archive import extract
 from ..storage.snapshotter import TAR_SPLIT, Snapshotter
 from ..storage.vfs import copy_tree
 from .streams import HashingReader, Peekable, compression_of, decompressed
 from .tarsplit import Recorder, replay
 
 log = logging.getLogger("dockyard.images")
+
+# failures of the host rather than of the data sent
+HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
 
 
 def chain_id(parent: str | None, diff_id: str) -> str:
@@ -92,7 +96,7 @@ class LayerStore:
             raise
         except Exception as e:
             self.snap.discard(build)
-            if isinstance(e, OSError) and e.errno is not None and not isinstance(e, UnsafeArchive):
+            if isinstance(e, OSError) and e.errno in HOST_ERRNOS:
                 raise errors.SystemError_(f"failed to unpack layer: {e}") from None
             # corrupt or truncated data: gzip/zstd/tar errors, hostile entries
             raise errors.InvalidParameter(f"failed to unpack layer: {e or type(e).__name__}") from None

@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import threading
-import time
 from typing import IO, Any, Callable, Iterator
 
 from .. import errors
@@ -138,9 +137,8 @@ class ImageService:
         self._event("tag", image.id, ref.familiar())
 
     def _tag_ref(self, ref: refs.Reference, image: Image) -> None:
-        previous = self.store.tag(ref, image.id)
-        if previous and previous in self.store.images and not self.store.refs_of(previous):
-            log.debug("image %s lost its last tag to %s", previous, image.id)
+        # the image the reference is taken from keeps existing, dangling if that was its last one
+        self.store.tag(ref, image.id)
 
     # -- list / inspect / history ------------------------------------------------------------
     def list(self, all_images: bool = False, dangling: bool | None = None, references: list[str] | None = None,
