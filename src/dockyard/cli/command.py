@@ -34,9 +34,12 @@ class CliError(Exception):
 
 
 class UsageError(Exception):
-    def __init__(self, message: str, parser: "Parser") -> None:
+    """Bad flags (exit 125, as cobra's flag errors) or a wrong argument count (exit 1)."""
+
+    def __init__(self, message: str, parser: "Parser", flag_error: bool = True) -> None:
         super().__init__(message)
         self.parser = parser
+        self.flag_error = flag_error
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,15 +64,14 @@ class Parser(argparse.ArgumentParser):
 def fail_usage(err: UsageError) -> int:
     p = err.parser
     path = p.command_path or PROG
-    msg = str(err)
-    if msg.startswith("unknown flag") or msg.startswith("flag needs"):
-        sys.stderr.write(f"{msg}\n\n")
+    if err.flag_error:
+        sys.stderr.write(f"{err}\n\n")
     else:
-        sys.stderr.write(f"{PROG}: {msg}\n\n")
+        sys.stderr.write(f"{PROG}: {err}\n\n")
     if p.usage_line:
         sys.stderr.write(f"Usage:  {p.usage_line}\n\n")
-    sys.stderr.write(f"Run '{path} --help' for more information\n")
-    return USAGE_EXIT
+    sys.stderr.write(f"{'Run' if err.flag_error else 'See'} '{path} --help' for more information\n")
+    return USAGE_EXIT if err.flag_error else 1
 
 
 _TRUE = ("true", "1", "t", "T", "TRUE", "True")
@@ -96,7 +98,7 @@ class Arity:
 
     def check(self, n: int, path: str) -> str | None:
         if self.max is not None and self.min == self.max and n != self.min:
-            return f"'{path}' requires exactly {self.min} argument{'s' if self.min != 1 else ''}"
+            return f"'{path}' requires {self.min} argument{'s' if self.min != 1 else ''}"
         if n < self.min:
             return f"'{path}' requires at least {self.min} argument{'s' if self.min != 1 else ''}"
         if self.max is not None and n > self.max:
@@ -156,7 +158,7 @@ def parse(tree: CommandTree, argv: list[str]) -> argparse.Namespace:
     if arity is not None:
         problem = arity.check(len(ns.args), parser.command_path)
         if problem:
-            raise UsageError(problem, parser)
+            raise UsageError(problem, parser, flag_error=False)
     return ns
 
 

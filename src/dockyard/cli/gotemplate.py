@@ -422,13 +422,26 @@ def go_float(f: float) -> str:
 
 def go_json(value: Any) -> str:
     """docker's ``json`` template function: compact, HTML-escaped, like Go's json.Marshal."""
-    if isinstance(value, FieldSource):
-        value = value.to_json()
-    if value is NO_VALUE:
-        value = None
+    value = _go_maps(value)
     text = _json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _go_maps(value: Any) -> Any:
+    """Plain JSON objects are Go maps: json.Marshal writes their keys sorted.
+
+    A FieldSource stands for a Go struct: its ``to_json`` already has the struct's field order.
+    """
+    if value is NO_VALUE:
+        return None
+    if isinstance(value, FieldSource):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {k: _go_maps(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_go_maps(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

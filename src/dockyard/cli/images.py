@@ -16,7 +16,7 @@ from . import jsonmessage
 from .command import (Arity, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, confirm,
                       filters_from)
 from .connection import api_message, json_stream, raw_get, raw_post
-from .output import (Context, Format, ellipsis, go_time_string, human_size, indented_json, render_template,
+from .output import (Context, Format, compact_json, ellipsis, go_time_string, human_size, indented_json, render_template,
                      rfc3339, since, truncate_id, write_formatted)
 
 if TYPE_CHECKING:
@@ -203,8 +203,10 @@ def cmd_image_inspect(cli: Cli, ns: argparse.Namespace) -> int:
 
 
 def print_inspect(cli: Cli, values: list[Any], fmt: str) -> None:
-    """docker's inspect output: an indented JSON array, or one rendered template a value."""
-    if fmt and fmt != "json":
+    """docker's inspect output: an indented JSON array, one compact array for ``json``, or a template a value."""
+    if fmt == "json":
+        cli.out.write(compact_json(values) + "\n")
+    elif fmt:
         cli.out.write(render_template(fmt, values))
     else:
         cli.out.write(indented_json(values) + "\n")

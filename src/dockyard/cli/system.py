@@ -117,13 +117,16 @@ def cmd_version(cli: Cli, ns: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- info
 
+# system.Info fields that are Go maps (sorted when marshalled), the rest of its objects being structs
+INFO_MAPS = frozenset({"Runtimes", "IndexConfigs", "Attributes", "Labels", "Options", "Data"})
+
 def cmd_info(cli: Cli, ns: argparse.Namespace) -> int:
     info = cli.client.info()
     if ns.format:
         data = dict(info)
         data["ClientInfo"] = {"Debug": False, "Context": "default", "Plugins": [], "Warnings": None}
         cli.out.write(Template(Format(ns.format).template_text()).execute(
-            StructView(data, "info.dockerInfo")) + "\n")
+            StructView(data, "info.dockerInfo", maps=INFO_MAPS)) + "\n")
         return 0
     out: list[str] = ["Client:", f" Version:    {__version__}", " Context:    default", " Debug Mode: false", "",
                       "Server:"]
@@ -373,6 +376,17 @@ def cmd_df(cli: Cli, ns: argparse.Namespace) -> None:
 EVENT_ALIASES = {"Status": "status", "ID": "id", "From": "from", "Scope": "scope", "Time": "time",
                  "TimeNano": "timeNano"}
 
+
+def event_struct(ev: dict[str, Any]) -> dict[str, Any]:
+    """The event in events.Message's field order (as ``{{json .}}`` marshals it), empty legacy fields left out."""
+    out: dict[str, Any] = {k: ev[k] for k in ("status", "id", "from") if ev.get(k)}
+    actor = ev.get("Actor") or {}
+    attrs = actor.get("Attributes") or {}
+    out.update({"Type": ev.get("Type", ""), "Action": ev.get("Action", ""),
+                "Actor": {"ID": actor.get("ID", ""), "Attributes": {k: attrs[k] for k in sorted(attrs)}},
+                "scope": ev.get("scope", ""), "time": ev.get("time", 0), "timeNano": ev.get("timeNano", 0)})
+    return out
+
 _DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
             "m": 60_000_000_000, "h": 3_600_000_000_000}
@@ -469,7 +483,8 @@ def cmd_events(cli: Cli, ns: argparse.Namespace) -> int:
             if tmpl is None:
                 cli.out.write(event_line(ev))
             else:
-                view = StructView(ev, "events.Message", EVENT_ALIASES, {"Actor": ("events.Actor", {})})
+                view = StructView(event_struct(ev), "events.Message", EVENT_ALIASES, {"Actor": ("events.Actor", {})},
+                                  maps=frozenset({"Attributes"}))
                 cli.out.write(tmpl.execute(view) + "\n")
             cli.out.flush()
     except KeyboardInterrupt:
