@@ -279,3 +279,38 @@ def test_host_flag_env_and_default(daemon, tmp_path):
     assert res.returncode == 1
     assert res.stdout_text.startswith("Client:\n")
     assert f"unix://{tmp_path}/none.sock" in res.stderr_text
+
+
+def test_images_format_from_config_file(daemon, loaded, tmp_path):
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "config.json").write_text(json.dumps({"imagesFormat": "{{.Repository}}!{{.Tag}}"}))
+    env = {**daemon.env(), "DOCKER_CONFIG": str(cfg)}
+    ref = subprocess.run([daemon_docker(), "images"], capture_output=True, env=env, text=True)
+    ours = dockyard(daemon, "images", env=env)
+    assert ours.returncode == ref.returncode == 0
+    assert sorted(ours.stdout_text.splitlines()) == sorted(ref.stdout.splitlines())
+    assert "busybox!latest" in ours.stdout_text
+    # -q wins over the configured format, as in docker
+    assert loaded.image_id[7:19] in dockyard(daemon, "images", "-q", env=env).stdout_text.splitlines()
+
+
+def daemon_docker() -> str:
+    from conftest import DOCKER
+    return DOCKER
+
+
+def test_save_and_load_refuse_a_terminal(daemon, loaded):
+    """Like docker: no tar onto a terminal, and no load from one."""
+    import pty
+    for args, message in ((["save", "busybox"], "cowardly refusing to save to a terminal"),
+                          (["load"], "requested load from stdin, but stdin is empty")):
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.run([DOCKYARD, *args], stdin=slave, stdout=slave, stderr=subprocess.PIPE,
+                                  env=daemon.env(), timeout=60)
+        finally:
+            os.close(slave)
+            os.close(master)
+        assert proc.returncode == 1
+        assert message in proc.stderr.decode()

@@ -71,8 +71,14 @@ def tls_config(opts: ConnectionOptions) -> TLSConfig | None:
 
 def connect(opts: ConnectionOptions) -> docker.DockerClient:
     host = resolve_host(opts)
+    tls = tls_config(opts)
+    if tls is not None and tls.verify:
+        # requests lets these replace the CA it is given (psf/requests#3829); the docker CLI
+        # trusts only --tlscacert, and this process is the CLI, so they go.
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+        os.environ.pop("CURL_CA_BUNDLE", None)
     try:
-        return docker.DockerClient(base_url=host, version="auto", tls=tls_config(opts) or False, timeout=None)
+        return docker.DockerClient(base_url=host, version="auto", tls=tls or False, timeout=None)
     except docker.errors.TLSParameterError as e:
         raise ConnectionError_(str(e)) from None
     except docker.errors.DockerException as e:

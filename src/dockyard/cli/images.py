@@ -12,7 +12,7 @@ import docker
 
 from .. import errors as engine_errors
 from ..images import reference
-from . import jsonmessage
+from . import config, jsonmessage
 from .command import (Arity, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, confirm,
                       filters_from)
 from .connection import api_message, json_stream, raw_get, raw_post
@@ -184,7 +184,8 @@ def cmd_images(cli: Cli, ns: argparse.Namespace) -> None:
     if ns.args:
         filters.setdefault("reference", []).append(ns.args[0])
     images = cli.client.api.images(all=ns.all, filters=filters or None)
-    write_formatted(cli.out, image_format(ns.format, ns.quiet, ns.digests),
+    source = ns.format or ("" if ns.quiet else config.default_format("imagesFormat"))
+    write_formatted(cli.out, image_format(source, ns.quiet, ns.digests),
                     image_rows(images, not ns.no_trunc, ns.digests), ImageContext())
 
 
