@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import tarfile
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.busybox import rootfs_layer  # noqa: F401  (same fixtures the image tests use)
+from conftest import DOCKER
+
 
 DOCKYARD = str(Path(sys.executable).parent / "dockyard")
 
@@ -195,7 +198,6 @@ def test_import_with_changes_and_message(daemon, loaded, tmp_path):
         info = tarfile.TarInfo("hello.txt")
         data = b"hello\n"
         info.size = len(data)
-        import io
         tf.addfile(info, io.BytesIO(data))
     res = dockyard(daemon, "import", "-c", "ENV A=b", "--change", "CMD [\"/hello\"]", "-m", "from a file",
                    str(tar), "imported/file:1")
@@ -251,13 +253,21 @@ def test_events_since_until(daemon, loaded):
 
 
 def test_events_streams_live(daemon, loaded):
-    proc = subprocess.Popen([DOCKYARD, "events", "--filter", "event=tag", "--format", "{{.Action}} {{.Actor.Attributes.name}}"],
-                            stdout=subprocess.PIPE, env=daemon.env())
+    proc = subprocess.Popen([DOCKYARD, "events", "--filter", "event=tag", "--format",
+                             "{{.Action}} {{.Actor.Attributes.name}}"], stdout=subprocess.PIPE, env=daemon.env())
     try:
-        time.sleep(1.0)
-        daemon.cli("tag", "busybox", "live/event:1")
+        # tag until the stream shows one: no guessing how long the CLI takes to subscribe
+        deadline = time.monotonic() + 30
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            daemon.cli("tag", "busybox", f"live/event:{n}")
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                break
         line = proc.stdout.readline().decode()  # type: ignore[union-attr]
-        assert line == "tag live/event:1\n"
+        assert re.fullmatch(r"tag live/event:\d+\n", line), line
+        assert proc.poll() is None  # still streaming
     finally:
         proc.terminate()
         proc.wait(10)
@@ -286,18 +296,13 @@ def test_images_format_from_config_file(daemon, loaded, tmp_path):
     cfg.mkdir()
     (cfg / "config.json").write_text(json.dumps({"imagesFormat": "{{.Repository}}!{{.Tag}}"}))
     env = {**daemon.env(), "DOCKER_CONFIG": str(cfg)}
-    ref = subprocess.run([daemon_docker(), "images"], capture_output=True, env=env, text=True)
+    ref = subprocess.run([DOCKER, "images"], capture_output=True, env=env, text=True)
     ours = dockyard(daemon, "images", env=env)
     assert ours.returncode == ref.returncode == 0
     assert sorted(ours.stdout_text.splitlines()) == sorted(ref.stdout.splitlines())
     assert "busybox!latest" in ours.stdout_text
     # -q wins over the configured format, as in docker
     assert loaded.image_id[7:19] in dockyard(daemon, "images", "-q", env=env).stdout_text.splitlines()
-
-
-def daemon_docker() -> str:
-    from conftest import DOCKER
-    return DOCKER
 
 
 def test_save_and_load_refuse_a_terminal(daemon, loaded):

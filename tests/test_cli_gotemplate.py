@@ -9,7 +9,7 @@ import pytest
 
 from dockyard.cli import output
 from dockyard.cli.gotemplate import TemplateError, go_float, render
-from dockyard.cli.images import ImageContext, image_rows
+from dockyard.cli.images import image_rows
 from dockyard.cli.system import get_timestamp, parse_go_duration
 
 DATA = {"Name": "web", "Config": {"Env": ["A=1", "B=2"], "Labels": {"b": "2", "a": "1"}, "Cmd": None},

@@ -11,6 +11,7 @@ cobra's booleans (``-H=false``). Usage errors print docker's text and exit
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
@@ -40,6 +41,7 @@ class UsageError(Exception):
         super().__init__(message)
         self.parser = parser
         self.flag_error = flag_error
+        self.show_usage = True
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,6 +51,11 @@ class Parser(argparse.ArgumentParser):
     command_path: str = ""
 
     def error(self, message: str) -> NoReturn:
+        m = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if m:
+            err = UsageError(f"unknown command: {self.command_path or PROG} {m.group(1)}", self, flag_error=False)
+            err.show_usage = False
+            raise err
         if message.startswith("unrecognized arguments: "):
             first = message.split(": ", 1)[1].split()[0]
             message = f"unknown flag: {first}" if first.startswith("-") else message
@@ -68,9 +75,10 @@ def fail_usage(err: UsageError) -> int:
         sys.stderr.write(f"{err}\n\n")
     else:
         sys.stderr.write(f"{PROG}: {err}\n\n")
-    if p.usage_line:
+    if p.usage_line and err.show_usage:
         sys.stderr.write(f"Usage:  {p.usage_line}\n\n")
-    sys.stderr.write(f"{'Run' if err.flag_error else 'See'} '{path} --help' for more information\n")
+    hint = "Run" if err.flag_error or not err.show_usage else "See"
+    sys.stderr.write(f"{hint} '{path} --help' for more information\n")
     return USAGE_EXIT if err.flag_error else 1
 
 
@@ -160,10 +168,6 @@ def parse(tree: CommandTree, argv: list[str]) -> argparse.Namespace:
         if problem:
             raise UsageError(problem, parser, flag_error=False)
     return ns
-
-
-def version_flag(parser: argparse.ArgumentParser, text: str) -> None:
-    parser.add_argument("-v", "--version", action="version", version=text)
 
 
 

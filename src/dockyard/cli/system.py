@@ -17,7 +17,7 @@ from .command import Arity, CliError, CommandTree, add_bool, add_filter_flag, ad
 from .connection import ConnectionError_, cannot_connect
 from .gotemplate import Template
 from .images import ImageContext
-from .output import (Context, Format, bytes_size, human_size, parse_iso, rfc3339_nano_fixed, since, tabwrite,
+from .output import (Context, Format, bytes_size, ellipsis, human_size, parse_iso, rfc3339_nano_fixed, since, tabwrite,
                      truncate_id, write_formatted)
 from .structview import StructView
 
@@ -161,8 +161,6 @@ def cmd_info(cli: Cli, ns: argparse.Namespace) -> int:
             fields = dict(kv.partition("=")[::2] for kv in opt.split(","))
             add(f"  {fields.pop('name', opt)}")
             for key, value in fields.items():
-                if key == "profile" and value == "builtin":
-                    value = "builtin"
                 add(f"   {key.capitalize()}: {value}")
     add(f" Kernel Version: {info.get('KernelVersion', '')}")
     add(f" Operating System: {info.get('OperatingSystem', '')}")
@@ -270,7 +268,6 @@ def df_rows(du: dict[str, Any]) -> list[DiskUsageContext]:
 DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 DF_IMAGES = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}" \
             "\t{{.UniqueSize}}\t{{.Containers}}"
-DF_CONTAINERS = "CONTAINER ID   IMAGE     COMMAND   LOCAL VOLUMES   SIZE      CREATED   STATUS    NAMES"
 DF_VOLUMES = "table {{.Name}}\t{{.Links}}\t{{.Size}}"
 
 
@@ -309,7 +306,6 @@ class DfContainerContext(Context):
         return truncate_id(image) if image.startswith("sha256:") else image
 
     def Command(self) -> str:
-        from .output import ellipsis
         return '"' + ellipsis(self.c.get("Command", ""), 20) + '"'
 
     def LocalVolumes(self) -> str:
