@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import distribution, images, system
+from . import containers, distribution, images, system
 from .router import App
 
 
@@ -13,4 +13,5 @@ def build_app(engine: Engine) -> App:
     # POST /images/create is both import (fromSrc, images) and pull (fromImage, distribution)
     routes += images.routes(engine, distribution.pull_handler(engine))
     routes += distribution.routes(engine)
+    routes += containers.routes(engine)
     return App(routes)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ..daemon.config import DaemonConfig
 from ..distribution.auth import AuthConfig
+from ..containers.service import ContainerService
 from ..distribution.service import Distribution
 from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
@@ -33,6 +34,8 @@ class Engine:
         self.distribution = Distribution(config.data_root, config.registry_mirrors, config.insecure_registries,
                                          config.max_concurrent_downloads, config.max_concurrent_uploads,
                                          self.images, self.events.publish)
+        self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish)
+        self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
@@ -57,8 +60,7 @@ class Engine:
 
     def counts(self) -> dict[str, int]:
         """Containers by state and images, for `docker info`."""
-        return {"containers": 0, "running": 0, "paused": 0, "stopped": 0,
-                "images": self.images.count()}
+        return {**self.containers.counts(), "images": self.images.count()}
 
     def storage_driver_name(self) -> str:
         return self.snapshotter.name
@@ -77,5 +79,6 @@ class Engine:
         self.distribution.pull(parse_reference(name), platform, auth or AuthConfig(), progress)
 
     def close(self) -> None:
+        self.containers.close()
         self.distribution.close()
         log.info("engine stopped")

@@ -1,0 +1,527 @@
+"""Container routes: create, start, stop, kill, wait, logs, attach, inspect, list, remove, ..."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any, AsyncIterator, Iterator
+
+from .. import errors
+from ..containers import logs as logmod
+from ..containers.record import PAUSED, RUNNING, Container, parse_iso
+from ..containers.service import parse_signal
+from ..engine.engine import Engine
+from ..runtime.shim import STDERR as SHIM_STDERR
+from . import filters as flt
+from .http import HijackResponse, RawStream, Request, Response, StreamResponse, empty_response, json_response
+from .router import Route, delete, get, post
+
+LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task",
+                          "label", "name", "network", "publish", "since", "status", "volume"})
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+MUX = "application/vnd.docker.multiplexed-stream"
+RAW = "application/vnd.docker.raw-stream"
+
+
+def routes(engine: Engine) -> list[Route]:
+    svc = engine.containers
+
+    async def create(request: Request) -> Response:
+        body = await request.json(default={})
+        if not isinstance(body, dict):
+            raise errors.InvalidParameter("invalid JSON: expected an object")
+        c = await asyncio.to_thread(svc.create, request.q("name"), body)
+        return json_response({"Id": c.id, "Warnings": []}, 201)
+
+    async def start(request: Request) -> Response:
+        await asyncio.to_thread(svc.start, request.params["name"])
+        return empty_response(204)
+
+    async def stop(request: Request) -> Response:
+        await asyncio.to_thread(svc.stop, request.params["name"], request.qint("t"), request.q("signal"))
+        return empty_response(204)
+
+    async def restart(request: Request) -> Response:
+        await asyncio.to_thread(svc.restart, request.params["name"], request.qint("t"), request.q("signal"))
+        return empty_response(204)
+
+    async def kill(request: Request) -> Response:
+        sig = parse_signal(request.q("signal"))
+        await asyncio.to_thread(svc.kill, request.params["name"], sig)
+        return empty_response(204)
+
+    async def pause(request: Request) -> Response:
+        await asyncio.to_thread(svc.pause, request.params["name"])
+        return empty_response(204)
+
+    async def unpause(request: Request) -> Response:
+        await asyncio.to_thread(svc.unpause, request.params["name"])
+        return empty_response(204)
+
+    async def wait(request: Request) -> StreamResponse:
+        fut = svc.wait(request.params["name"], request.q("condition") or "not-running")
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b""  # headers now, as dockerd: the client knows the wait is in place
+            result = await asyncio.wrap_future(fut)
+            yield (json.dumps(result) + "\n").encode()
+
+        return StreamResponse(body())
+
+    async def remove(request: Request) -> Response:
+        await asyncio.to_thread(svc.remove, request.params["name"], request.qbool("force"))
+        return empty_response(204)
+
+    async def rename(request: Request) -> Response:
+        new = request.q("name") or ""
+        await asyncio.to_thread(svc.rename, request.params["name"], new)
+        return empty_response(204)
+
+    async def resize(request: Request) -> Response:
+        h, w = request.qint("h", 0), request.qint("w", 0)
+        await asyncio.to_thread(svc.resize, request.params["name"], h or 0, w or 0)
+        return empty_response(200)
+
+    async def inspect(request: Request) -> Response:
+        c = svc.get(request.params["name"])
+        return json_response(inspect_container(engine, c, request.qbool("size")))
+
+    async def list_(request: Request) -> Response:
+        wanted = flt.parse(request.q("filters"), LIST_FILTERS)
+        out = await asyncio.to_thread(list_containers, engine, request.qbool("all"), request.qint("limit", -1) or -1,
+                                      wanted, request.qbool("size"))
+        return json_response(out)
+
+    async def top(request: Request) -> Response:
+        return json_response(await asyncio.to_thread(top_processes, engine, request.params["name"],
+                                                     request.q("ps_args") or "-ef"))
+
+    async def prune(request: Request) -> Response:
+        wanted = flt.parse(request.q("filters"), frozenset({"until", "label", "label!"}))
+        until_ns = flt.parse_timestamp(wanted["until"][-1], "until") if wanted.get("until") else None
+
+        def keep(c: Container) -> bool:
+            if until_ns is not None and parse_iso(c.created) * 1e9 >= until_ns:
+                return True
+            labels = c.config.get("Labels") or {}
+            if wanted.get("label") and not flt.match_labels(labels, wanted["label"]):
+                return True
+            if wanted.get("label!") and any(flt.match_labels(labels, [x]) for x in wanted["label!"]):
+                return True
+            return False
+
+        deleted, space = await asyncio.to_thread(svc.prune, keep)
+        return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": space})
+
+    async def logs(request: Request) -> StreamResponse:
+        c = svc.get(request.params["name"])
+        opts = logmod.Options(stdout=request.qbool("stdout"), stderr=request.qbool("stderr"),
+                              timestamps=request.qbool("timestamps"))
+        if not (opts.stdout or opts.stderr):
+            raise errors.InvalidParameter("Bad parameters: you must choose at least one stream")
+        if (c.host_config.get("LogConfig") or {}).get("Type") == "none" or not c.log_path:
+            raise errors.InvalidParameter(
+                'configured logging driver does not support reading')
+        if request.q("since"):
+            opts.since_ns = flt.parse_timestamp(request.q("since") or "", "since")
+        if request.q("until"):
+            opts.until_ns = flt.parse_timestamp(request.q("until") or "", "until")
+        tail = request.q("tail") or "all"
+        if tail != "all":
+            try:
+                opts.tail = int(tail)
+            except ValueError:
+                opts.tail = -1
+        tty = bool(c.config.get("Tty"))
+        return StreamResponse(_log_stream(engine, c, opts, request.qbool("follow"), tty),
+                              content_type=RAW if tty else MUX)
+
+    async def attach(request: Request) -> HijackResponse:
+        c = svc.get(request.params["name"])
+        want_stdin = request.qbool("stdin")
+        streams = {1: request.qbool("stdout"), 2: request.qbool("stderr")}
+        keys = request.q("detachKeys")
+        detach = _detach_keys(keys) if keys is not None else DETACH_KEYS
+        tty = bool(c.config.get("Tty"))
+        fut = svc.attach_socket(c.id) if request.qbool("stream") else None
+        replay = request.qbool("logs")
+
+        async def handler(stream: RawStream) -> None:
+            if replay and c.log_path:
+                opts = logmod.Options(stdout=streams[1], stderr=streams[2])
+                for kind, payload, _ in await asyncio.to_thread(
+                        lambda: list(logmod.read_entries(c.log_path, opts))):
+                    await stream.write(payload if tty else logmod.frame(kind, payload))
+            if fut is None:
+                return
+            try:
+                sock = await asyncio.wrap_future(fut)
+            except errors.DockyardError:
+                return
+            await _pump(c, sock, stream, want_stdin and bool(c.config.get("OpenStdin")), streams, tty, detach)
+
+        return HijackResponse(handler, RAW if tty else MUX)
+
+    return [
+        post("/containers/create", create),
+        get("/containers/json", list_),
+        post("/containers/prune", prune, "1.25"),
+        get("/containers/{name:.*}/json", inspect),
+        get("/containers/{name:.*}/logs", logs),
+        get("/containers/{name:.*}/top", top),
+        post("/containers/{name:.*}/start", start),
+        post("/containers/{name:.*}/stop", stop),
+        post("/containers/{name:.*}/restart", restart),
+        post("/containers/{name:.*}/kill", kill),
+        post("/containers/{name:.*}/pause", pause),
+        post("/containers/{name:.*}/unpause", unpause),
+        post("/containers/{name:.*}/wait", wait),
+        post("/containers/{name:.*}/rename", rename),
+        post("/containers/{name:.*}/resize", resize),
+        post("/containers/{name:.*}/attach", attach),
+        delete("/containers/{name:.*}", remove),
+    ]
+
+
+def _detach_keys(spec: str) -> bytes:
+    """``ctrl-p,ctrl-q`` → b"\\x10\\x11"; an empty string turns detaching off."""
+    out = bytearray()
+    for key in filter(None, spec.split(",")):
+        key = key.strip().lower()
+        if key.startswith("ctrl-") and len(key) == 6:
+            ch = key[5]
+            code = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}.get(ch)
+            out.append(code if code is not None else ord(ch) - ord("a") + 1)
+        elif len(key) == 1:
+            out.append(ord(key))
+        else:
+            raise errors.InvalidParameter(f"Invalid detach keys ({spec}) provided")
+    return bytes(out)
+
+
+async def _pump(c: Container, sock: socket.socket, client: RawStream, stdin: bool, streams: dict[int, bool],
+                tty: bool, detach: bytes) -> None:
+    """Copy the shim's output to the client and the client's input to the shim, until either ends."""
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    detached = asyncio.Event()
+
+    async def input_pump() -> None:
+        matched = 0
+        while True:
+            data = await client.read()
+            if not data:
+                if c.config.get("StdinOnce") or not c.config.get("OpenStdin"):
+                    sock.shutdown(socket.SHUT_WR)  # stdin EOF reaches the process
+                return
+            if tty and detach:
+                for i, byte in enumerate(data):
+                    if byte == detach[matched]:
+                        matched += 1
+                        if matched == len(detach):
+                            head = data[:max(0, i + 1 - len(detach))]
+                            if head:
+                                await loop.sock_sendall(sock, head)
+                            detached.set()
+                            return
+                    else:
+                        matched = 0
+            await loop.sock_sendall(sock, data)
+
+    async def output_pump() -> None:
+        while True:
+            packet = await loop.sock_recv(sock, 65536)
+            if not packet:
+                return
+            kind = 2 if packet[0] == SHIM_STDERR else 1
+            if not streams.get(kind):
+                continue
+            payload = packet[1:]
+            await client.write(payload if tty else logmod.frame(kind, payload))
+
+    out_task = asyncio.create_task(output_pump())
+    in_task = asyncio.create_task(input_pump()) if stdin else None
+    detach_task = asyncio.create_task(detached.wait())
+    try:
+        await asyncio.wait({out_task, detach_task}, return_when=asyncio.FIRST_COMPLETED)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        detach_task.cancel()
+        if in_task is not None:
+            in_task.cancel()
+        stdin_open_once = bool(c.config.get("OpenStdin") and c.config.get("StdinOnce"))
+        if not out_task.done() and stdin_open_once:
+            # closing would close the container's stdin; let the output drain until the shim ends it
+            out_task.cancel()
+            asyncio.get_running_loop().create_task(_drain(sock))
+        else:
+            out_task.cancel()
+            sock.close()
+        client.close()
+
+
+async def _drain(sock: socket.socket) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        while await loop.sock_recv(sock, 65536):
+            pass
+    finally:
+        sock.close()
+
+
+async def _log_stream(engine: Engine, c: Container, opts: logmod.Options, follow: bool,
+                      tty: bool) -> AsyncIterator[bytes]:
+    yield b""
+    start = 0
+    first = True
+    while True:
+        end = await asyncio.to_thread(logmod.complete_end, c.log_path)
+        running = c.state.running
+        chunks = _framed(c.log_path, opts, start, end, tty)
+        while True:
+            chunk = await asyncio.to_thread(next, chunks, None)
+            if chunk is None:
+                break
+            yield chunk
+        if first:
+            opts.tail = -1
+            first = False
+        start = end
+        if not follow or (not running and not c.state.running):
+            return
+        if opts.until_ns and time.time_ns() > opts.until_ns:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _framed(path: str, opts: logmod.Options, start: int, end: int, tty: bool) -> Iterator[bytes]:
+    """Output in chunks of about 1 MiB, each many frames."""
+    batch: list[bytes] = []
+    size = 0
+    for kind, payload, ns in logmod.read_entries(path, opts, start, end):
+        if opts.timestamps:
+            payload = logmod.rfc3339_utc(ns) + b" " + payload
+        piece = payload if tty else logmod.frame(kind, payload)
+        batch.append(piece)
+        size += len(piece)
+        if size >= 1 << 20:
+            yield b"".join(batch)
+            batch, size = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+# -- shaping --------------------------------------------------------------------------
+def _command(c: Container) -> str:
+    parts = [c.path, *c.args]
+    return " ".join(parts)
+
+
+def human_duration(seconds: float) -> str:
+    """docker's units.HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def status_text(c: Container) -> str:
+    st = c.state
+    now = time.time()
+    if st.status in (RUNNING, PAUSED):
+        text = f"Up {human_duration(now - parse_iso(st.started_at))}"
+        return text + " (Paused)" if st.status == PAUSED else text
+    if st.status == "restarting":
+        return f"Restarting ({st.exit_code}) {human_duration(now - parse_iso(st.finished_at))} ago"
+    if st.status == "removing":
+        return "Removal In Progress"
+    if st.status == "dead":
+        return "Dead"
+    if parse_iso(st.finished_at) == 0:
+        return "Created"
+    return f"Exited ({st.exit_code}) {human_duration(now - parse_iso(st.finished_at))} ago"
+
+
+def _network_settings(c: Container) -> dict[str, Any]:
+    mode = c.host_config.get("NetworkMode") or "bridge"
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": {mode: {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                                "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                                "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                                "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}}}
+
+
+def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[str, Any]:
+    st = c.state
+    snap_dir = ""
+    try:
+        snap = engine.snapshotter.snapshot(c.id)
+        snap_dir = snap.upperdir
+    except errors.DockyardError:
+        pass
+    host_config = {"Binds": None, "ContainerIDFile": "", "NetworkMode": "bridge", "PortBindings": {},
+                   "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+                   "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None, "Dns": [],
+                   "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private",
+                   "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
+                   "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
+                   "UsernsMode": "", "ShmSize": 67108864, "Runtime": c.runtime, "Isolation": "",
+                   "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+                   "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "", "CpusetMems": "", "MemoryReservation": 0,
+                   "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": None, "PidsLimit": None,
+                   "Ulimits": None, "Init": None, "ConsoleSize": [0, 0], "MaskedPaths": None,
+                   "ReadonlyPaths": None, **c.host_config}
+    data: dict[str, Any] = {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.path,
+        "Args": c.args,
+        "State": {"Status": st.status, "Running": st.status in (RUNNING, PAUSED),
+                  "Paused": st.status == PAUSED, "Restarting": st.status == "restarting",
+                  "OOMKilled": st.oom_killed, "Dead": st.status == "dead", "Pid": st.pid,
+                  "ExitCode": st.exit_code, "Error": st.error, "StartedAt": st.started_at,
+                  "FinishedAt": st.finished_at},
+        "Image": c.image_id,
+        "ResolvConfPath": c.resolv_conf_path,
+        "HostnamePath": c.hostname_path,
+        "HostsPath": c.hosts_path,
+        "LogPath": c.log_path,
+        "Name": c.name,
+        "RestartCount": st.restart_count,
+        "Driver": engine.storage_driver_name(),
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": host_config,
+        "GraphDriver": {"Name": engine.storage_driver_name(),
+                        "Data": {"UpperDir": snap_dir, "MergedDir": engine.containers.rootfs(c.id),
+                                 "WorkDir": snap_dir[:-4] + "work" if snap_dir else ""}},
+        "Mounts": [],
+        "Config": {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+                   "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+                   "Cmd": None, "Image": c.image_name, "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+                   "OnBuild": None, "Labels": {}, **c.config},
+        "NetworkSettings": _network_settings(c),
+    }
+    if size:
+        data["SizeRw"] = 0
+        data["SizeRootFs"] = 0
+    return data
+
+
+def _summary(engine: Engine, c: Container, size: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "Id": c.id,
+        "Names": [c.name],
+        "Image": c.image_name,
+        "ImageID": c.image_id,
+        "Command": _command(c),
+        "Created": int(parse_iso(c.created)),
+        "Ports": [],
+        "Labels": c.config.get("Labels") or {},
+        "State": c.state.status,
+        "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
+        "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
+        "Mounts": [],
+    }
+    if size:
+        out["SizeRw"] = 0
+        out["SizeRootFs"] = 0
+    return out
+
+
+def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, list[str]],
+                    size: bool) -> list[dict[str, Any]]:
+    svc = engine.containers
+    containers = sorted(svc.all(), key=lambda c: c.created, reverse=True)
+    if wanted.get("status"):
+        for s in wanted["status"]:
+            if s not in STATUSES:
+                raise errors.InvalidParameter(f"Invalid filter 'status={s}'")
+    before = svc.get(wanted["before"][-1]).created if wanted.get("before") else None
+    since = svc.get(wanted["since"][-1]).created if wanted.get("since") else None
+    ancestors: set[str] = set()
+    for ref in wanted.get("ancestor", []):
+        try:
+            ancestors.add(engine.images.resolve(ref).id)
+        except errors.DockyardError:
+            pass
+    out = []
+    for c in containers:
+        if not (all_ or limit > 0 or wanted.get("status") or wanted.get("exited")) and not c.state.running:
+            continue
+        if wanted.get("status") and c.state.status not in wanted["status"]:
+            continue
+        if wanted.get("id") and not any(c.id.startswith(v) for v in wanted["id"]):
+            continue
+        if wanted.get("name") and not any(v.lstrip("/") in c.name.lstrip("/") for v in wanted["name"]):
+            continue
+        if wanted.get("label") and not flt.match_labels(c.config.get("Labels"), wanted["label"]):
+            continue
+        if wanted.get("exited"):
+            if c.state.running or parse_iso(c.state.finished_at) == 0 or \
+                    str(c.state.exit_code) not in wanted["exited"]:
+                continue
+        if wanted.get("ancestor") and c.image_id not in ancestors and c.image_name not in wanted["ancestor"]:
+            continue
+        if before is not None and c.created >= before:
+            continue
+        if since is not None and c.created <= since:
+            continue
+        if wanted.get("volume") or wanted.get("health") == ["healthy"] or wanted.get("health") == ["unhealthy"]:
+            continue  # no volumes or health checks yet: nothing matches
+        out.append(_summary(engine, c, size))
+        if limit > 0 and len(out) >= limit:
+            break
+    return out
+
+
+def top_processes(engine: Engine, ref: str, ps_args: str) -> dict[str, Any]:
+    import subprocess
+
+    pids = set(engine.containers.top(ref))
+    res = subprocess.run(["ps", *ps_args.split()], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise errors.SystemError_(f"Error running ps: {res.stderr.strip()}")
+    lines = res.stdout.splitlines()
+    titles = lines[0].split()
+    try:
+        pid_col = titles.index("PID")
+    except ValueError:
+        raise errors.SystemError_("Couldn't find PID field in ps output") from None
+    processes = []
+    for line in lines[1:]:
+        fields = line.split(None, len(titles) - 1)
+        if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in pids:
+            processes.append(fields)
+    return {"Titles": titles, "Processes": processes}

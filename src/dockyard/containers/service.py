@@ -1,0 +1,735 @@
+"""The container service (``engine.containers``): records, state machine, names, lifecycle.
+
+Threads, not the event loop, run lifecycle work (runc and mounts block); the
+API awaits ``concurrent.futures.Future`` objects for waits and attaches, so no
+worker thread is held while a client waits for an exit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import secrets
+import shutil
+import signal as signals
+import socket
+import threading
+import time
+from typing import Any, Callable
+
+from .. import errors
+from ..daemon.config import DaemonConfig
+from ..runtime import spec as specmod
+from ..runtime.runc import Runc
+from ..runtime.shim import Exit, ShimManager, StartError
+from . import names as namegen
+from .monitor import ExitMonitor
+from .record import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RUNNING, Container, State, iso, now_iso,
+                     parse_iso)
+
+log = logging.getLogger("dockyard.containers")
+
+Publish = Callable[[str, str, str, dict[str, str]], Any]
+DEFAULT_STOP_TIMEOUT = 10
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+         "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+
+
+def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int:
+    """``KILL``, ``SIGKILL`` or ``9``; unknown names are a 400 as in dockerd."""
+    if value is None or value == "":
+        return default
+    text = str(value).strip()
+    if text.isdigit():
+        num = int(text)
+        if num <= 0 or num >= 65:
+            raise errors.InvalidParameter(f"Invalid signal: {value}")
+        return num
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    sig = getattr(signals.Signals, name, None) if name in signals.Signals.__members__ else None
+    if sig is None:
+        raise errors.InvalidParameter(f"Invalid signal: {value}")
+    return int(sig)
+
+
+class ContainerService:
+    def __init__(self, config: DaemonConfig, images: Any, snapshotter: Any, publish: Publish) -> None:
+        self.config = config
+        self.images = images
+        self.snapshotter = snapshotter
+        self._publish = publish
+        self.root = os.path.join(config.data_root, "containers")
+        os.makedirs(self.root, mode=0o710, exist_ok=True)
+        self.shims = ShimManager(config.exec_root)
+        self._runtimes: dict[str, Runc] = {}
+        self._lock = threading.RLock()
+        self._containers: dict[str, Container] = {}
+        self._names: dict[str, str] = {}
+        self._op_locks: dict[str, threading.RLock] = {}
+        self._exited: dict[str, threading.Condition] = {}
+        self._waiters: dict[str, list[tuple[str, concurrent.futures.Future[dict[str, Any]]]]] = {}
+        self._pending_attach: dict[str, list[concurrent.futures.Future[socket.socket]]] = {}
+        self._monitor = ExitMonitor(self._handle_exit)
+        self._closed = False
+        self._restore()
+
+    # -- lookup ----------------------------------------------------------------
+    def get(self, ref: str) -> Container:
+        """By full ID, name (with or without "/"), or unique ID prefix, as dockerd resolves them."""
+        with self._lock:
+            if ref in self._containers:
+                return self._containers[ref]
+            by_name = self._names.get(ref if ref.startswith("/") else "/" + ref)
+            if by_name:
+                return self._containers[by_name]
+            if ref:
+                matches = [c for cid, c in self._containers.items() if cid.startswith(ref)]
+                if len(matches) == 1:
+                    return matches[0]
+                if len(matches) > 1:
+                    raise errors.InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise errors.NotFound(f"No such container: {ref}")
+
+    def all(self) -> list[Container]:
+        with self._lock:
+            return list(self._containers.values())
+
+    def using_image(self, image_id: str) -> list[str]:
+        return [c.id for c in self.all() if c.image_id == image_id]
+
+    def is_running(self, container_id: str) -> bool:
+        c = self._containers.get(container_id)
+        return bool(c and c.state.running)
+
+    def counts(self) -> dict[str, int]:
+        cs = self.all()
+        running = sum(1 for c in cs if c.state.status == RUNNING)
+        paused = sum(1 for c in cs if c.state.status == PAUSED)
+        return {"containers": len(cs), "running": running, "paused": paused,
+                "stopped": len(cs) - running - paused}
+
+    def directory(self, container_id: str) -> str:
+        return os.path.join(self.root, container_id)
+
+    def rootfs(self, container_id: str) -> str:
+        return os.path.join(self.directory(container_id), "rootfs")
+
+    def runtime(self, name: str) -> Runc:
+        with self._lock:
+            if name not in self._runtimes:
+                try:
+                    path = self.config.runtime_path(name)
+                except Exception as e:
+                    raise errors.InvalidParameter(str(e)) from None
+                self._runtimes[name] = Runc(path, os.path.join(self.config.exec_root, "runtime-" + name), name)
+            return self._runtimes[name]
+
+    def _op_lock(self, container_id: str) -> threading.RLock:
+        with self._lock:
+            return self._op_locks.setdefault(container_id, threading.RLock())
+
+    def _event(self, c: Container, action: str, extra: dict[str, str] | None = None) -> None:
+        attrs = {"image": c.image_name, "name": c.name.lstrip("/")}
+        attrs.update((c.config.get("Labels") or {}))
+        attrs.update(extra or {})
+        self._publish("container", action, c.id, attrs)
+
+    def _save(self, c: Container) -> None:
+        c.save(self.directory(c.id))
+
+    # -- create ----------------------------------------------------------------
+    def create(self, name: str | None, body: dict[str, Any]) -> Container:
+        config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+        host_config = dict(body.get("HostConfig") or {})
+        image_ref = config.get("Image") or ""
+        if not image_ref:
+            raise errors.InvalidParameter("config cannot be empty in order to create a container")
+        image = self.images.resolve(image_ref)
+        image_config = (image.config.get("config") or {})
+        specmod.validate_host_config(host_config)
+        _validate_restart_policy(host_config)
+        if host_config.get("AutoRemove") and (host_config.get("RestartPolicy") or {}).get("Name") not in (None, "", "no"):
+            raise errors.InvalidParameter("can't create 'AutoRemove' container with restart policy")
+        network_mode = host_config.get("NetworkMode") or "default"
+        if network_mode not in ("default", "bridge", "none", "host") and not network_mode.startswith("container:"):
+            raise errors.NotFound(f"network {network_mode} not found")
+        runtime_name = host_config.get("Runtime") or self.config.default_runtime
+        self.runtime(runtime_name)
+        args = specmod.command(config, image_config)
+        # dockerd stores the merged config: what inspect shows
+        for key in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
+                    "StopSignal", "Healthcheck", "OnBuild", "Shell"):
+            if key == "Env":
+                config["Env"] = _merge_env(image_config.get("Env") or [], config.get("Env") or [])
+            elif key == "Labels":
+                config["Labels"] = {**(image_config.get("Labels") or {}), **(config.get("Labels") or {})}
+            elif key == "Cmd":
+                if not config.get("Cmd") and not config.get("Entrypoint"):
+                    config["Cmd"] = image_config.get("Cmd")
+            elif key == "Entrypoint":
+                if config.get("Entrypoint") is None:
+                    config["Entrypoint"] = image_config.get("Entrypoint")
+                elif config["Entrypoint"] == [""]:
+                    config["Entrypoint"] = None
+            elif not config.get(key) and image_config.get(key):
+                config[key] = image_config[key]
+        container_id = secrets.token_hex(32)
+        config.setdefault("Hostname", "")
+        if not config["Hostname"] and network_mode != "host":
+            config["Hostname"] = container_id[:12]
+        config["Image"] = image_ref
+        host_config.setdefault("NetworkMode", "bridge" if network_mode == "default" else network_mode)
+        host_config.setdefault("LogConfig", {"Type": self.config.log_driver, "Config": dict(self.config.log_opts)})
+        if not (host_config.get("LogConfig") or {}).get("Type"):
+            host_config["LogConfig"] = {"Type": self.config.log_driver, "Config": dict(self.config.log_opts)}
+        host_config.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+        host_config["Runtime"] = runtime_name
+        with self._lock:
+            if name:
+                full = namegen.normalize(name)
+                if full in self._names:
+                    raise errors.Conflict(
+                        f'Conflict. The container name "{full}" is already in use by container '
+                        f'"{self._names[full]}". You have to remove (or rename) that container to be able '
+                        f'to reuse that name.')
+            else:
+                full = namegen.generate(set(self._names))
+            self._names[full] = container_id  # reserved while the rest is prepared
+        directory = self.directory(container_id)
+        try:
+            os.makedirs(os.path.join(directory, "rootfs"), mode=0o710)
+            self.snapshotter.prepare(container_id, image.top_layer)
+            c = Container(id=container_id, name=full, created=now_iso(), image_id=image.id, image_name=image_ref,
+                          config=config, host_config=host_config, path=args[0], args=args[1:],
+                          runtime=runtime_name)
+            self._write_network_files(c)
+            if host_config["LogConfig"]["Type"] != "none":
+                c.log_path = os.path.join(directory, "container.log")
+            self._save(c)
+        except BaseException:
+            with self._lock:
+                self._names.pop(full, None)
+            try:
+                self.snapshotter.remove(container_id)
+            except Exception:
+                pass
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        with self._lock:
+            self._containers[container_id] = c
+        self._event(c, "create")
+        return c
+
+    def _write_network_files(self, c: Container) -> None:
+        directory = self.directory(c.id)
+        host_net = c.host_config.get("NetworkMode") == "host"
+        c.hostname_path = os.path.join(directory, "hostname")
+        c.hosts_path = os.path.join(directory, "hosts")
+        c.resolv_conf_path = os.path.join(directory, "resolv.conf")
+        hostname = c.config.get("Hostname") or socket.gethostname()
+        _write(c.hostname_path, hostname + "\n")
+        if host_net:
+            _write(c.hosts_path, _read("/etc/hosts") or HOSTS)
+            _write(c.resolv_conf_path, _read("/etc/resolv.conf"))
+            return
+        _write(c.hosts_path, HOSTS)
+        _write(c.resolv_conf_path, _container_resolv_conf(_read("/etc/resolv.conf")))
+
+    # -- start -----------------------------------------------------------------
+    def start(self, ref: str) -> Container:
+        c = self.get(ref)
+        with self._op_lock(c.id):
+            if c.state.status in (RUNNING, PAUSED):
+                raise errors.NotModified("container already started")
+            if c.state.status in (REMOVING, DEAD):
+                raise errors.Conflict(f"cannot start a container marked for removal: {c.id}")
+            c.state.stopped_by_user = False
+            try:
+                self._start_locked(c)
+                return c
+            except errors.DockyardError as e:
+                failure = e
+        if c.host_config.get("AutoRemove"):
+            self.remove(c.id, force=True)  # as dockerd: a --rm container that cannot start is removed
+        raise failure
+
+    def _start_locked(self, c: Container) -> None:
+        runtime = self.runtime(c.runtime)
+        rootfs = self.rootfs(c.id)
+        image = self.images.store.get(c.image_id) if hasattr(self.images, "store") else None
+        image_config = ((image.config if image else {}).get("config") or {})
+        if c.state.status != CREATED:
+            # a previous run may have left runc state behind (daemon down at exit)
+            runtime.delete(c.id, force=True)
+        self.snapshotter.mount(c.id, rootfs)
+        try:
+            netns = None
+            mode = c.host_config.get("NetworkMode") or ""
+            if mode.startswith("container:"):
+                other = self.get(mode.split(":", 1)[1])
+                if other.state.status != RUNNING:
+                    raise errors.Conflict(f"cannot join network of a non running container: {other.id}")
+                netns = f"/proc/{other.state.pid}/ns/net"
+            spec = specmod.build(
+                container_id=c.id, rootfs=rootfs, image_config=image_config, config=c.config,
+                host_config=c.host_config,
+                files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns)
+            self.shims.prepare(c.id, spec)
+            log_opts = (c.host_config.get("LogConfig") or {}).get("Config") or {}
+            info = self.shims.create(
+                runtime, c.id, tty=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
+                log_path=c.log_path or None, log_size_max=_size(log_opts.get("max-size", "")),
+                leave_stdin_open=bool(c.config.get("OpenStdin")) and not c.config.get("StdinOnce"))
+        except StartError as e:
+            self._fail_start(c, runtime, str(e))
+            raise errors.InvalidParameter(str(e)) from None
+        except BaseException:
+            self._fail_start(c, runtime, "")
+            raise
+        with self._lock:
+            pending = self._pending_attach.pop(c.id, [])
+        for fut in pending:
+            try:
+                fut.set_result(self.shims.attach(c.id))
+            except Exception as e:
+                if not fut.done():
+                    fut.set_exception(e)
+        try:
+            runtime.start(c.id)
+        except errors.DockyardError as e:
+            runtime.delete(c.id, force=True)
+            self._fail_start(c, runtime, str(e))
+            raise
+        c.state = State(status=RUNNING, pid=info.pid, started_at=now_iso(),
+                        restart_count=c.state.restart_count, stopped_by_user=False)
+        self._save(c)
+        fd = self.shims.open_pidfd(info)
+        self._event(c, "start")
+        if fd is None:
+            threading.Thread(target=self._handle_exit, args=(c.id,), daemon=True).start()
+        else:
+            self._monitor.watch(c.id, fd)
+
+    def _fail_start(self, c: Container, runtime: Runc, message: str) -> None:
+        runtime.delete(c.id, force=True)
+        self.shims.cleanup(c.id)
+        self._unmount(c)
+        if message:
+            c.state.error = message
+            c.state.exit_code = 127 if "executable file not found" in message or "no such file" in message else 126 \
+                if "permission denied" in message else 128
+            if c.state.status != CREATED:
+                c.state.status = EXITED
+            self._save(c)
+        with self._lock:
+            pending = self._pending_attach.pop(c.id, [])
+        for fut in pending:
+            if not fut.done():
+                fut.set_exception(errors.Conflict(message or "container failed to start"))
+
+    def _unmount(self, c: Container) -> None:
+        try:
+            self.snapshotter.unmount(self.rootfs(c.id))
+        except Exception as e:
+            log.warning("unmounting the rootfs of %s: %s", c.id, e)
+
+    # -- exit ------------------------------------------------------------------
+    def _handle_exit(self, container_id: str) -> None:
+        c = self._containers.get(container_id)
+        if c is None:
+            return
+        with self._op_lock(container_id):
+            if not c.state.running:
+                return
+            exit_ = self.shims.exit_status(container_id) or self.shims.lost(container_id)
+            self._finish(c, exit_)
+        self._after_exit(c)
+
+    def _finish(self, c: Container, exit_: Exit) -> None:
+        runtime = self.runtime(c.runtime)
+        try:
+            runtime.delete(c.id, force=True)
+        except errors.DockyardError as e:
+            log.warning("runc delete %s: %s", c.id, e)
+        self.shims.cleanup(c.id)
+        self._unmount(c)
+        c.state.status = EXITED
+        c.state.pid = 0
+        c.state.exit_code = exit_.code
+        c.state.error = exit_.error
+        c.state.oom_killed = exit_.oom_killed
+        c.state.finished_at = iso(exit_.at)
+        self._save(c)
+        if exit_.oom_killed:
+            self._event(c, "oom")
+        self._event(c, "die", {"exitCode": str(exit_.code)})
+        with self._lock:
+            cond = self._exited.get(c.id)
+            waiters = self._waiters.get(c.id, [])
+            self._waiters[c.id] = [(k, f) for k, f in waiters if k == "removed"]
+        result = self._wait_result(c)
+        for kind, fut in waiters:
+            if kind != "removed" and not fut.done():
+                fut.set_result(result)
+        if cond:
+            with cond:
+                cond.notify_all()
+
+    def _after_exit(self, c: Container) -> None:
+        if self._closed:
+            return
+        if c.host_config.get("AutoRemove"):
+            try:
+                self.remove(c.id, force=True)
+            except errors.NotFound:
+                pass
+            return
+        policy = c.host_config.get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if c.state.stopped_by_user or name == "no":
+            return
+        if name == "on-failure":
+            if c.state.exit_code == 0:
+                return
+            limit = int(policy.get("MaximumRetryCount") or 0)
+            if limit and c.state.restart_count >= limit:
+                return
+        ran = parse_iso(c.state.finished_at) - parse_iso(c.state.started_at)
+        # dockerd's backoff: doubles from 100 ms, reset when the container ran for 10 s
+        delay = 0.1 if ran >= 10 else min(0.1 * (2 ** c.state.restart_count), 60.0)
+        threading.Timer(delay, self._restart_by_policy, args=(c.id,)).start()
+
+    def _restart_by_policy(self, container_id: str) -> None:
+        c = self._containers.get(container_id)
+        if c is None or self._closed:
+            return
+        with self._op_lock(container_id):
+            if c.state.running or c.state.stopped_by_user or c.state.status in (REMOVING, DEAD):
+                return
+            c.state.restart_count += 1
+            try:
+                self._start_locked(c)
+            except Exception as e:
+                log.warning("restart policy: starting %s failed: %s", container_id, e)
+                return
+        self._event(c, "restart")
+
+    def _wait_result(self, c: Container) -> dict[str, Any]:
+        return {"StatusCode": c.state.exit_code, "Error": {"Message": c.state.error} if c.state.error else None}
+
+    # -- wait --------------------------------------------------------------------
+    def wait(self, ref: str, condition: str = "not-running") -> concurrent.futures.Future[dict[str, Any]]:
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise errors.InvalidParameter(f"invalid condition: \"{condition}\"")
+        c = self.get(ref)
+        fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        with self._lock:
+            if condition in ("", "not-running") and not c.state.running:
+                fut.set_result(self._wait_result(c))
+                return fut
+            if condition == "removed" and c.id not in self._containers:
+                fut.set_result(self._wait_result(c))
+                return fut
+            self._waiters.setdefault(c.id, []).append((condition or "not-running", fut))
+        return fut
+
+    def wait_stopped(self, c: Container, timeout: float | None) -> bool:
+        with self._lock:
+            cond = self._exited.setdefault(c.id, threading.Condition(self._lock))
+            return cond.wait_for(lambda: not c.state.running, timeout)
+
+    # -- signals -------------------------------------------------------------------
+    def kill(self, ref: str, sig: int = signals.SIGKILL) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise errors.Conflict(f"Container {c.id} is not running")
+        if sig in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
+            c.state.stopped_by_user = True
+        self._event(c, "kill", {"signal": str(sig)})
+        try:
+            self.runtime(c.runtime).kill(c.id, sig, all_processes=sig == signals.SIGKILL)
+        except errors.Conflict:
+            pass  # it exited meanwhile
+        if c.state.status == PAUSED and sig == signals.SIGKILL:
+            # a frozen process cannot die; thaw it so the kill lands
+            try:
+                self.runtime(c.runtime).resume(c.id)
+            except errors.DockyardError:
+                pass
+
+    def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise errors.NotModified("container already stopped")
+        stop_signal = parse_signal(sig or c.config.get("StopSignal") or "SIGTERM", signals.SIGTERM)
+        if timeout is None:
+            timeout = c.config.get("StopTimeout")
+        if timeout is None:
+            timeout = DEFAULT_STOP_TIMEOUT
+        c.state.stopped_by_user = True
+        try:
+            self.kill(c.id, stop_signal)
+        except errors.Conflict:
+            pass
+        if timeout < 0 or not self.wait_stopped(c, timeout):
+            if timeout >= 0:
+                try:
+                    self.kill(c.id, signals.SIGKILL)
+                except errors.Conflict:
+                    pass
+            self.wait_stopped(c, None)
+        self._event(c, "stop")
+
+    def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            self.stop(c.id, timeout, sig)
+        with self._op_lock(c.id):
+            if not c.state.running:
+                c.state.stopped_by_user = False
+                self._start_locked(c)
+        self._event(c, "restart")
+
+    def pause(self, ref: str) -> None:
+        c = self.get(ref)
+        with self._op_lock(c.id):
+            if c.state.status == PAUSED:
+                raise errors.Conflict(f"Container {c.id} is already paused")
+            if c.state.status != RUNNING:
+                raise errors.Conflict(f"Container {c.id} is not running")
+            self.runtime(c.runtime).pause(c.id)
+            c.state.status = PAUSED
+            self._save(c)
+        self._event(c, "pause")
+
+    def unpause(self, ref: str) -> None:
+        c = self.get(ref)
+        with self._op_lock(c.id):
+            if c.state.status != PAUSED:
+                raise errors.Conflict(f"Container {c.id} is not paused")
+            self.runtime(c.runtime).resume(c.id)
+            c.state.status = RUNNING
+            self._save(c)
+        self._event(c, "unpause")
+
+    # -- remove, rename --------------------------------------------------------------
+    def remove(self, ref: str, force: bool = False) -> None:
+        c = self.get(ref)
+        if c.state.running:
+            if not force:
+                state = "paused" if c.state.status == PAUSED else "running"
+                raise errors.Conflict(
+                    f'cannot remove container "{c.name}": container is {state}: stop the container before '
+                    f'removing or force remove')
+            c.state.stopped_by_user = True
+            try:
+                self.kill(c.id, signals.SIGKILL)
+            except errors.Conflict:
+                pass
+            self.wait_stopped(c, 30)
+            if c.state.running:  # the shim does not report: tear down by hand
+                with self._op_lock(c.id):
+                    if c.state.running:
+                        self._finish(c, self.shims.lost(c.id))
+        with self._op_lock(c.id):
+            if c.id not in self._containers:
+                raise errors.NotFound(f"No such container: {ref}")
+            c.state.status = REMOVING
+            self.runtime(c.runtime).delete(c.id, force=True)
+            self.shims.cleanup(c.id)
+            self._unmount(c)
+            try:
+                self.snapshotter.remove(c.id)
+            except errors.NotFound:
+                pass
+            shutil.rmtree(self.directory(c.id), ignore_errors=True)
+            with self._lock:
+                self._containers.pop(c.id, None)
+                if self._names.get(c.name) == c.id:
+                    del self._names[c.name]
+                waiters = self._waiters.pop(c.id, [])
+                self._exited.pop(c.id, None)
+                self._op_locks.pop(c.id, None)
+                self._pending_attach.pop(c.id, None)
+        self._event(c, "destroy")
+        result = self._wait_result(c)
+        for _, fut in waiters:
+            if not fut.done():
+                fut.set_result(result)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        c = self.get(ref)
+        full = namegen.normalize(new_name)
+        with self._lock:
+            if full == c.name:
+                raise errors.InvalidParameter("Renaming a container with the same name as its current name")
+            if full in self._names:
+                raise errors.Conflict(
+                    f'Conflict. The container name "{full}" is already in use by container '
+                    f'"{self._names[full]}". You have to remove (or rename) that container to be able to '
+                    f'reuse that name.')
+            old = c.name
+            del self._names[old]
+            self._names[full] = c.id
+            c.name = full
+        self._save(c)
+        self._event(c, "rename", {"oldName": old})
+
+    def prune(self, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
+        deleted = []
+        for c in self.all():
+            if c.state.running or keep(c):
+                continue
+            try:
+                self.remove(c.id)
+                deleted.append(c.id)
+            except errors.DockyardError:
+                continue
+        return deleted, 0
+
+    # -- attach, resize ------------------------------------------------------------------
+    def attach_socket(self, ref: str) -> concurrent.futures.Future[socket.socket]:
+        """The shim's attach socket: now if the container runs, else when it next starts."""
+        c = self.get(ref)
+        fut: concurrent.futures.Future[socket.socket] = concurrent.futures.Future()
+        with self._op_lock(c.id):
+            if c.state.status in (RUNNING, PAUSED):
+                fut.set_result(self.shims.attach(c.id))
+            else:
+                with self._lock:
+                    self._pending_attach.setdefault(c.id, []).append(fut)
+        self._event(c, "attach")
+        return fut
+
+    def resize(self, ref: str, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state.running:
+            raise errors.Conflict(f"Container {c.id} is not running")
+        self.shims.resize(c.id, height, width)
+        self._event(c, "resize", {"height": str(height), "width": str(width)})
+
+    def top(self, ref: str) -> list[int]:
+        c = self.get(ref)
+        if not c.state.running:
+            raise errors.Conflict(f"Container {c.id} is not running")
+        return self.runtime(c.runtime).ps(c.id)
+
+    # -- restore -------------------------------------------------------------------
+    def _restore(self) -> None:
+        """Rebuild the view from the records and the shims (live restore)."""
+        to_start = []
+        for cid in sorted(os.listdir(self.root)):
+            directory = os.path.join(self.root, cid)
+            try:
+                c = Container.load(directory)
+            except (OSError, ValueError, TypeError):
+                if not os.path.exists(os.path.join(directory, "config.v2.json")):
+                    shutil.rmtree(directory, ignore_errors=True)  # a create that never finished
+                else:
+                    log.warning("skipping unreadable container record in %s", directory)
+                continue
+            self._containers[c.id] = c
+            self._names[c.name] = c.id
+            if c.state.status == REMOVING:
+                threading.Thread(target=self._finish_removal, args=(c.id,), daemon=True).start()
+                continue
+            if not c.state.running:
+                policy = (c.host_config.get("RestartPolicy") or {}).get("Name")
+                if policy == "always" or (policy == "unless-stopped" and not c.state.stopped_by_user):
+                    to_start.append(c.id)
+                continue
+            info = self.shims.load(c.id)
+            fd = self.shims.open_pidfd(info) if info else None
+            if fd is None:
+                threading.Thread(target=self._handle_exit, args=(c.id,), daemon=True).start()
+                continue
+            state = self.runtime(c.runtime).state(c.id) or {}
+            c.state.status = PAUSED if state.get("status") == "paused" else RUNNING
+            self._monitor.watch(c.id, fd)
+        for cid in to_start:
+            threading.Thread(target=self._restart_by_policy, args=(cid,), daemon=True).start()
+
+    def _finish_removal(self, container_id: str) -> None:
+        try:
+            self.remove(container_id, force=True)
+        except errors.DockyardError as e:
+            log.warning("finishing the removal of %s: %s", container_id, e)
+
+    def close(self) -> None:
+        """Stop watching; the containers and their shims keep running (live restore)."""
+        self._closed = True
+        self._monitor.close()
+
+
+def _validate_restart_policy(host_config: dict[str, Any]) -> None:
+    policy = host_config.get("RestartPolicy") or {}
+    name = policy.get("Name") or ""
+    if name not in RESTART_POLICIES:
+        raise errors.InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of 'no', "
+                                      f"'always', 'on-failure', or 'unless-stopped'")
+    count = policy.get("MaximumRetryCount") or 0
+    if not isinstance(count, int) or count < 0:
+        raise errors.InvalidParameter("invalid restart policy: maximum retry count can't be negative")
+    if count and name != "on-failure":
+        raise errors.InvalidParameter(
+            f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
+
+
+def _merge_env(image_env: list[str], env: list[str]) -> list[str]:
+    merged: dict[str, str] = {}
+    for item in image_env + env:
+        merged[item.partition("=")[0]] = item
+    return list(merged.values())
+
+
+def _size(value: str) -> int:
+    if not value:
+        return -1
+    units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+    v = value.strip().lower().rstrip("b")
+    try:
+        if v and v[-1] in units:
+            return int(float(v[:-1]) * units[v[-1]])
+        return int(v)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid max-size: {value}") from None
+
+
+def _container_resolv_conf(host: str) -> str:
+    """The host's resolv.conf without loopback servers, which do not answer inside a netns."""
+    lines = []
+    servers = 0
+    for line in host.splitlines():
+        parts = line.split()
+        if parts[:1] == ["nameserver"] and len(parts) > 1:
+            if parts[1].startswith("127.") or parts[1] == "::1":
+                continue
+            servers += 1
+        lines.append(line)
+    if not servers:
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def elapsed_since(ts: str) -> float:
+    return time.time() - parse_iso(ts)
