@@ -130,9 +130,10 @@ def remote(hosts: Hosts, certs: Pki, tmp_path_factory: pytest.TempPathFactory):
         "tlscert": str(certs.good.file("server-cert.pem")), "tlskey": str(certs.good.file("server-key.pem"))}))
     log_path = base / "dockyardd.log"
     with open(log_path, "wb") as logf:
-        # its own UTS namespace: the remote host has a name of its own for `docker info`
+        # nsenter rather than `ip netns exec`, which remounts /sys for the namespace and so hides the
+        # cgroup mounts runc needs; its own UTS namespace gives the remote host a name for `docker info`
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", hosts.server_ns, "unshare", "--uts", "sh", "-c",
+            ["nsenter", f"--net=/run/netns/{hosts.server_ns}", "unshare", "--uts", "sh", "-c",
              f'hostname {REMOTE_HOSTNAME} && exec "$@"', "sh",
              DOCKYARDD, "-H", f"tcp://{hosts.addr}:{PORT}", "-H", f"tcp://{hosts.other_addr}:{PORT}",
              "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
@@ -325,3 +326,33 @@ def test_unix_socket_mode_and_docker_group(fresh_daemon):
         fresh_daemon.stop()
         if created:
             sh("groupdel", "docker")
+
+
+# -- containers over TLS ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def remote_env(hosts, certs, tmp_path_factory) -> dict[str, str]:
+    return client_env(tmp_path_factory.mktemp("client"), DOCKER_HOST=f"tcp://{hosts.addr}:{PORT}",
+                      DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(certs.good.path))
+
+
+@pytest.fixture(scope="module")
+def remote_busybox(hosts, remote, remote_env, busybox_tar) -> None:
+    res = docker_in(hosts.client_ns, remote_env, "load", "-i", busybox_tar.path)
+    assert res.returncode == 0, res.stderr
+
+
+def test_run_over_tls(hosts, remote_env, remote_busybox):
+    res = docker_in(hosts.client_ns, remote_env, "run", "--rm", "busybox", "echo", "hello")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "hello\n"
+
+
+def test_attached_stdin_ends_and_output_still_comes(hosts, remote_env, remote_busybox):
+    """`docker run -i` ends stdin with a TLS close_notify and keeps reading: what the
+    container writes after that must still arrive (asyncio's SSL transport alone drops it)."""
+    res = subprocess.run(["ip", "netns", "exec", hosts.client_ns, DOCKER, "run", "-i", "--rm", "busybox",
+                          "sh", "-c", "cat; sleep 0.3; echo late"],
+                         input="hi there\n", capture_output=True, text=True, env=remote_env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "hi there\nlate\n"
