@@ -14,7 +14,10 @@ import pytest
 @pytest.fixture(scope="module")
 def d(daemon, busybox_tar):
     daemon.cli("load", "-i", busybox_tar.path)
-    return daemon
+    yield daemon
+    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
+    if ids:
+        daemon.cli("rm", "-f", *ids, check=False)
 
 
 def test_run_rm_echo(d) -> None:
@@ -106,3 +109,28 @@ def test_docker_py(d) -> None:
     c = client.containers.run("busybox", "sleep 1000", detach=True, labels={"team": "a"})
     assert [x.id for x in client.containers.list(filters={"label": "team=a"})] == [c.id]
     c.remove(force=True)
+
+
+def test_live_restore_after_kill_9(fresh_daemon, busybox_tar) -> None:
+    d = fresh_daemon
+    d.start()
+    try:
+        d.cli("load", "-i", busybox_tar.path)
+        d.cli("run", "-d", "--name", "long", "busybox", "sh", "-c",
+              "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.05; done")
+        d.cli("run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 42")
+        time.sleep(0.3)
+        d.stop(signal.SIGKILL)
+        time.sleep(1.5)  # "short" exits while the daemon is down
+        d.start()
+        assert d.cli("ps", "--format", "{{.Names}}").stdout_text.split() == ["long"]
+        assert d.cli("inspect", "-f", "{{.State.ExitCode}}", "short").stdout_text.strip() == "42"
+        lines = d.cli("logs", "long").stdout_text.split()
+        assert lines == [f"line{i}" for i in range(len(lines))] and len(lines) > 20  # nothing lost
+        d.cli("stop", "-t", "1", "long")
+        assert d.cli("inspect", "-f", "{{.State.Status}}", "long").stdout_text.strip() == "exited"
+        d.cli("rm", "long", "short")
+    finally:
+        ids = d.cli("ps", "-aq", check=False).stdout_text.split() if d.proc else []
+        if ids:
+            d.cli("rm", "-f", *ids, check=False)
