@@ -99,6 +99,10 @@ def test_inspect_matches_docker(daemon, loaded):
     assert_same(daemon, "inspect", "-f", '{{range .RepoTags}}{{.}},{{end}} {{index .Config.Env 0}} {{len .RootFS.Layers}}'
                 ' {{if .Parent}}p{{else}}none{{end}} {{join .Config.Cmd "+"}} {{upper .Os}}', "busybox", header=False)
     assert_same(daemon, "image", "inspect", "--format", "json", "busybox", header=False)
+    # nulls print as docker's typed structs print them: nil slices [], nil maps map[], JSON null
+    assert_same(daemon, "image", "inspect", "--format", "{{.Config.Entrypoint}} {{.Config.Labels}} "
+                "{{json .Config.Entrypoint}} {{len .Config.Entrypoint}} {{range .Config.Entrypoint}}x{{end}}",
+                "busybox", header=False)
 
 
 def test_inspect_missing_matches_docker(daemon, loaded):

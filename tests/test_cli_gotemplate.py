@@ -168,3 +168,10 @@ def test_time_formats(monkeypatch: pytest.MonkeyPatch) -> None:
         time.tzset()
     assert output.parse_iso("2023-11-14T22:13:20Z") == 1_700_000_000
     assert output.parse_iso("2023-11-14T22:13:20.5+00:00") == 1_700_000_000.5
+
+
+def test_typed_nils() -> None:
+    from dockyard.cli.output import render_template
+    data = {"Config": {"Entrypoint": None, "Labels": None, "User": None}}
+    assert render_template("{{.Config.Entrypoint}} {{.Config.Labels}} {{json .Config.Entrypoint}} "
+                           "{{len .Config.Labels}} {{.Config.User}}", [data]) == "[] map[] null 0 <nil>\n"

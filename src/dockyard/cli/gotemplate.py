@@ -20,7 +20,7 @@ import json as _json
 import re
 from decimal import Decimal
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 
 class TemplateError(Exception):
@@ -382,6 +382,14 @@ class _NoValue:
 NO_VALUE = _NoValue()
 
 
+class NilSlice(list):  # type: ignore[type-arg]
+    """A JSON null that a Go struct holds as a nil slice: prints ``[]``, marshals ``null``."""
+
+
+class NilMap(dict):  # type: ignore[type-arg]
+    """A JSON null that a Go struct holds as a nil map: prints ``map[]``, marshals ``null``."""
+
+
 def go_str(value: Any) -> str:
     """Go's ``fmt.Sprint`` of a value."""
     if value is None:
@@ -437,6 +445,8 @@ def _go_maps(value: Any) -> Any:
         return None
     if isinstance(value, FieldSource):
         return value.to_json()
+    if isinstance(value, (NilSlice, NilMap)):
+        return None
     if isinstance(value, dict):
         return {k: _go_maps(value[k]) for k in sorted(value)}
     if isinstance(value, list):
@@ -571,10 +581,12 @@ HEADER_FUNCS: dict[str, Callable[..., Any]] = {
 # ---------------------------------------------------------------- execution
 
 class _Exec:
-    def __init__(self, src: str, funcs: dict[str, Callable[..., Any]], missing_key_error: bool) -> None:
+    def __init__(self, src: str, funcs: dict[str, Callable[..., Any]], missing_key_error: bool,
+                 typed_nils: Mapping[str, Callable[[], Any]]) -> None:
         self.src = src
         self.funcs = funcs
         self.missing_key_error = missing_key_error
+        self.typed_nils = typed_nils
         self.out: list[str] = []
 
     def err(self, pos: int, node_text: str, msg: str) -> TemplateError:
@@ -703,6 +715,8 @@ class _Exec:
             elif isinstance(value, dict):
                 if name in value:
                     value = value[name]
+                    if value is None and name in self.typed_nils:
+                        value = self.typed_nils[name]()
                 elif self.missing_key_error:
                     raise self.err(pos, text, f"map has no entry for key \"{name}\"")
                 else:
@@ -726,14 +740,17 @@ class Template:
     """A parsed template; ``execute`` renders it for one value."""
 
     def __init__(self, src: str, funcs: dict[str, Callable[..., Any]] | None = None,
-                 missing_key_error: bool = False) -> None:
+                 missing_key_error: bool = False, typed_nils: Mapping[str, Callable[[], Any]] | None = None) -> None:
+        """``missing_key_error``: Go's missingkey=error; ``typed_nils``: field name -> NilSlice/NilMap,
+        for JSON nulls that the Go struct behind the data holds as nil slices or maps."""
         self.src = src
         self.funcs = dict(BASIC_FUNCS if funcs is None else funcs)
         self.missing_key_error = missing_key_error
+        self.typed_nils = dict(typed_nils or {})
         self.nodes = _Parser(src, self.funcs).parse()
 
     def execute(self, data: Any, funcs: dict[str, Callable[..., Any]] | None = None) -> str:
-        ex = _Exec(self.src, funcs or self.funcs, self.missing_key_error)
+        ex = _Exec(self.src, funcs or self.funcs, self.missing_key_error, self.typed_nils)
         ex.run(self.nodes, data, [("$", data)])
         return "".join(ex.out)
 

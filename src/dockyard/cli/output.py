@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
-from .gotemplate import HEADER_FUNCS, NO_VALUE, Template, go_json
+from .gotemplate import HEADER_FUNCS, NO_VALUE, NilMap, NilSlice, Template, go_json
 
 TABLE = "table"
 JSON = "json"
@@ -117,9 +117,20 @@ class _HeaderMap(dict):  # type: ignore[type-arg]
         return NO_VALUE
 
 
+# Fields of the Engine API's inspect types that are Go slices or maps: a null there prints as
+# docker's typed structs print it (``[]``, ``map[]``), not as ``<nil>``.
+_NIL_SLICES = ("RepoTags", "RepoDigests", "Env", "Cmd", "Entrypoint", "OnBuild", "Shell", "Layers", "Args",
+               "Mounts", "Binds", "Links", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "CapAdd", "CapDrop",
+               "SecurityOpt", "Devices", "Ulimits", "GroupAdd", "VolumesFrom", "DeviceCgroupRules",
+               "DeviceRequests", "MaskedPaths", "ReadonlyPaths", "Aliases", "DNSNames")
+_NIL_MAPS = ("Labels", "Volumes", "ExposedPorts", "Data", "Ports", "Networks", "PortBindings", "Tmpfs",
+             "StorageOpt", "Sysctls", "Options", "Containers", "DriverOpts", "Status", "Annotations")
+INSPECT_NILS: dict[str, Any] = {**{k: NilSlice for k in _NIL_SLICES}, **{k: NilMap for k in _NIL_MAPS}}
+
+
 def render_template(fmt: str, values: Iterable[Any], missing_key_error: bool = True) -> str:
     """docker inspect's templating: one rendered line per value, from the raw JSON."""
-    tmpl = Template(Format(fmt).template_text(), missing_key_error=missing_key_error)
+    tmpl = Template(Format(fmt).template_text(), missing_key_error=missing_key_error, typed_nils=INSPECT_NILS)
     return "".join(tmpl.execute(v) + "\n" for v in values)
 
 
