@@ -151,6 +151,11 @@ def test_usage_errors(daemon):
     res = dockyard(daemon, "images", "--bogus")
     assert res.returncode == 125
     assert res.stderr_text.startswith("unknown flag: --bogus\n\nUsage:  dockyard images [OPTIONS] [REPOSITORY[:TAG]]")
+    res = dockyard(daemon, "images", "--dig")  # no abbreviations, as in cobra
+    assert res.returncode == 125 and res.stderr_text.startswith("unknown flag: --dig\n")
+    res = dockyard(daemon, "nosuch")
+    assert res.returncode == 1
+    assert res.stderr_text == "dockyard: unknown command: dockyard nosuch\n\nRun 'dockyard --help' for more information\n"
     res = dockyard(daemon, "tag", "one")
     assert res.returncode == 1
     assert "'dockyard tag' requires 2 arguments" in res.stderr_text

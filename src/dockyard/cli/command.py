@@ -14,7 +14,7 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from .main import Cli
@@ -49,6 +49,10 @@ class Parser(argparse.ArgumentParser):
 
     usage_line: str = ""
     command_path: str = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False  # cobra takes no abbreviated flags
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         m = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
