@@ -268,6 +268,8 @@ class _Parser:
                 continue
             if src.startswith("}}", i):
                 return i
+            if c == "}":
+                raise TemplateError(f"template: :{_line(src, i)}: bad character U+007D '}}'")
             i += 1
         raise TemplateError(f"template: :{_line(src, start)}: unclosed action")
 

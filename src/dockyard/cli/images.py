@@ -224,11 +224,11 @@ def cmd_history(cli: Cli, ns: argparse.Namespace) -> None:
     write_formatted(cli.out, fmt, (HistoryContext(h, trunc, ns.human) for h in rows), HistoryContext())
 
 
-def parse_reference(text: str, what: str = "repository/tag") -> reference.Reference:
+def parse_reference(text: str) -> reference.Reference:
     try:
         return reference.parse(text, default_tag=False)
     except engine_errors.InvalidParameter as e:
-        raise CliError(f'Error parsing reference: "{text}" is not a valid {what}: {e}') from None
+        raise CliError(f'Error parsing reference: "{text}" is not a valid repository/tag: {e}') from None
 
 
 def cmd_tag(cli: Cli, ns: argparse.Namespace) -> None:
@@ -334,7 +334,10 @@ def cmd_import(cli: Cli, ns: argparse.Namespace) -> None:
     source = ns.args[0]
     repo = ns.args[1] if len(ns.args) > 1 else ""
     if repo:
-        parse_reference(repo, "reference")
+        try:
+            reference.parse(repo, default_tag=False)
+        except engine_errors.InvalidParameter as e:
+            raise CliError(str(e)) from None
     params: dict[str, Any] = {"changes": ns.change}
     if repo:
         params["repo"] = repo

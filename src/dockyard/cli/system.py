@@ -336,7 +336,9 @@ def cmd_df(cli: Cli, ns: argparse.Namespace) -> None:
         write_formatted(cli.out, Format(DF_TABLE if source == "table" else source), df_rows(du), DiskUsageContext())
         return
     if ns.format:
-        raise CliError("the verbose and the format options conflict")
+        # docker renders a format given with -v once, over the whole report, without a newline
+        cli.out.write(Template(Format(ns.format).template_text()).execute(StructView(du, "types.DiskUsage")))
+        return
     out = cli.out
     out.write("Images space usage:\n\n")
     rows = []
