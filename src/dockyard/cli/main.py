@@ -20,7 +20,8 @@ import requests
 from .. import __version__
 from . import images, inspect, remote, system
 from .command import PROG, CliError, CommandTree, Parser, UsageError, add_bool, fail_usage, parse
-from .connection import ConnectionError_, api_message, ConnectionOptions, StreamError, cannot_connect, connect, resolve_host
+from .connection import (ConnectionError_, ConnectionOptions, StreamError, api_message, cannot_connect, connect,
+                         resolve_host)
 from .gotemplate import TemplateError
 
 # Each module's ``register(tree)``; later resources (containers, networks, ...) add theirs here.
