@@ -17,6 +17,7 @@ import urllib3
 
 from .. import __version__
 from ..errors import Unavailable
+from ..util.iterio import IterReader
 from .auth import AuthConfig, Authorizer, parse_challenge
 from .registries import Endpoint
 
@@ -182,7 +183,7 @@ class Session:
         resp = self.request("POST", "blobs/uploads/", {"Content-Length": "0"}, ok=(202,))
         location = self._absolute(resp.headers.get("Location", ""))
         if chunk_size <= 0:
-            body = _Reader(chunks)
+            body = IterReader(chunks)
             resp = self.request("PUT", _with_query(location, "digest", digest),
                                 {"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                                 body=body, ok=(201,))
@@ -213,26 +214,6 @@ class Session:
         return self.endpoint.url + (location if location.startswith("/") else "/" + location)
 
 
-class _Reader:
-    """A file-like view of an iterator of chunks, so urllib3 streams the PUT body."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buf = b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            try:
-                self._buf += next(self._chunks)
-            except StopIteration:
-                break
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
-
-
 def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
     buf = bytearray()
     for chunk in chunks:
@@ -258,4 +239,3 @@ def _registry_error(resp: urllib3.BaseHTTPResponse) -> RegistryError:
     except (ValueError, AttributeError, IndexError, TypeError):
         text = data[:200].decode(errors="replace").strip()
         return RegistryError(resp.status, "", f"registry answered {resp.status}" + (f": {text}" if text else ""))
-

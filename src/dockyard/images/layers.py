@@ -23,6 +23,7 @@ from .. import errors
 from ..storage.archive import extract
 from ..storage.snapshotter import TAR_SPLIT, Snapshotter
 from ..storage.vfs import copy_tree
+from ..util.iterio import IterReader
 from .streams import HashingReader, Peekable, compression_of, decompressed
 from .tarsplit import Recorder, replay
 
@@ -117,7 +118,7 @@ class LayerStore:
                 return cid
             if not self.snap.independent_layers and pending.parent != parent:
                 # A full-copy layer must be built on its parent's files: unpack it again there.
-                rebuilt = self.unpack(_IterReader(replay(os.path.join(pending.build_dir, TAR_SPLIT),
+                rebuilt = self.unpack(IterReader(replay(os.path.join(pending.build_dir, TAR_SPLIT),
                                                          os.path.join(pending.build_dir, "diff"))), parent)
                 self.snap.discard(pending.build_dir)
                 pending = rebuilt
@@ -140,7 +141,7 @@ class LayerStore:
                 return cid
         if not self.snap.independent_layers:
             # A full-copy layer holds its parent's files too: rebuild it from its tar.
-            return self.commit(self.unpack(_IterReader(self.tar_stream(source)), parent), parent)
+            return self.commit(self.unpack(IterReader(self.tar_stream(source)), parent), parent)
         build = os.path.join(self.snap.tmp_dir, "clone-" + os.urandom(8).hex())
         os.makedirs(build, mode=0o700)
         try:
@@ -235,23 +236,3 @@ class LayerStore:
                     self._remove(cid)
                     removed.append(cid)
         return removed
-
-
-class _IterReader:
-    """A file-like view of an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._it = chunks
-        self._buf = b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            try:
-                self._buf += next(self._it)
-            except StopIteration:
-                break
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
