@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import containers, distribution, images, system
+from . import containers, distribution, exec, images, system
 from .router import App
 
 
@@ -14,4 +14,5 @@ def build_app(engine: Engine) -> App:
     routes += images.routes(engine, distribution.pull_handler(engine))
     routes += distribution.routes(engine)
     routes += containers.routes(engine)
+    routes += exec.routes(engine)
     return App(routes)

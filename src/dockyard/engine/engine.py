@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ..daemon.config import DaemonConfig
 from ..distribution.auth import AuthConfig
+from ..containers.exec import ExecService
 from ..containers.service import ContainerService
 from ..distribution.service import Distribution
 from ..images.reference import parse as parse_reference
@@ -36,6 +37,7 @@ class Engine:
                                          self.images, self.events.publish)
         self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish)
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
+        self.execs = ExecService(self.containers, self.events.publish)
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
