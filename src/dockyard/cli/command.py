@@ -144,8 +144,13 @@ class CommandTree:
         self._groups[name] = p
 
     def add(self, paths: list[str], usage: str, help: str, handler: Handler,
-            setup: Setup | None = None, arity: Arity = Arity(), metavar: str = "ARGS") -> None:
-        """Register one command under each of ``paths`` (first one is canonical)."""
+            setup: Setup | None = None, arity: Arity = Arity(), metavar: str = "ARGS",
+            interspersed: bool = True) -> None:
+        """Register one command under each of ``paths`` (first one is canonical).
+
+        ``interspersed=False`` ends flag parsing at the first argument, as cobra's
+        ``SetInterspersed(false)`` (``run IMAGE CMD -c x``: ``-c`` belongs to CMD).
+        """
         for path in paths:
             words = path.split()
             parent = " ".join(words[:-1])
@@ -157,7 +162,8 @@ class CommandTree:
             p.command_path = f"{PROG} {path}"
             if setup is not None:
                 setup(p)
-            p.add_argument("args", nargs="*", metavar=metavar, help=argparse.SUPPRESS)
+            p.add_argument("args", nargs="*" if interspersed else argparse.REMAINDER, metavar=metavar,
+                           help=argparse.SUPPRESS)
             p.set_defaults(handler=handler, arity=arity, command_parser=p)
 
 
