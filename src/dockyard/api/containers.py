@@ -6,12 +6,12 @@ import asyncio
 import json
 import socket
 import time
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 from .. import errors
 from ..containers import logs as logmod
 from ..containers.record import PAUSED, RUNNING, Container, parse_iso
-from ..containers.service import parse_signal
+from ..containers.service import ContainerService, parse_signal
 from ..engine.engine import Engine
 from ..runtime.shim import STDERR as SHIM_STDERR
 from . import filters as flt
@@ -122,9 +122,6 @@ def routes(engine: Engine) -> list[Route]:
                               timestamps=request.qbool("timestamps"))
         if not (opts.stdout or opts.stderr):
             raise errors.InvalidParameter("Bad parameters: you must choose at least one stream")
-        if (c.host_config.get("LogConfig") or {}).get("Type") == "none" or not c.log_path:
-            raise errors.InvalidParameter(
-                'configured logging driver does not support reading')
         if request.q("since"):
             opts.since_ns = flt.parse_timestamp(request.q("since") or "", "since")
         if request.q("until"):
@@ -135,8 +132,9 @@ def routes(engine: Engine) -> list[Route]:
                 opts.tail = int(tail)
             except ValueError:
                 opts.tail = -1
+        reader = await asyncio.to_thread(svc.log_reader, c.id, opts)
         tty = bool(c.config.get("Tty"))
-        return StreamResponse(_log_stream(engine, c, opts, request.qbool("follow"), tty),
+        return StreamResponse(_log_stream(svc, c, reader, request.qbool("follow")),
                               content_type=RAW if tty else MUX)
 
     async def attach(request: Request) -> HijackResponse:
@@ -151,10 +149,13 @@ def routes(engine: Engine) -> list[Route]:
 
         async def handler(stream: RawStream) -> None:
             if replay and c.log_path:
-                opts = logmod.Options(stdout=streams[1], stderr=streams[2])
-                for kind, payload, _ in await asyncio.to_thread(
-                        lambda: list(logmod.read_entries(c.log_path, opts))):
-                    await stream.write(payload if tty else logmod.frame(kind, payload))
+                reader = await asyncio.to_thread(
+                    svc.log_reader, c.id, logmod.Options(stdout=streams[1], stderr=streams[2]))
+                try:
+                    for chunk in await asyncio.to_thread(lambda: list(reader.backlog())):
+                        await stream.write(chunk)
+                finally:
+                    reader.close()
             if fut is None:
                 return
             try:
@@ -273,46 +274,22 @@ async def _drain(sock: socket.socket) -> None:
         sock.close()
 
 
-async def _log_stream(engine: Engine, c: Container, opts: logmod.Options, follow: bool,
-                      tty: bool) -> AsyncIterator[bytes]:
-    yield b""
-    start = 0
-    first = True
-    while True:
-        end = await asyncio.to_thread(logmod.complete_end, c.log_path)
-        running = c.state.running
-        chunks = _framed(c.log_path, opts, start, end, tty)
-        while True:
-            chunk = await asyncio.to_thread(next, chunks, None)
-            if chunk is None:
-                break
+async def _log_stream(svc: ContainerService, c: Container, reader: logmod.LogReader, follow: bool) -> AsyncIterator[bytes]:
+    yield b""  # headers now: `docker logs -f` of a quiet container shows nothing, but is connected
+    try:
+        chunks = reader.backlog()
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
             yield chunk
-        if first:
-            opts.tail = -1
-            first = False
-        start = end
-        if not follow or (not running and not c.state.running):
-            return
-        if opts.until_ns and time.time_ns() > opts.until_ns:
-            return
-        await asyncio.sleep(0.05)
-
-
-def _framed(path: str, opts: logmod.Options, start: int, end: int, tty: bool) -> Iterator[bytes]:
-    """Output in chunks of about 1 MiB, each many frames."""
-    batch: list[bytes] = []
-    size = 0
-    for kind, payload, ns in logmod.read_entries(path, opts, start, end):
-        if opts.timestamps:
-            payload = logmod.rfc3339_utc(ns) + b" " + payload
-        piece = payload if tty else logmod.frame(kind, payload)
-        batch.append(piece)
-        size += len(piece)
-        if size >= 1 << 20:
-            yield b"".join(batch)
-            batch, size = [], 0
-    if batch:
-        yield b"".join(batch)
+        while follow and not reader.finished:
+            running = c.state.running
+            await asyncio.to_thread(svc.sync_log, c)
+            for chunk in await asyncio.to_thread(lambda: list(reader.more())):
+                yield chunk
+            if not running or (reader.opts.until_ns and time.time_ns() > reader.opts.until_ns):
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        reader.close()
 
 
 # -- shaping --------------------------------------------------------------------------
@@ -366,16 +343,8 @@ def status_text(c: Container) -> str:
     return f"Exited ({st.exit_code}) {human_duration(now - parse_iso(st.finished_at))} ago"
 
 
-def _network_settings(c: Container) -> dict[str, Any]:
-    mode = c.host_config.get("NetworkMode") or "bridge"
-    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
-            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": {mode: {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                                "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-                                "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                                "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}}}
+def _network_settings(engine: Engine, c: Container) -> dict[str, Any]:
+    return engine.networks.container_settings(c)
 
 
 def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[str, Any]:
@@ -430,7 +399,7 @@ def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[
                    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
                    "Cmd": None, "Image": c.image_name, "Volumes": None, "WorkingDir": "", "Entrypoint": None,
                    "OnBuild": None, "Labels": {}, **c.config},
-        "NetworkSettings": _network_settings(c),
+        "NetworkSettings": _network_settings(engine, c),
     }
     if size:
         data["SizeRw"] = 0
@@ -446,12 +415,12 @@ def _summary(engine: Engine, c: Container, size: bool) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": _command(c),
         "Created": int(parse_iso(c.created)),
-        "Ports": [],
+        "Ports": engine.networks.port_summary(c),
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
-        "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
+        "NetworkSettings": {"Networks": _network_settings(engine, c)["Networks"]},
         "Mounts": [],
     }
     if size:

@@ -1,16 +1,20 @@
-"""Reading the shim's log file (conmon's k8s-file format) for `docker logs` and attach `logs=1`.
+"""Reading a container's json-file log (and its rotated files) for `docker logs` and attach `logs=1`.
 
-Each line is ``<RFC3339Nano with offset> <stdout|stderr> <F|P> <payload>``; ``F``
-ends a line of the container's output, ``P`` is a piece of a line that had no
-newline yet (the next entry of the stream continues it).
+Each line is ``{"log":"…","stream":"stdout|stderr","time":"RFC3339Nano"}``; a
+``log`` without a final newline is a piece of a line the next entry of the
+stream continues. Output is the Engine API's: multiplexed frames, or raw bytes
+for a TTY; big logs are rendered a block of lines at a time (see ``render``).
 """
 
 from __future__ import annotations
 
 import calendar
+import gzip
+import json
 import os
+import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 STDOUT, STDERR = 1, 2
 READ_CHUNK = 1 << 20
@@ -51,98 +55,7 @@ def ts_ns(stamp: bytes) -> int:
 
 def rfc3339_utc(ns: int) -> bytes:
     secs, frac = divmod(ns, 1_000_000_000)
-    import time
     return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z").encode()
-
-
-def _tail_offset(path: str, lines: int) -> int:
-    """File offset where the last ``lines`` complete entries start."""
-    if lines <= 0:
-        return os.path.getsize(path)
-    with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        pos = end
-        count = 0
-        # the final newline ends the last entry; look for lines+1 newlines back
-        while pos > 0:
-            step = min(READ_CHUNK, pos)
-            pos -= step
-            f.seek(pos)
-            chunk = f.read(step)
-            idx = len(chunk)
-            while True:
-                idx = chunk.rfind(b"\n", 0, idx)
-                if idx < 0:
-                    break
-                if pos + idx == end - 1:
-                    continue
-                count += 1
-                if count == lines:
-                    return pos + idx + 1
-        return 0
-
-
-def read_entries(path: str, opts: Options, start: int = 0,
-                 end: int | None = None) -> Iterator[tuple[int, bytes, int]]:
-    """Yield (stream, payload, timestamp_ns or 0) for the wanted streams, from byte ``start`` to ``end``.
-
-    Consecutive entries of one stream are joined into one payload when no
-    timestamps or time bounds are needed, which keeps big logs cheap to frame.
-    """
-    if opts.tail >= 0:
-        start = max(start, _tail_offset(path, opts.tail))
-    need_ts = opts.timestamps or opts.since_ns or opts.until_ns
-    want = {b"stdout": STDOUT if opts.stdout else 0, b"stderr": STDERR if opts.stderr else 0}
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return
-    with f:
-        f.seek(start)
-        remaining = None if end is None else end - start
-        rest = b""
-        while True:
-            size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-            if size <= 0:
-                break
-            chunk = f.read(size)
-            if not chunk:
-                break
-            if remaining is not None:
-                remaining -= len(chunk)
-            data = rest + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
-                continue
-            rest = data[cut + 1:]
-            batch: list[bytes] = []
-            batch_stream = 0
-            for line in data[:cut].split(b"\n"):
-                parts = line.split(b" ", 3)
-                if len(parts) < 3:
-                    continue
-                stream = want.get(parts[1], 0)
-                if not stream:
-                    continue
-                payload = parts[3] if len(parts) > 3 else b""
-                if parts[2] == b"F":
-                    payload += b"\n"
-                if need_ts:
-                    ns = ts_ns(parts[0])
-                    if opts.since_ns and ns < opts.since_ns:
-                        continue
-                    if opts.until_ns and ns > opts.until_ns:
-                        return
-                    yield stream, payload, ns
-                    continue
-                if stream != batch_stream and batch:
-                    yield batch_stream, b"".join(batch), 0
-                    batch = []
-                batch_stream = stream
-                batch.append(payload)
-            if batch:
-                yield batch_stream, b"".join(batch), 0
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -150,15 +63,190 @@ def frame(stream: int, payload: bytes) -> bytes:
     return bytes((stream, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
 
 
-def complete_end(path: str) -> int:
-    """Offset just past the last complete entry (the shim may be mid-write)."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            back = min(size, 1 << 16)  # conmon writes entries of at most 8 KiB of payload
-            f.seek(size - back)
-            tail = f.read(back)
-    except FileNotFoundError:
-        return 0
-    idx = tail.rfind(b"\n")
-    return size - back + idx + 1 if idx >= 0 else size - back
+_STREAMS = {"stdout": STDOUT, "stderr": STDERR}
+_PLAIN_END = b'\\n","stream":"'
+
+
+def render(block: bytes, opts: Options, tty: bool) -> tuple[bytes, bool]:
+    """The output for a block of complete json-file lines, and whether an entry past ``until`` was reached."""
+    if not block:
+        return b"", False
+    if not (opts.timestamps or opts.since_ns or opts.until_ns):
+        has_out, has_err = b'"stream":"stdout"' in block, b'"stream":"stderr"' in block
+        lines = block.count(b"\n")
+        # one stream, every entry a whole line, no escapes but the final \n: cut the payloads out in bulk
+        if has_out != has_err and block.count(b"\\") == lines and block.count(_PLAIN_END) == lines:
+            stream = STDOUT if has_out else STDERR
+            if not (opts.stdout if stream == STDOUT else opts.stderr):
+                return b"", False
+            payload = b"\n".join([line[8:line.rindex(_PLAIN_END)] for line in block.split(b"\n")[:-1]]) + b"\n"
+            return (payload if tty else frame(stream, payload)), False
+    pieces: list[bytes] = []
+    batch: list[bytes] = []
+    batch_stream = 0
+    past_until = False
+    for line in block.split(b"\n")[:-1]:
+        try:
+            entry = json.loads(line)
+            stream = _STREAMS[entry["stream"]]
+            payload = str(entry["log"]).encode("utf-8")
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn line: dockerd skips what it cannot decode too
+        if not (opts.stdout if stream == STDOUT else opts.stderr):
+            continue
+        if opts.timestamps or opts.since_ns or opts.until_ns:
+            ns = ts_ns(str(entry.get("time", "")).encode())
+            if opts.since_ns and ns < opts.since_ns:
+                continue
+            if opts.until_ns and ns > opts.until_ns:
+                past_until = True
+                break
+            if opts.timestamps:
+                payload = rfc3339_utc(ns) + b" " + payload
+        if stream != batch_stream and batch:
+            pieces.append(b"".join(batch) if tty else frame(batch_stream, b"".join(batch)))
+            batch = []
+        batch_stream = stream
+        batch.append(payload)
+    if batch:
+        pieces.append(b"".join(batch) if tty else frame(batch_stream, b"".join(batch)))
+    return b"".join(pieces), past_until
+
+
+def _open(path: str) -> BinaryIO:
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # type: ignore[return-value]
+
+
+def _blocks(f: BinaryIO) -> Iterator[bytes]:
+    """Blocks of complete lines to the end of the file (a torn last line is left for later)."""
+    rest = b""
+    while True:
+        chunk = f.read(READ_CHUNK)
+        if not chunk:
+            break
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield data[:cut]
+    if rest:
+        f.seek(-len(rest), os.SEEK_CUR)
+
+
+def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:
+    """(offset where the last ``lines`` complete lines of the file start, how many lines that is)."""
+    end = f.seek(0, os.SEEK_END)
+    if lines <= 0:
+        return end, 0
+    pos = end
+    count = 0
+    seen_last = False  # the newline that ends the last complete line
+    while pos > 0:
+        step = min(READ_CHUNK, pos)
+        pos -= step
+        f.seek(pos)
+        chunk = f.read(step)
+        idx = len(chunk)
+        while True:
+            idx = chunk.rfind(b"\n", 0, idx)
+            if idx < 0:
+                break
+            if not seen_last:
+                seen_last = True
+                continue
+            count += 1
+            if count == lines:
+                return pos + idx + 1, count
+    return 0, count + 1 if seen_last else 0
+
+
+class LogReader:
+    """Renders a json-file log, its rotated files first, and follows it across rotations."""
+
+    def __init__(self, path: str, rotated: list[str], opts: Options, tty: bool) -> None:
+        self.path = path
+        self.rotated = rotated  # newest first
+        self.opts = opts
+        self.tty = tty
+        self.finished = False  # an entry past ``until`` was reached
+        self._f: BinaryIO | None = None
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def backlog(self) -> Iterator[bytes]:
+        """What the log holds now (honouring ``tail``); afterwards ``more`` follows from its end."""
+        try:
+            self._f = open(self.path, "rb")
+        except FileNotFoundError:
+            self._f = None
+        sources: list[tuple[str, int]] = []  # (rotated file, lines to skip) oldest first
+        start = 0
+        if self.opts.tail >= 0:
+            wanted = self.opts.tail
+            if self._f is not None:
+                start, have = _tail_offset(self._f, wanted)
+                wanted -= have
+            for path in self.rotated:
+                if wanted <= 0:
+                    break
+                with _open(path) as rf:
+                    count = sum(block.count(b"\n") for block in _blocks(rf))
+                sources.insert(0, (path, max(0, count - wanted)))
+                wanted -= count
+        else:
+            sources = [(p, 0) for p in reversed(self.rotated)]
+        for path, skip in sources:
+            try:
+                rf = _open(path)
+            except FileNotFoundError:
+                continue
+            with rf:
+                for block in _blocks(rf):
+                    if skip:
+                        lines = block.split(b"\n")
+                        if skip >= len(lines) - 1:
+                            skip -= len(lines) - 1
+                            continue
+                        block = b"\n".join(lines[skip:])
+                        skip = 0
+                    yield from self._emit(block)
+                    if self.finished:
+                        return
+        if self._f is not None:
+            self._f.seek(start)
+            for block in _blocks(self._f):
+                yield from self._emit(block)
+                if self.finished:
+                    return
+
+    def more(self) -> Iterator[bytes]:
+        """What was appended since the last call, switching to the new file after a rotation."""
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = None
+        if self._f is not None:
+            for block in _blocks(self._f):
+                yield from self._emit(block)
+                if self.finished:
+                    return
+            if current == os.fstat(self._f.fileno()).st_ino:
+                return
+            self._f.close()
+            self._f = None
+        if current is None:
+            return
+        self._f = open(self.path, "rb")
+        for block in _blocks(self._f):
+            yield from self._emit(block)
+            if self.finished:
+                return
+
+    def _emit(self, block: bytes) -> Iterator[bytes]:
+        out, self.finished = render(block, self.opts, self.tty)
+        if out:
+            yield out
+

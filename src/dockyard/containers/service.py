@@ -23,6 +23,8 @@ from ..daemon.config import DaemonConfig
 from ..runtime import spec as specmod
 from ..runtime.runc import Runc
 from ..runtime.shim import Exit, ShimManager, StartError
+from . import jsonlog
+from . import logs as logmod
 from . import names as namegen
 from .monitor import ExitMonitor
 from .record import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RUNNING, Container, State, iso, now_iso,
@@ -57,8 +59,10 @@ def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int
 
 
 class ContainerService:
-    def __init__(self, config: DaemonConfig, images: Any, snapshotter: Any, publish: Publish) -> None:
+    def __init__(self, config: DaemonConfig, images: Any, snapshotter: Any, publish: Publish,
+                 networks: Any = None) -> None:
         self.config = config
+        self.networks = networks  # network.service.NetworkService: endpoints, netns, ports, DNS
         self.images = images
         self.snapshotter = snapshotter
         self._publish = publish
@@ -74,6 +78,8 @@ class ContainerService:
         self._waiters: dict[str, list[tuple[str, concurrent.futures.Future[dict[str, Any]]]]] = {}
         self._pending_attach: dict[str, list[concurrent.futures.Future[socket.socket]]] = {}
         self._monitor = ExitMonitor(self._handle_exit)
+        self._log_copy = jsonlog.CopyLoop()
+        self._copiers: dict[str, jsonlog.Copier] = {}
         self._closed = False
         self._restore()
 
@@ -152,11 +158,13 @@ class ContainerService:
         image_config = (image.config.get("config") or {})
         specmod.validate_host_config(host_config)
         _validate_restart_policy(host_config)
+        host_config["LogConfig"] = _merge_log_config(host_config.get("LogConfig") or {}, self.config)
+        log_policy = jsonlog.validate(host_config["LogConfig"])
         if host_config.get("AutoRemove") and (host_config.get("RestartPolicy") or {}).get("Name") not in (None, "", "no"):
             raise errors.InvalidParameter("can't create 'AutoRemove' container with restart policy")
         network_mode = host_config.get("NetworkMode") or "default"
         if network_mode not in ("default", "bridge", "none", "host") and not network_mode.startswith("container:"):
-            raise errors.NotFound(f"network {network_mode} not found")
+            network_mode = self.networks.get(network_mode).name  # 404 "network X not found"
         runtime_name = host_config.get("Runtime") or self.config.default_runtime
         self.runtime(runtime_name)
         args = specmod.command(config, image_config)
@@ -183,9 +191,6 @@ class ContainerService:
             config["Hostname"] = container_id[:12]
         config["Image"] = image_ref
         host_config.setdefault("NetworkMode", "bridge" if network_mode == "default" else network_mode)
-        host_config.setdefault("LogConfig", {"Type": self.config.log_driver, "Config": dict(self.config.log_opts)})
-        if not (host_config.get("LogConfig") or {}).get("Type"):
-            host_config["LogConfig"] = {"Type": self.config.log_driver, "Config": dict(self.config.log_opts)}
         host_config.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         host_config["Runtime"] = runtime_name
         with self._lock:
@@ -207,8 +212,9 @@ class ContainerService:
                           config=config, host_config=host_config, path=args[0], args=args[1:],
                           runtime=runtime_name)
             self._write_network_files(c)
-            if host_config["LogConfig"]["Type"] != "none":
-                c.log_path = os.path.join(directory, "container.log")
+            self.networks.register(c.id, c.name, host_config, body.get("NetworkingConfig"))
+            if log_policy is not None:
+                c.log_path = os.path.join(directory, f"{container_id}-json.log")
             self._save(c)
         except BaseException:
             with self._lock:
@@ -218,6 +224,7 @@ class ContainerService:
             except Exception:
                 pass
             shutil.rmtree(directory, ignore_errors=True)
+            self.networks.unregister(container_id)
             raise
         with self._lock:
             self._containers[container_id] = c
@@ -274,15 +281,17 @@ class ContainerService:
                 if other.state.status != RUNNING:
                     raise errors.Conflict(f"cannot join network of a non running container: {other.id}")
                 netns = f"/proc/{other.state.pid}/ns/net"
+            else:
+                netns = self.networks.attach(c, c.hosts_path, c.resolv_conf_path)
             spec = specmod.build(
                 container_id=c.id, rootfs=rootfs, image_config=image_config, config=c.config,
                 host_config=c.host_config,
                 files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns)
             self.shims.prepare(c.id, spec)
-            log_opts = (c.host_config.get("LogConfig") or {}).get("Config") or {}
+            copier = self.log_copier(c)
             info = self.shims.create(
                 runtime, c.id, tty=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
-                log_path=c.log_path or None, log_size_max=_size(log_opts.get("max-size", "")),
+                log_path=copier.journal if copier else None,
                 leave_stdin_open=bool(c.config.get("OpenStdin")) and not c.config.get("StdinOnce"))
         except StartError as e:
             self._fail_start(c, runtime, str(e))
@@ -307,6 +316,8 @@ class ContainerService:
         c.state = State(status=RUNNING, pid=info.pid, started_at=now_iso(),
                         restart_count=c.state.restart_count, stopped_by_user=False)
         self._save(c)
+        if copier:
+            self._log_copy.add(c.id, copier)
         fd = self.shims.open_pidfd(info)
         self._event(c, "start")
         if fd is None:
@@ -318,6 +329,7 @@ class ContainerService:
         runtime.delete(c.id, force=True)
         self.shims.cleanup(c.id)
         self._unmount(c)
+        self.networks.detach(c.id)
         if message:
             c.state.error = message
             c.state.exit_code = 127 if "executable file not found" in message or "no such file" in message else 126 \
@@ -357,6 +369,8 @@ class ContainerService:
             log.warning("runc delete %s: %s", c.id, e)
         self.shims.cleanup(c.id)
         self._unmount(c)
+        self.networks.detach(c.id)
+        self._log_copy.discard(c.id)
         c.state.status = EXITED
         c.state.pid = 0
         c.state.exit_code = exit_.code
@@ -378,6 +392,9 @@ class ContainerService:
         if cond:
             with cond:
                 cond.notify_all()
+        copier = self.log_copier(c)
+        if copier and not c.host_config.get("AutoRemove"):
+            copier.finish()  # the shim wrote its last line before it exited; readers sync for themselves
 
     def _after_exit(self, c: Container) -> None:
         if self._closed:
@@ -539,9 +556,11 @@ class ContainerService:
             if c.id not in self._containers:
                 raise errors.NotFound(f"No such container: {ref}")
             c.state.status = REMOVING
+            self._log_copy.discard(c.id)
             self.runtime(c.runtime).delete(c.id, force=True)
             self.shims.cleanup(c.id)
             self._unmount(c)
+            self.networks.unregister(c.id)
             try:
                 self.snapshotter.remove(c.id)
             except errors.NotFound:
@@ -555,6 +574,7 @@ class ContainerService:
                 self._exited.pop(c.id, None)
                 self._op_locks.pop(c.id, None)
                 self._pending_attach.pop(c.id, None)
+                self._copiers.pop(c.id, None)
         self._event(c, "destroy")
         result = self._wait_result(c)
         for _, fut in waiters:
@@ -577,6 +597,7 @@ class ContainerService:
             self._names[full] = c.id
             c.name = full
         self._save(c)
+        self.networks.rename(c.id, full)
         self._event(c, "rename", {"oldName": old})
 
     def prune(self, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
@@ -612,6 +633,34 @@ class ContainerService:
         self.shims.resize(c.id, height, width)
         self._event(c, "resize", {"height": str(height), "width": str(width)})
 
+    # -- logs ----------------------------------------------------------------------------
+    def log_copier(self, c: Container) -> jsonlog.Copier | None:
+        """The json-file copier of a container (None with the ``none`` driver)."""
+        if not c.log_path:
+            return None
+        with self._lock:
+            copier = self._copiers.get(c.id)
+            if copier is None:
+                policy = jsonlog.validate(c.host_config.get("LogConfig") or {}) or jsonlog.Policy()
+                copier = jsonlog.Copier(self.directory(c.id), c.log_path, policy)
+                self._copiers[c.id] = copier
+            return copier
+
+    def log_reader(self, ref: str, opts: logmod.Options) -> logmod.LogReader:
+        """A reader of the container's log, brought up to date with what the shim recorded."""
+        c = self.get(ref)
+        copier = self.log_copier(c)
+        if copier is None:
+            raise errors.InvalidParameter("configured logging driver does not support reading")
+        copier.sync()
+        return logmod.LogReader(c.log_path, jsonlog.rotated_paths(c.log_path, copier.policy.max_file, True),
+                                opts, bool(c.config.get("Tty")))
+
+    def sync_log(self, c: Container) -> None:
+        copier = self.log_copier(c)
+        if copier:
+            copier.sync()
+
     def top(self, ref: str) -> list[int]:
         c = self.get(ref)
         if not c.state.running:
@@ -638,6 +687,9 @@ class ContainerService:
                 threading.Thread(target=self._finish_removal, args=(c.id,), daemon=True).start()
                 continue
             if not c.state.running:
+                copier = self.log_copier(c)
+                if copier and os.path.exists(copier.journal) and os.path.getsize(copier.journal):
+                    threading.Thread(target=copier.finish, daemon=True).start()  # copy what the shim left
                 policy = (c.host_config.get("RestartPolicy") or {}).get("Name")
                 if policy == "always" or (policy == "unless-stopped" and not c.state.stopped_by_user):
                     to_start.append(c.id)
@@ -649,6 +701,9 @@ class ContainerService:
                 continue
             state = self.runtime(c.runtime).state(c.id) or {}
             c.state.status = PAUSED if state.get("status") == "paused" else RUNNING
+            copier = self.log_copier(c)
+            if copier:
+                self._log_copy.add(c.id, copier)  # catches up with what the shim wrote while we were down
             self._monitor.watch(c.id, fd)
         for cid in to_start:
             threading.Thread(target=self._restart_by_policy, args=(cid,), daemon=True).start()
@@ -663,6 +718,7 @@ class ContainerService:
         """Stop watching; the containers and their shims keep running (live restore)."""
         self._closed = True
         self._monitor.close()
+        self._log_copy.close()
 
 
 def _validate_restart_policy(host_config: dict[str, Any]) -> None:
@@ -679,24 +735,21 @@ def _validate_restart_policy(host_config: dict[str, Any]) -> None:
             f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
 
 
+def _merge_log_config(log_config: dict[str, Any], config: DaemonConfig) -> dict[str, Any]:
+    """As dockerd: the daemon's driver when none is named, its options under the container's own."""
+    kind = log_config.get("Type") or config.log_driver
+    opts = dict(log_config.get("Config") or {})
+    if kind == config.log_driver:
+        for key, value in config.log_opts.items():
+            opts.setdefault(key, value)
+    return {"Type": kind, "Config": opts}
+
+
 def _merge_env(image_env: list[str], env: list[str]) -> list[str]:
     merged: dict[str, str] = {}
     for item in image_env + env:
         merged[item.partition("=")[0]] = item
     return list(merged.values())
-
-
-def _size(value: str) -> int:
-    if not value:
-        return -1
-    units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
-    v = value.strip().lower().rstrip("b")
-    try:
-        if v and v[-1] in units:
-            return int(float(v[:-1]) * units[v[-1]])
-        return int(v)
-    except ValueError:
-        raise errors.InvalidParameter(f"invalid max-size: {value}") from None
 
 
 def _container_resolv_conf(host: str) -> str:

@@ -100,7 +100,7 @@ class ShimManager:
         return bundle
 
     def create(self, runtime: Runc, container_id: str, *, tty: bool, stdin: bool, log_path: str | None,
-               log_size_max: int = -1, leave_stdin_open: bool = False) -> ShimInfo:
+               leave_stdin_open: bool = False) -> ShimInfo:
         """Start conmon, which runs ``runc create``; returns once the container exists (not yet started)."""
         bundle = self.bundle(container_id)
         try:
@@ -115,8 +115,6 @@ class ShimManager:
         for arg in runtime.global_args:
             args.append(f"--runtime-arg={arg}")
         args += ["-l", f"k8s-file:{log_path}" if log_path else "none:"]
-        if log_path and log_size_max > 0:
-            args += ["--log-size-max", str(log_size_max)]
         if tty:
             args.append("-t")
         if stdin:
@@ -126,7 +124,8 @@ class ShimManager:
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
         try:
             env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-                   "_OCI_SYNCPIPE": str(sync_w), "TMPDIR": self.socket_dir}  # console socket, kept short
+                   "_OCI_SYNCPIPE": str(sync_w), "TMPDIR": self.socket_dir,  # console socket, kept short
+                   "TZ": "UTC"}  # log timestamps in UTC, as json-file keeps them
             # conmon forks once more and its first process exits at once: nothing is left for us to reap.
             proc = subprocess.Popen(args, cwd=bundle, env=env, pass_fds=(sync_w,), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
