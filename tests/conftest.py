@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -50,6 +51,13 @@ class Daemon:
         env.pop("DOCKER_CONTEXT", None)
         return env
 
+    def bridge_args(self) -> list[str]:
+        """A default bridge of this daemon's own (daemons of parallel tests must not share one)."""
+        if "bridge" in self.config or \
+                any(a in ("-b", "--bridge") or a.startswith("--bridge=") for a in self.extra_args):
+            return []
+        return ["--bridge", "dy" + hashlib.sha1(str(self.base).encode()).hexdigest()[:10]]
+
     def start(self, timeout: float = 20.0) -> None:
         self.log_path = str(self.base / "dockyardd.log")
         (self.base / "daemon.json").write_text(json.dumps(self.config))
@@ -57,7 +65,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [DOCKYARDD, "-H", self.host, "--data-root", self.data_root, "--exec-root", self.exec_root,
              "--pidfile", str(self.base / "dockyardd.pid"), "--config-file", str(self.base / "daemon.json"),
-             "--log-level", "debug", *self.extra_args],
+             "--log-level", "debug", *self.bridge_args(), *self.extra_args],
             stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         logf.close()
         deadline = time.monotonic() + timeout

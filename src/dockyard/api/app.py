@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import containers, distribution, exec, images, system
+from . import containers, distribution, exec, images, networks, system
 from .router import App
 
 
@@ -15,4 +15,5 @@ def build_app(engine: Engine) -> App:
     routes += distribution.routes(engine)
     routes += containers.routes(engine)
     routes += exec.routes(engine)
+    routes += networks.routes(engine)
     return App(routes)

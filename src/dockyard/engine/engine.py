@@ -15,6 +15,7 @@ from ..containers.service import ContainerService
 from ..distribution.service import Distribution
 from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
+from ..network.service import NetworkService
 from ..storage.drivers import open_snapshotter
 from . import hostinfo
 from .events import EventBus
@@ -35,7 +36,9 @@ class Engine:
         self.distribution = Distribution(config.data_root, config.registry_mirrors, config.insecure_registries,
                                          config.max_concurrent_downloads, config.max_concurrent_uploads,
                                          self.images, self.events.publish)
-        self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish)
+        self.networks = NetworkService(config, self.events.publish)
+        self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish,
+                                           networks=self.networks)
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
         self.execs = ExecService(self.containers, self.events.publish)
 
@@ -82,5 +85,6 @@ class Engine:
 
     def close(self) -> None:
         self.containers.close()
+        self.networks.close()
         self.distribution.close()
         log.info("engine stopped")

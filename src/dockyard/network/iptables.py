@@ -1,0 +1,150 @@
+"""dockyard's iptables rules: all of them live in chains of its own, so teardown deletes exactly them.
+
+Several daemons (a test suite starts many) may share the chains; each only adds
+and deletes rules naming its own bridges, and the jumps from the built-in chains
+are added once. Rules are applied in batches through ``iptables-restore
+--noflush`` (one process for many rules).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass
+
+log = logging.getLogger("dockyard.network")
+
+NAT_CHAIN = "DOCKYARD"
+POSTROUTING_CHAIN = "DOCKYARD-POSTROUTING"
+FORWARD_CHAIN = "DOCKYARD-FORWARD"
+ISOLATION_1 = "DOCKYARD-ISOLATION-1"
+ISOLATION_2 = "DOCKYARD-ISOLATION-2"
+
+_CHAINS = {"nat": (NAT_CHAIN, POSTROUTING_CHAIN), "filter": (FORWARD_CHAIN, ISOLATION_1, ISOLATION_2)}
+# (table, built-in chain, rule args, insert first?)
+_JUMPS = (
+    ("nat", "PREROUTING", f"-m addrtype --dst-type LOCAL -j {NAT_CHAIN}", False),
+    ("nat", "OUTPUT", f"-m addrtype --dst-type LOCAL -j {NAT_CHAIN}", False),
+    ("nat", "POSTROUTING", f"-j {POSTROUTING_CHAIN}", False),
+    ("filter", "FORWARD", f"-j {FORWARD_CHAIN}", True),
+    ("filter", FORWARD_CHAIN, f"-j {ISOLATION_1}", True),
+)
+
+
+class IptablesError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Rule:
+    table: str
+    chain: str
+    args: str
+
+    def line(self, op: str) -> str:
+        return f"{op} {self.chain} {self.args}"
+
+
+def _run(*args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, input=input_text, capture_output=True, text=True)
+
+
+class Iptables:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def setup(self) -> None:
+        """The chains and the jumps into them; idempotent."""
+        if not self.enabled or self._ready:
+            return
+        with self._lock:
+            for table, chains in _CHAINS.items():
+                for chain in chains:
+                    _run("iptables", "-w", "-t", table, "-N", chain)  # exists already: fine
+            for table, chain, args, first in _JUMPS:
+                if _run("iptables", "-w", "-t", table, "-C", chain, *args.split()).returncode != 0:
+                    op = ["-I", chain, "1"] if first else ["-A", chain]
+                    res = _run("iptables", "-w", "-t", table, *op, *args.split())
+                    if res.returncode != 0:
+                        raise IptablesError(f"iptables: {res.stderr.strip()}")
+            self._ready = True
+
+    def add(self, rules: list[Rule]) -> None:
+        if not self.enabled or not rules:
+            return
+        self.setup()
+        self._batch(rules, "-A")
+
+    def insert(self, rules: list[Rule]) -> None:
+        """Before the chain's other rules (in the order given)."""
+        if not self.enabled or not rules:
+            return
+        self.setup()
+        self._batch(list(reversed(rules)), "-I")
+
+    def delete(self, rules: list[Rule]) -> None:
+        """Each rule that is there; a missing one is not an error."""
+        if not self.enabled or not rules:
+            return
+        try:
+            self._batch(rules, "-D")
+        except IptablesError:
+            for rule in rules:
+                _run("iptables", "-w", "-t", rule.table, "-D", rule.chain, *rule.args.split())
+
+    def _batch(self, rules: list[Rule], op: str) -> None:
+        text = []
+        for table in sorted({r.table for r in rules}):
+            text.append(f"*{table}")
+            text += [r.line(op) for r in rules if r.table == table]
+            text.append("COMMIT")
+        res = _run("iptables-restore", "-w", "--noflush", input_text="\n".join(text) + "\n")
+        if res.returncode != 0:
+            raise IptablesError(f"iptables-restore: {res.stderr.strip()}")
+
+
+def network_rules(bridge: str, subnet: str, internal: bool) -> list[Rule]:
+    """What one bridge network needs: forwarding, isolation from other networks, masquerade."""
+    rules = [
+        Rule("filter", ISOLATION_1, f"-i {bridge} ! -o {bridge} -j {ISOLATION_2}"),
+        Rule("filter", ISOLATION_2, f"-o {bridge} -j DROP"),
+        # loopback-published ports: host 127.0.0.1 -> container needs the bridge address as source
+        Rule("nat", POSTROUTING_CHAIN, f"-s 127.0.0.0/8 -o {bridge} -m addrtype --src-type LOCAL -j MASQUERADE"),
+        Rule("nat", NAT_CHAIN, f"-i {bridge} -j RETURN"),
+    ]
+    if internal:
+        rules += [Rule("filter", FORWARD_CHAIN, f"-i {bridge} -o {bridge} -j ACCEPT")]
+    else:
+        rules += [
+            Rule("filter", FORWARD_CHAIN, f"-o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+            Rule("filter", FORWARD_CHAIN, f"-o {bridge} -m conntrack --ctstate DNAT -j ACCEPT"),
+            Rule("filter", FORWARD_CHAIN, f"-i {bridge} -j ACCEPT"),
+            Rule("nat", POSTROUTING_CHAIN, f"-s {subnet} ! -o {bridge} -j MASQUERADE"),
+        ]
+    return rules
+
+
+def internal_drop_rules(bridge: str) -> list[Rule]:
+    """For --internal: nothing in or out past the bridge (inserted ahead of the isolation jump)."""
+    return [Rule("filter", ISOLATION_1, f"-i {bridge} ! -o {bridge} -j DROP"),
+            Rule("filter", ISOLATION_1, f"-o {bridge} ! -i {bridge} -j DROP")]
+
+
+def port_rule(bridge: str, proto: str, host_ip: str, host_port: int, addr: str, port: int) -> Rule:
+    dest = f"-d {host_ip}/32 " if host_ip not in ("", "0.0.0.0") else ""
+    return Rule("nat", NAT_CHAIN,
+                f"{dest}! -i {bridge} -p {proto} -m {proto} --dport {host_port} "
+                f"-j DNAT --to-destination {addr}:{port}")
+
+
+def enable_ip_forward() -> None:
+    path = "/proc/sys/net/ipv4/ip_forward"
+    with open(path, encoding="ascii") as f:
+        if f.read().strip() == "1":
+            return
+    with open(path, "w", encoding="ascii") as f:
+        f.write("1")
+    log.info("enabled IPv4 forwarding (net.ipv4.ip_forward=1) for container networking")

@@ -1,0 +1,75 @@
+"""Network definitions and their endpoints, one JSON file per network written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Endpoint:
+    """A container's place on a network: asked for at create/connect, live while it runs."""
+
+    container_id: str
+    name: str  # container name, no leading "/"
+    endpoint_id: str = ""
+    aliases: list[str] = field(default_factory=list)
+    static_ip: str = ""  # --ip
+    # live part (empty while the container is stopped)
+    address: str = ""  # "172.18.0.2/16"
+    mac: str = ""
+    ifname: str = ""
+    host_end: str = ""
+    ports: list[dict[str, Any]] = field(default_factory=list)  # published: proto, port, host_ip, host_port
+
+
+@dataclass
+class Network:
+    id: str
+    name: str
+    created: str
+    driver: str = "bridge"
+    scope: str = "local"
+    internal: bool = False
+    attachable: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    subnet: str = ""
+    gateway: str = ""
+    ip_range: str = ""
+    bridge: str = ""
+    ipam_options: dict[str, str] = field(default_factory=dict)
+    user_subnet: bool = False  # --subnet given (IPAM Config shows it as given)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+
+    @property
+    def predefined(self) -> bool:
+        return self.name in ("bridge", "host", "none")
+
+    @property
+    def user_defined(self) -> bool:
+        return not self.predefined
+
+    def save(self, directory: str) -> None:
+        path = os.path.join(directory, self.id + ".json")
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def delete(self, directory: str) -> None:
+        try:
+            os.unlink(os.path.join(directory, self.id + ".json"))
+        except FileNotFoundError:
+            pass
+
+    @classmethod
+    def load(cls, path: str) -> "Network":
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        data["endpoints"] = {k: Endpoint(**v) for k, v in (data.get("endpoints") or {}).items()}
+        return cls(**data)

@@ -1,0 +1,624 @@
+"""The network service (``engine.networks``): networks, endpoints, the default bridge, ports, DNS.
+
+A container on a bridge network gets a network namespace pinned under the exec
+root before ``runc create`` (the spec joins it), a veth pair per network, and
+its published ports as DNAT rules; everything is undone when it exits.
+Network records (with their live endpoints) are persisted, so a restarted
+daemon finds the addresses, rules and DNS listeners of live containers again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+import socket
+import threading
+from typing import Any, Callable
+
+from .. import errors
+from ..daemon.config import DaemonConfig
+from . import dns as dnsmod
+from . import ipam, iptables, links, netns, ports
+from .records import Endpoint, Network
+
+log = logging.getLogger("dockyard.network")
+
+Publish = Callable[[str, str, str, dict[str, str]], Any]
+HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+         "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
+SPECIAL_MODES = ("host", "none")
+
+
+def _now() -> str:
+    from ..containers.record import now_iso
+    return now_iso()
+
+
+class NetworkService:
+    def __init__(self, config: DaemonConfig, publish: Publish) -> None:
+        self.config = config
+        self._publish = publish
+        self.root = os.path.join(config.data_root, "network", "networks")
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        self.netns_dir = os.path.join(config.exec_root, "netns")
+        self.iptables = iptables.Iptables(config.iptables)
+        self._lock = threading.RLock()
+        self._networks: dict[str, Network] = {}
+        self._port_socks: dict[str, list[socket.socket]] = {}
+        self._upstreams: dict[str, list[str]] = {}
+        self.dns = dnsmod.DnsServer(self._resolve, self._dns_upstreams)
+        if config.iptables:
+            iptables.enable_ip_forward()
+        self._load()
+
+    # -- lookup --------------------------------------------------------------------
+    def get(self, ref: str) -> Network:
+        """By full ID, name, or unique ID prefix, as dockerd resolves them."""
+        with self._lock:
+            if ref in self._networks:
+                return self._networks[ref]
+            for n in self._networks.values():
+                if n.name == ref:
+                    return n
+            matches = [n for nid, n in self._networks.items() if ref and nid.startswith(ref)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise errors.NotFound(f"network {ref} is ambiguous ({len(matches)} matches found on name)")
+        raise errors.NotFound(f"network {ref} not found")
+
+    def all(self) -> list[Network]:
+        with self._lock:
+            return list(self._networks.values())
+
+    def ns_path(self, container_id: str) -> str:
+        return os.path.join(self.netns_dir, container_id)
+
+    # -- networks --------------------------------------------------------------------
+    def create(self, body: dict[str, Any]) -> Network:
+        name = body.get("Name") or ""
+        if not name:
+            raise errors.InvalidParameter("invalid name: name is empty")
+        driver = body.get("Driver") or "bridge"
+        if driver in ("host", "null"):
+            raise errors.Forbidden(f"only one instance of \"{driver}\" network is allowed")
+        if driver != "bridge":
+            raise errors.NotFound(f"could not find plugin {driver} in v1 plugin registry: plugin not found")
+        if body.get("EnableIPv6"):
+            raise errors.InvalidParameter("IPv6 networks are not supported by dockyard yet")
+        options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
+        ipam_cfg = body.get("IPAM") or {}
+        if (ipam_cfg.get("Driver") or "default") != "default":
+            raise errors.NotFound(f"could not find plugin {ipam_cfg['Driver']} in v1 plugin registry: "
+                                  f"plugin not found")
+        configs = [c for c in (ipam_cfg.get("Config") or []) if c.get("Subnet") and ":" not in c["Subnet"]]
+        with self._lock:
+            if any(n.name == name for n in self._networks.values()):
+                raise errors.Conflict(f"network with name {name} already exists")
+            net_id = secrets.token_hex(32)
+            bridge = options.get(BRIDGE_NAME_OPT) or "br-" + net_id[:12]
+            if len(bridge) > 15:
+                raise errors.InvalidParameter(f"bridge name {bridge} is longer than 15 characters")
+            if any(n.bridge == bridge for n in self._networks.values()):
+                raise errors.Forbidden(f"bridge name {bridge} is already in use by another network")
+            cfg = configs[0] if configs else {}
+            subnet, gateway, ip_range = self._ipam_config(cfg)
+            n = Network(id=net_id, name=name, created=_now(), internal=bool(body.get("Internal")),
+                        attachable=bool(body.get("Attachable")), labels=dict(body.get("Labels") or {}),
+                        options=options, subnet=str(subnet), gateway=str(gateway),
+                        ip_range=str(ip_range) if ip_range else "", bridge=bridge,
+                        ipam_options=dict(ipam_cfg.get("Options") or {}), user_subnet=bool(cfg))
+            self._bring_up(n)
+            self._networks[n.id] = n
+            n.save(self.root)
+        self._publish("network", "create", n.id, {"name": n.name, "type": n.driver})
+        return n
+
+    def _ipam_config(self, cfg: dict[str, Any]) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Address,
+                                                           ipaddress.IPv4Network | None]:
+        ours = [ipaddress.ip_network(n.subnet) for n in self._networks.values() if n.subnet]
+        if cfg.get("Subnet"):
+            try:
+                subnet = ipaddress.ip_network(cfg["Subnet"], strict=False)
+            except ValueError:
+                raise errors.InvalidParameter(f"invalid subnet {cfg['Subnet']}") from None
+            if any(subnet.overlaps(o) for o in ours):
+                raise errors.Forbidden("invalid pool request: Pool overlaps with other one on this address space")
+        else:
+            subnet = ipam.choose_subnet(self.config.default_address_pools, ours + links.host_networks())
+        ip_range = None
+        if cfg.get("IPRange"):
+            try:
+                ip_range = ipaddress.ip_network(cfg["IPRange"], strict=False)
+            except ValueError:
+                raise errors.InvalidParameter(f"invalid ip-range {cfg['IPRange']}") from None
+            if not ip_range.subnet_of(subnet):  # type: ignore[arg-type]
+                raise errors.InvalidParameter(
+                    f"invalid network config:\ninvalid ip-range {ip_range}: it should be a subset of {subnet}")
+        if cfg.get("Gateway"):
+            try:
+                gateway = ipaddress.ip_address(cfg["Gateway"])
+            except ValueError:
+                raise errors.InvalidParameter(f"invalid gateway address {cfg['Gateway']}") from None
+            if gateway not in subnet:
+                raise errors.InvalidParameter(
+                    f"invalid network config:\ninvalid gateway address {gateway}: it is not in subnet {subnet}")
+        else:
+            gateway = ipam.gateway_for(subnet)  # type: ignore[arg-type]
+        return subnet, gateway, ip_range  # type: ignore[return-value]
+
+    def remove(self, ref: str) -> None:
+        n = self.get(ref)
+        with self._lock:
+            if n.predefined:
+                raise errors.Forbidden(f"{n.name} is a pre-defined network and cannot be removed")
+            live = [ep for ep in n.endpoints.values() if ep.address]
+            if live:
+                listed = ", ".join(f'(name:"{ep.name}" id:"{ep.container_id[:12]}")' for ep in live)
+                raise errors.Forbidden(f"error while removing network: network {n.name} has active endpoints "
+                                       f"{listed}")
+            self._bring_down(n)
+            del self._networks[n.id]
+            n.delete(self.root)
+        self._publish("network", "destroy", n.id, {"name": n.name, "type": n.driver})
+
+    def prune(self, keep: Callable[[Network], bool]) -> list[str]:
+        deleted = []
+        for n in self.all():
+            if n.predefined or n.endpoints or keep(n):
+                continue
+            try:
+                self.remove(n.id)
+                deleted.append(n.name)
+            except errors.DockyardError:
+                continue
+        return deleted
+
+    def _bring_up(self, n: Network) -> None:
+        """The bridge device and the network's rules (again, after a restart)."""
+        if n.driver != "bridge":
+            return
+        links.ensure_bridge(n.bridge, ipaddress.ip_interface(f"{n.gateway}/{ipaddress.ip_network(n.subnet).prefixlen}"))
+        rules = iptables.network_rules(n.bridge, n.subnet, n.internal)
+        drops = iptables.internal_drop_rules(n.bridge) if n.internal else []
+        self.iptables.delete(rules + drops)  # left by a daemon that died: never twice
+        self.iptables.add(rules)
+        self.iptables.insert(drops)
+
+    def _bring_down(self, n: Network) -> None:
+        if n.driver != "bridge":
+            return
+        rules = iptables.network_rules(n.bridge, n.subnet, n.internal)
+        self.iptables.delete(rules + (iptables.internal_drop_rules(n.bridge) if n.internal else []))
+        links.delete_link(n.bridge)
+
+    # -- containers: membership ------------------------------------------------------------
+    def _network_for_mode(self, mode: str) -> str:
+        return "bridge" if mode in ("", "default") else mode
+
+    def register(self, container_id: str, name: str, host_config: dict[str, Any],
+                 networking_config: dict[str, Any] | None) -> None:
+        """At create: the networks the container asks for (checked now, joined at start)."""
+        mode = host_config.get("NetworkMode") or "default"
+        if mode in SPECIAL_MODES or mode.startswith("container:"):
+            return
+        wanted = dict((networking_config or {}).get("EndpointsConfig") or {})
+        primary = self.get(self._network_for_mode(mode))
+        if primary.driver != "bridge":
+            raise errors.InvalidParameter(f"container cannot be connected to network {primary.name}")
+        if wanted and len(wanted) > 1:
+            raise errors.InvalidParameter(
+                "Container cannot be connected to network endpoints: " + ", ".join(sorted(wanted)))
+        cfg = next(iter(wanted.values())) if wanted else {}
+        ep = self._endpoint_config(primary, container_id, name, cfg or {})
+        with self._lock:
+            primary.endpoints[container_id] = ep
+            primary.save(self.root)
+
+    def _endpoint_config(self, n: Network, container_id: str, name: str, cfg: dict[str, Any]) -> Endpoint:
+        static = ((cfg.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        aliases = list(cfg.get("Aliases") or [])
+        if (static or aliases) and not n.user_defined:
+            raise errors.InvalidParameter(
+                "user specified IP address is supported on user defined networks only" if static else
+                "network-scoped alias is supported only for containers in user defined networks")
+        if static:
+            try:
+                addr = ipaddress.ip_address(static)
+            except ValueError:
+                raise errors.InvalidParameter(f"invalid IPv4 address: {static}") from None
+            if addr not in ipaddress.ip_network(n.subnet) or (n.ip_range and addr not in ipaddress.ip_network(n.ip_range)):
+                raise errors.InvalidParameter(
+                    f"invalid address {static}: It does not belong to any of this network's subnets")
+        return Endpoint(container_id=container_id, name=name.lstrip("/"), aliases=aliases, static_ip=static)
+
+    def unregister(self, container_id: str) -> None:
+        self.detach(container_id)
+        with self._lock:
+            for n in self._networks.values():
+                if n.endpoints.pop(container_id, None) is not None:
+                    n.save(self.root)
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        with self._lock:
+            for n in self._networks.values():
+                ep = n.endpoints.get(container_id)
+                if ep is not None:
+                    ep.name = new_name.lstrip("/")
+                    n.save(self.root)
+
+    def memberships(self, container_id: str) -> list[tuple[Network, Endpoint]]:
+        with self._lock:
+            return [(n, n.endpoints[container_id]) for n in self._networks.values() if container_id in n.endpoints]
+
+    # -- containers: start and exit --------------------------------------------------------
+    def attach(self, container: Any, hosts_path: str, resolv_path: str) -> str | None:
+        """Before ``runc create``: the namespace, interfaces, ports and DNS; returns the netns path."""
+        primary = self._network_for_mode(container.host_config.get("NetworkMode") or "")
+        members = sorted(self.memberships(container.id), key=lambda m: m[0].name != primary and m[0].id != primary)
+        if not members:
+            return None
+        path = self.ns_path(container.id)
+        self.detach(container.id)  # anything a crash left
+        netns.create(path)
+        hc = container.host_config
+        self._upstreams[container.id] = [s for s in (hc.get("Dns") or []) if ":" not in s] or \
+            dnsmod.host_nameservers()
+        try:
+            for i, (n, ep) in enumerate(members):
+                self._plug(n, ep, path, f"eth{i}", first=i == 0)
+                self._publish("network", "connect", n.id,
+                              {"container": container.id, "name": n.name, "type": n.driver})
+            n, ep = members[0]
+            self._publish_ports(n, ep, container)
+            user_defined = any(n.user_defined for n, _ in members)
+            if user_defined:
+                self.dns.listen(container.id, path)
+            self._write_files(container, members, hosts_path, resolv_path, user_defined)
+        except BaseException:
+            self.detach(container.id)
+            raise
+        with self._lock:
+            for n, _ in members:
+                n.save(self.root)
+        return path
+
+    def _plug(self, n: Network, ep: Endpoint, path: str, ifname: str, first: bool) -> None:
+        subnet = ipaddress.ip_network(n.subnet)
+        with self._lock:
+            used = {ipaddress.ip_address(n.gateway)} | {
+                ipaddress.ip_interface(e.address).ip for e in n.endpoints.values() if e.address}
+            addr = ipam.allocate(subnet, ipaddress.ip_network(n.ip_range) if n.ip_range else None,  # type: ignore[arg-type]
+                                 used, ep.static_ip)
+            ep.address = f"{addr}/{subnet.prefixlen}"  # reserved before the (slower) plumbing
+        try:
+            ep.host_end = links.add_interface(
+                path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
+                None if n.internal or not first else ipaddress.ip_address(n.gateway))
+        except BaseException:
+            ep.address = ""
+            raise
+        ep.ifname = ifname
+        ep.mac = links.mac_for(addr)  # type: ignore[arg-type]
+        ep.endpoint_id = secrets.token_hex(32)
+
+    def _publish_ports(self, n: Network, ep: Endpoint, container: Any) -> None:
+        bindings = ports.wanted(container.host_config, container.config.get("ExposedPorts"))
+        if not bindings:
+            return
+        if n.internal:
+            return
+        socks: list[socket.socket] = []
+        published: list[dict[str, Any]] = []
+        addr = str(ipaddress.ip_interface(ep.address).ip)
+        try:
+            for b in bindings:
+                host_port, sock = ports.reserve(b, container.name.lstrip("/") + f" ({ep.endpoint_id[:12]})")
+                socks.append(sock)
+                published.append({"proto": b.proto, "port": b.port, "host_ip": b.host_ip, "host_port": host_port})
+            self.iptables.add([self._port_rule(n, ep, p) for p in published])
+        except BaseException:
+            for s in socks:
+                s.close()
+            raise
+        ep.ports = published
+        self._port_socks[container.id] = socks
+
+    def _port_rule(self, n: Network, ep: Endpoint, p: dict[str, Any]) -> iptables.Rule:
+        return iptables.port_rule(n.bridge, p["proto"], p["host_ip"], p["host_port"],
+                                  str(ipaddress.ip_interface(ep.address).ip), p["port"])
+
+    def _write_files(self, container: Any, members: list[tuple[Network, Endpoint]], hosts_path: str,
+                     resolv_path: str, user_defined: bool) -> None:
+        hostname = container.config.get("Hostname") or container.id[:12]
+        lines = [HOSTS]
+        for n, ep in members:
+            lines.append(f"{ipaddress.ip_interface(ep.address).ip}\t{hostname}\n")
+        _write(hosts_path, "".join(lines))
+        if user_defined:
+            _write(resolv_path, _resolv_conf(self._upstreams.get(container.id, [])))
+
+    def detach(self, container_id: str) -> None:
+        """After exit (or a failed start): interfaces, rules, ports, DNS and the namespace go."""
+        path = self.ns_path(container_id)
+        self.dns.close_listener(container_id)
+        for s in self._port_socks.pop(container_id, []):
+            s.close()
+        self._upstreams.pop(container_id, None)
+        for n, ep in self.memberships(container_id):
+            if not ep.address:
+                continue
+            self._unplug(n, ep, path)
+            self._publish("network", "disconnect", n.id, {"container": container_id, "name": n.name,
+                                                          "type": n.driver})
+        if os.path.exists(path):
+            netns.remove(path)
+
+    def _unplug(self, n: Network, ep: Endpoint, path: str) -> None:
+        if ep.ports:
+            self.iptables.delete([self._port_rule(n, ep, p) for p in ep.ports])
+        try:
+            links.remove_interface(path, ep.ifname, ep.host_end)
+        except OSError as e:
+            log.warning("removing %s of %s: %s", ep.host_end, ep.container_id[:12], e)
+        with self._lock:
+            ep.address = ep.mac = ep.ifname = ep.host_end = ep.endpoint_id = ""
+            ep.ports = []
+            n.save(self.root)
+
+    # -- containers: connect and disconnect --------------------------------------------------
+    def connect(self, net_ref: str, container: Any, cfg: dict[str, Any], running: bool) -> None:
+        n = self.get(net_ref)
+        mode = container.host_config.get("NetworkMode") or ""
+        if mode in SPECIAL_MODES or mode.startswith("container:"):
+            raise errors.Forbidden(f"container sharing network namespace with another container or host "
+                                   f"cannot be connected to any other network" if mode.startswith("container:")
+                                   else f"container cannot be disconnected from host network or connected to "
+                                        f"host network")
+        if n.driver != "bridge":
+            raise errors.Forbidden(f"container cannot be disconnected from host network or connected to "
+                                   f"host network")
+        with self._lock:
+            if container.id in n.endpoints:
+                raise errors.Forbidden(f"endpoint with name {container.name.lstrip('/')} already exists in "
+                                       f"network {n.name}")
+            ep = self._endpoint_config(n, container.id, container.name, cfg or {})
+            members = self.memberships(container.id)
+            n.endpoints[container.id] = ep
+        if running:
+            path = self.ns_path(container.id)
+            try:
+                self._plug(n, ep, path, _free_ifname(members), first=not any(e.address for _, e in members))
+                if n.user_defined:
+                    if not self._upstreams.get(container.id):
+                        self._upstreams[container.id] = dnsmod.host_nameservers()
+                    self.dns.listen(container.id, path)
+            except BaseException:
+                with self._lock:
+                    n.endpoints.pop(container.id, None)
+                raise
+            _append(container.hosts_path,
+                    f"{ipaddress.ip_interface(ep.address).ip}\t{container.config.get('Hostname') or container.id[:12]}\n")
+        with self._lock:
+            n.save(self.root)
+        if running:
+            self._publish("network", "connect", n.id, {"container": container.id, "name": n.name, "type": n.driver})
+
+    def disconnect(self, net_ref: str, container: Any, force: bool) -> None:
+        n = self.get(net_ref)
+        with self._lock:
+            ep = n.endpoints.get(container.id)
+        if ep is None:
+            if n.driver in ("host", "null"):
+                raise errors.Forbidden("container cannot be disconnected from host network or connected to "
+                                       "host network")
+            raise errors.Forbidden(f"container {container.id} is not connected to network {n.name}")
+        if ep.address:
+            self._unplug(n, ep, self.ns_path(container.id))
+            self._publish("network", "disconnect", n.id,
+                          {"container": container.id, "name": n.name, "type": n.driver})
+        with self._lock:
+            n.endpoints.pop(container.id, None)
+            n.save(self.root)
+            if not any(self.memberships(container.id)):
+                self.dns.close_listener(container.id)
+
+    # -- what inspect shows ------------------------------------------------------------------
+    def container_settings(self, container: Any) -> dict[str, Any]:
+        """NetworkSettings of a container, as dockerd shapes it."""
+        mode = container.host_config.get("NetworkMode") or "bridge"
+        members = self.memberships(container.id)
+        live = any(ep.address for _, ep in members)
+        exposed = container.config.get("ExposedPorts")
+        published = [p for _, ep in members for p in ep.ports]
+        settings: dict[str, Any] = {
+            "Bridge": "", "SandboxID": container.id if live else "",
+            "SandboxKey": self.ns_path(container.id) if live else "",
+            "Ports": ports.settings(published, exposed) if live else {},
+            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {}}
+        if not members:
+            name = "none" if mode == "none" else "host" if mode == "host" else ""
+            if name:
+                n = self.get(name)
+                settings["Networks"][name] = _endpoint_settings(n, None, container.id)
+            return settings
+        for n, ep in members:
+            s = _endpoint_settings(n, ep, container.id)
+            settings["Networks"][n.name] = s
+            if n.name == "bridge":
+                for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+                    settings[key] = s[key]
+        return settings
+
+    def port_summary(self, container: Any) -> list[dict[str, Any]]:
+        published = [p for _, ep in self.memberships(container.id) for p in ep.ports]
+        return ports.summary(published, container.config.get("ExposedPorts"))
+
+    # -- DNS ------------------------------------------------------------------------
+    def _resolve(self, container_id: str, name: str) -> list[str] | None:
+        found: list[str] = []
+        internal_only = True
+        for n, ep in self.memberships(container_id):
+            if not n.user_defined or not ep.address:
+                continue
+            internal_only = internal_only and n.internal
+            with self._lock:
+                others = list(n.endpoints.values())
+            for other in others:
+                if not other.address:
+                    continue
+                names = {other.name.lower(), other.container_id[:12], *(a.lower() for a in other.aliases)}
+                if name in names:
+                    found.append(str(ipaddress.ip_interface(other.address).ip))
+        if found or internal_only:
+            return found  # an internal network has no way out: nothing to forward to
+        return None
+
+    def _dns_upstreams(self, container_id: str) -> list[str]:
+        return self._upstreams.get(container_id) or dnsmod.host_nameservers()
+
+    # -- restart, close ------------------------------------------------------------------
+    def _load(self) -> None:
+        for entry in sorted(os.listdir(self.root)):
+            if not entry.endswith(".json"):
+                continue
+            try:
+                n = Network.load(os.path.join(self.root, entry))
+            except (OSError, ValueError, TypeError) as e:
+                log.warning("skipping unreadable network record %s: %s", entry, e)
+                continue
+            self._networks[n.id] = n
+        names = {n.name for n in self._networks.values()}
+        if "bridge" not in names:
+            self._networks_default_bridge()
+        for name, driver in (("host", "host"), ("none", "null")):
+            if name not in names:
+                n = Network(id=secrets.token_hex(32), name=name, created=_now(), driver=driver)
+                self._networks[n.id] = n
+                n.save(self.root)
+        for n in self._networks.values():
+            if n.name == "bridge" and self.config.bip:
+                iface = ipaddress.ip_interface(self.config.bip)
+                n.subnet, n.gateway = str(iface.network), str(iface.ip)
+            try:
+                self._bring_up(n)
+            except Exception as e:
+                log.error("bringing up network %s (%s): %s", n.name, n.bridge, e)
+            self._restore_endpoints(n)
+
+    def _networks_default_bridge(self) -> None:
+        if self.config.bip:
+            iface = ipaddress.ip_interface(self.config.bip)
+            subnet, gateway = iface.network, iface.ip
+        else:
+            ours = [ipaddress.ip_network(n.subnet) for n in self._networks.values() if n.subnet]
+            mine = links.link_index(self.config.bridge_name) is not None
+            taken = ours + ([] if mine else links.host_networks())
+            subnet = ipam.choose_subnet(self.config.default_address_pools, taken)
+            gateway = ipam.gateway_for(subnet)  # type: ignore[arg-type]
+        n = Network(id=secrets.token_hex(32), name="bridge", created=_now(), subnet=str(subnet),
+                    gateway=str(gateway), bridge=self.config.bridge_name,
+                    options={"com.docker.network.bridge.default_bridge": "true",
+                             "com.docker.network.bridge.enable_icc": "true",
+                             "com.docker.network.bridge.enable_ip_masquerade": "true",
+                             "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                             BRIDGE_NAME_OPT: self.config.bridge_name,
+                             "com.docker.network.driver.mtu": "1500"})
+        self._networks[n.id] = n
+        n.save(self.root)
+        log.info("default bridge network on %s: %s (gateway %s)", n.bridge, n.subnet, n.gateway)
+
+    def _restore_endpoints(self, n: Network) -> None:
+        """Live containers keep their addresses, ports and DNS; the dead ones' are cleaned by detach."""
+        for ep in n.endpoints.values():
+            path = self.ns_path(ep.container_id)
+            if not ep.address or not netns.exists(path):
+                continue
+            if ep.ports:
+                rules = [self._port_rule(n, ep, p) for p in ep.ports]
+                self.iptables.delete(rules)
+                self.iptables.add(rules)
+                for p in ep.ports:
+                    b = ports.Binding(p["proto"], p["port"], p["host_ip"], (p["host_port"], p["host_port"]))
+                    try:
+                        self._port_socks.setdefault(ep.container_id, []).append(ports.reserve(b, ep.name)[1])
+                    except errors.DockyardError as e:
+                        log.warning("restoring published port of %s: %s", ep.name, e)
+            if n.user_defined:
+                try:
+                    self.dns.listen(ep.container_id, path)
+                except OSError as e:
+                    log.warning("restoring the DNS listener of %s: %s", ep.name, e)
+
+    def close(self) -> None:
+        """Stop DNS; with no container left on them, the bridges and rules go too (made again at start)."""
+        self.dns.close()
+        for socks in self._port_socks.values():
+            for s in socks:
+                s.close()
+        self._port_socks.clear()
+        with self._lock:
+            if any(ep.address for n in self._networks.values() for ep in n.endpoints.values()):
+                return
+            for n in self._networks.values():
+                try:
+                    self._bring_down(n)
+                except Exception as e:
+                    log.warning("tearing down network %s: %s", n.name, e)
+
+
+def _endpoint_settings(n: Network, ep: Endpoint | None, container_id: str) -> dict[str, Any]:
+    live = bool(ep and ep.address)
+    iface = ipaddress.ip_interface(ep.address) if ep and ep.address else None
+    names = [ep.name, container_id[:12], *ep.aliases] if ep and n.user_defined else None
+    return {"IPAMConfig": {"IPv4Address": ep.static_ip} if ep and ep.static_ip else None, "Links": None,
+            "Aliases": (ep.aliases or None) if ep else None, "MacAddress": ep.mac if ep else "",
+            "DriverOpts": None, "GwPriority": 0, "NetworkID": n.id,
+            "EndpointID": ep.endpoint_id if ep else "",
+            "Gateway": n.gateway if live else "", "IPAddress": str(iface.ip) if iface else "",
+            "IPPrefixLen": iface.network.prefixlen if iface else 0, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": names}
+
+
+def _free_ifname(members: list[tuple[Network, Endpoint]]) -> str:
+    used = {ep.ifname for _, ep in members if ep.ifname}
+    i = 0
+    while f"eth{i}" in used:
+        i += 1
+    return f"eth{i}"
+
+
+def _resolv_conf(upstreams: list[str]) -> str:
+    search = options = ""
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("search "):
+                    search = line
+                elif line.startswith("options "):
+                    options = line.strip()[len("options "):]
+    except OSError:
+        pass
+    opts = " ".join(o for o in (options.split() + ["ndots:0"]) if not o.startswith("ndots:") or o == "ndots:0")
+    return (f"# Generated by dockyard: the embedded DNS server\nnameserver {dnsmod.ADDRESS}\n{search}"
+            f"options {opts}\n\n# ExtServers: [{' '.join(upstreams)}]\n")
+
+
+def _write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _append(path: str, text: str) -> None:
+    """In place: the file is bind-mounted into the running container."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
