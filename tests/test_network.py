@@ -144,3 +144,92 @@ def test_teardown_leaves_nothing(d):
     d.cli("network", "rm", "tearnet")
     assert _links() == before_links
     assert not _rules("dytear0")
+
+
+def _api_error(d, *args) -> str:
+    res = d.cli(*args, check=False)
+    assert res.returncode != 0, res.stdout_text
+    return res.stderr_text.strip()
+
+
+def test_bad_input_dockerd_wording_nothing_changed(d):
+    d.cli("network", "create", "--subnet", "10.231.20.0/24", "badnet")
+    try:
+        before = d.cli("network", "ls", "-q").stdout_text
+        assert "Pool overlaps with other one on this address space" in \
+            _api_error(d, "network", "create", "--subnet", "10.231.20.128/25", "other")
+        # the CLI refuses that gateway itself; the daemon must too
+        import docker
+        pool = docker.types.IPAMPool(subnet="10.231.21.0/24", gateway="10.231.99.1")
+        with pytest.raises(docker.errors.APIError) as err:
+            d.api().create_network("other", ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+        assert err.value.status_code == 400 and "10.231.99.1" in str(err.value)
+        assert "network with name badnet already exists" in _api_error(d, "network", "create", "badnet")
+        assert d.cli("network", "ls", "-q").stdout_text == before
+        assert "It does not belong to any of this network's subnets" in \
+            _api_error(d, "run", "--rm", "--network", "badnet", "--ip", "10.9.9.9", "busybox", "true")
+        d.cli("run", "-d", "--name", "fixed1", "--network", "badnet", "--ip", "10.231.20.50", "busybox",
+              "sleep", "60")
+        assert "Address already in use" in _api_error(
+            d, "run", "--name", "fixed2", "--network", "badnet", "--ip", "10.231.20.50", "busybox", "true")
+        assert "has active endpoints" in _api_error(d, "network", "rm", "badnet")
+        assert "already exists in network badnet" in _api_error(d, "network", "connect", "badnet", "fixed1")
+        assert "is a pre-defined network and cannot be removed" in _api_error(d, "network", "rm", "bridge")
+        # (the CLI answers a 404 on create by pulling the image, as with dockerd: ask the API)
+        with pytest.raises(docker.errors.NotFound, match="network nosuchnet not found"):
+            d.client().containers.create("busybox", "true", network="nosuchnet")
+        assert _inspect(d, "fixed1")["NetworkSettings"]["Networks"]["badnet"]["IPAddress"] == "10.231.20.50"
+    finally:
+        d.cli("rm", "-f", "fixed1", "fixed2", check=False)
+        d.cli("network", "rm", "badnet", check=False)
+
+
+def test_connect_and_disconnect_live(d):
+    d.cli("network", "create", "--subnet", "10.231.30.0/24", "livenet")
+    try:
+        d.cli("run", "-d", "--name", "live1", "busybox", "sleep", "60")
+        d.cli("network", "connect", "--ip", "10.231.30.9", "--alias", "buddy", "livenet", "live1")
+        out = d.cli("exec", "live1", "ip", "-4", "addr").stdout_text
+        assert "10.231.30.9/24" in out and "eth1" in out
+        res = d.cli("run", "--rm", "--network", "livenet", "busybox", "nslookup", "buddy", "127.0.0.11")
+        assert "10.231.30.9" in res.stdout_text
+        nets = _inspect(d, "live1")["NetworkSettings"]["Networks"]
+        assert set(nets) == {"bridge", "livenet"}
+        d.cli("network", "disconnect", "livenet", "live1")
+        out = d.cli("exec", "live1", "ip", "-4", "addr").stdout_text
+        assert "10.231.30.9" not in out and "eth1" not in out
+        assert set(_inspect(d, "live1")["NetworkSettings"]["Networks"]) == {"bridge"}
+        assert "is not connected to network livenet" in _api_error(d, "network", "disconnect", "livenet", "live1")
+    finally:
+        d.cli("rm", "-f", "live1", check=False)
+        d.cli("network", "rm", "livenet", check=False)
+
+
+def test_publish_all_exposed_ports_and_ranges(d, tmp_path):
+    res = d.cli("run", "-d", "--name", "pall", "--expose", "7000", "-P", "-p", "127.0.0.1::7001/udp",
+                "busybox", "sleep", "60")
+    try:
+        ports = _inspect(d, "pall")["NetworkSettings"]["Ports"]
+        assert int(ports["7000/tcp"][0]["HostPort"]) > 1024
+        assert ports["7001/udp"][0]["HostIp"] == "127.0.0.1"
+        out = d.cli("port", "pall", "7000").stdout_text
+        assert out.strip().endswith(ports["7000/tcp"][0]["HostPort"])
+    finally:
+        d.cli("rm", "-f", "pall")
+    lo = _free_port()
+    d.cli("run", "-d", "--name", "prange", "-p", f"127.0.0.1:{lo}-{lo + 1}:8000-8001", "busybox", "sleep", "60")
+    try:
+        ports = _inspect(d, "prange")["NetworkSettings"]["Ports"]
+        assert {ports["8000/tcp"][0]["HostPort"], ports["8001/tcp"][0]["HostPort"]} == {str(lo), str(lo + 1)}
+    finally:
+        d.cli("rm", "-f", "prange")
+
+
+def test_network_events(d):
+    since = str(time.time())
+    d.cli("network", "create", "evnet")
+    d.cli("run", "--rm", "--network", "evnet", "busybox", "true")
+    d.cli("network", "rm", "evnet")
+    out = d.cli("events", "--since", since, "--until", str(time.time() + 1), "-f", "type=network",
+                "--format", "{{.Action}}").stdout_text.split()
+    assert out == ["create", "connect", "disconnect", "destroy"]
