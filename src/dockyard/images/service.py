@@ -355,17 +355,19 @@ class ImageService:
 
     def create_image_from_layer(self, parent_id: str | None, layer: IO[bytes] | None, changes: list[str],
                                 comment: str = "", history_comment: str = "", created_by: str = "",
-                                author: str = "", config_overrides: dict[str, Any] | None = None) -> Image:
+                                author: str = "", config_overrides: dict[str, Any] | None = None,
+                                created: str | None = None) -> Image:
         """A new image: ``layer`` (a tar stream, or None for a metadata-only step) on ``parent_id``.
 
         ``changes`` are Dockerfile instructions applied to the config; import
         is the ``parent_id=None`` case, commit and build pass a parent.
+        ``created`` pins the timestamp (reproducible builds); default now.
         """
         parent = self.store.get(parent_id) if parent_id else None
         base_chain = parent.top_layer if parent else None
         pending: PendingLayer | None = self.layers.unpack(layer, base_chain) if layer is not None else None
         try:
-            created = now_rfc3339()
+            created = created or now_rfc3339()
             if parent is not None:
                 config = json.loads(json.dumps(parent.config))
                 for key in ("container", "container_config", "id", "parent"):

@@ -1,0 +1,113 @@
+"""Build routes: ``POST /build`` (the classic builder), ``POST /build/prune``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any, AsyncIterator
+
+from ..build.builder import Options, StepError
+from ..engine.engine import Engine
+from ..errors import DockyardError, InvalidParameter
+from . import filters as flt
+from .http import AnyResponse, Request, StreamResponse, json_response
+from .images import BodyReader
+from .router import Route, post
+
+_DONE = object()
+
+
+def _line(msg: dict[str, Any]) -> bytes:
+    return (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+
+
+def _error_line(e: BaseException) -> bytes:
+    message = str(e) if isinstance(e, DockyardError) else f"{type(e).__name__}: {e}"
+    detail: dict[str, Any] = {"message": message}
+    if isinstance(e, StepError) and e.code is not None:
+        detail = {"code": e.code, "message": message}
+    return _line({"errorDetail": detail, "error": message})
+
+
+def _options(request: Request) -> Options:
+    def json_map(name: str) -> dict[str, Any]:
+        value = request.qjson(name, {}) or {}
+        if not isinstance(value, dict):
+            raise InvalidParameter(f"invalid {name} parameter")
+        return value
+
+    cache_from = request.qjson("cachefrom", []) or []
+    if not isinstance(cache_from, list):
+        raise InvalidParameter("invalid cachefrom parameter")
+    if request.q("remote"):
+        raise InvalidParameter("remote build contexts (git, URL) are not supported")
+    return Options(
+        dockerfile=request.q("dockerfile") or "Dockerfile",
+        tags=[t for t in request.qlist("t") if t],
+        build_args={k: (None if v is None else str(v)) for k, v in json_map("buildargs").items()},
+        target=request.q("target") or "",
+        labels={k: str(v) for k, v in json_map("labels").items()},
+        no_cache=request.qbool("nocache"),
+        pull=request.qbool("pull"),
+        remove=request.qbool("rm", True),
+        force_remove=request.qbool("forcerm"),
+        quiet=request.qbool("q"),
+        network=request.q("networkmode") or "",
+        platform=request.q("platform") or "",
+        cache_from=[str(c) for c in cache_from],
+    )
+
+
+def routes(engine: Engine) -> list[Route]:
+    async def build(request: Request) -> AnyResponse:
+        opts = _options(request)
+        if (request.q("version") or "1") != "1":
+            raise InvalidParameter("BuildKit is not supported by this daemon: use the classic builder (version=1)")
+        loop = asyncio.get_running_loop()
+        reader = BodyReader(request, loop)
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(msg: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, msg)
+
+        def run() -> None:
+            try:
+                engine.builds.build(reader, opts, emit, cancel)
+            except BaseException as e:  # handed over to the event loop, which reports it
+                loop.call_soon_threadsafe(queue.put_nowait, e)
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+        threading.Thread(target=run, name="build", daemon=True).start()
+        first = await queue.get()
+        if isinstance(first, BaseException):
+            await reader.aclose()
+            raise first
+
+        async def chunks() -> AsyncIterator[bytes]:
+            item = first
+            try:
+                while item is not _DONE:
+                    if isinstance(item, BaseException):
+                        yield _error_line(item)
+                        return
+                    yield _line(item)
+                    item = await queue.get()
+            finally:
+                cancel.set()
+                await reader.aclose()
+
+        return StreamResponse(chunks())
+
+    async def prune(request: Request) -> AnyResponse:
+        flt.parse(request.q("filters"), {"until", "id", "parent", "type", "description", "inuse", "shared",
+                                         "private"})
+        deleted, reclaimed = await asyncio.to_thread(engine.builds.prune)
+        return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+    return [
+        post("/build", build),
+        post("/build/prune", prune),
+    ]

@@ -1,0 +1,841 @@
+"""One classic (non-BuildKit) build: Dockerfile stages evaluated step by step into images.
+
+Each step makes an image on top of the previous one: metadata steps change
+only the config, RUN runs the command in a real container (created, started,
+waited for and removed through the container service) and commits its rw
+layer, COPY/ADD/WORKDIR write a layer tar straight from the sources. Every
+step's image is recorded in the build cache under its parent and what the step
+does. The output is dockerd's stream, line for line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import json
+import os
+import posixpath
+import secrets
+import shutil
+import stat
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from .. import errors
+from ..images import reference as refs
+from ..util.iterio import IterReader
+from . import copier
+from .cache import BuildCache, step_key
+from .context import Context
+from .parser import Node, ParseError, parse
+from .shell import Lexer
+from .stages import Plan, Stage, flag, plan
+
+Emit = Callable[[dict[str, Any]], None]
+
+PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+                        "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
+# args usable without an ARG line, and kept out of the image history
+PREDEFINED_ARGS = PROXY_ARGS | {"SOURCE_DATE_EPOCH"}
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# what runc creates in a rootfs to mount over; dockerd keeps them in an init layer, never in a step's diff
+MOUNTPOINTS = ("proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv")
+
+
+class StepError(errors.InvalidParameter):
+    """A step failed; ``code`` is the RUN command's exit status when it has one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Options:
+    dockerfile: str = "Dockerfile"
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    target: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    pull: bool = False
+    remove: bool = True
+    force_remove: bool = False
+    quiet: bool = False
+    network: str = ""
+    platform: str = ""
+    cache_from: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageState:
+    stage: Stage
+    image_id: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, str | None] = field(default_factory=dict)  # declared in this stage
+    cmd_set: bool = False
+    maintainer: str = ""
+
+
+class Builder:
+    def __init__(self, engine: Any, cache: BuildCache, workdir: str, ctx: Context, opts: Options, emit: Emit,
+                 cancel: threading.Event) -> None:
+        self.engine = engine
+        self.images = engine.images
+        self.cache = cache
+        self.workdir = workdir
+        self.ctx = ctx
+        self.opts = opts
+        self._emit = emit
+        self.cancel = cancel
+        self.epoch = _epoch(opts.build_args.get("SOURCE_DATE_EPOCH"))
+        self.meta_args: dict[str, str | None] = {}
+        self.used_args: set[str] = set()
+        self.stage_images: dict[int, str | None] = {}
+        self.stage_names: dict[int, str] = {}
+        self.step = 0
+        self.total = 0
+        self.escape = "\\"
+        self.quiet_buffer: list[dict[str, Any]] = []
+
+    # -- output --------------------------------------------------------------------------
+    def out(self, text: str) -> None:
+        msg = {"stream": text}
+        if self.opts.quiet:
+            self.quiet_buffer.append(msg)
+        else:
+            self._emit(msg)
+
+    def _header(self, node: Node) -> None:
+        self.step += 1
+        self.out(f"Step {self.step}/{self.total} : {node.original}")
+        self.out("\n")
+
+    # -- the build -------------------------------------------------------------------------
+    def prepare(self) -> tuple[Plan, list[Stage]]:
+        """Everything dockerd checks before the first step; errors here are the request's status."""
+        for tag in self.opts.tags:
+            refs.parse_repo_tag(tag, None)
+        if self.opts.platform and self.opts.platform.split("/")[0] != "linux":
+            raise errors.InvalidParameter(f'"{self.opts.platform}": unsupported platform')
+        df = parse(self.ctx.dockerfile)
+        self.escape = df.escape
+        p = plan(df, self.opts.dockerfile)
+        self.stage_names = {s.index: s.name for s in p.stages}
+        if self.opts.target:
+            names = [s.name for s in p.stages]
+            if self.opts.target.lower() not in names:
+                raise errors.InvalidParameter(f"failed to reach build target {self.opts.target} in Dockerfile")
+            last = names.index(self.opts.target.lower())
+        else:
+            last = len(p.stages) - 1
+        if self.opts.labels:
+            words = " ".join(f'"{k}"="{v}"' for k, v in sorted(self.opts.labels.items()))
+            p.stages[last].nodes.append(Node("label", f"LABEL {words}", words, line=0))
+        needed = self._needed(p, last)
+        self.total = len(p.meta_args) + sum(1 + len(s.nodes) for s in needed)
+        return p, needed
+
+    def _needed(self, p: Plan, last: int) -> list[Stage]:
+        """The target stage and the stages it takes files or its base from, in Dockerfile order."""
+        by_name = {s.name: s.index for s in p.stages if s.name}
+        meta = Lexer(self._meta_defaults(p), self.escape)
+        want = {last}
+        todo = [last]
+        while todo:
+            st = p.stages[todo.pop()]
+            refs_ = [meta.word(st.from_node.rest.split()[0]).lower()]
+            refs_ += [(flag(n, "from") or "").lower() for n in st.nodes if n.cmd == "copy" and flag(n, "from")]
+            for r in refs_:
+                idx = by_name.get(r)
+                if idx is None and r.isdigit() and int(r) < st.index:
+                    idx = int(r)
+                if idx is not None and idx < st.index and idx not in want:
+                    want.add(idx)
+                    todo.append(idx)
+        return [s for s in p.stages if s.index in want]
+
+    def _meta_defaults(self, p: Plan) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for node in p.meta_args:
+            for w in node.rest.split():
+                name, sep, default = w.partition("=")
+                value = self.opts.build_args.get(name) if name in self.opts.build_args else (default if sep else None)
+                if value is not None:
+                    env[name] = value
+        return env
+
+    def run(self, p: Plan, needed: list[Stage]) -> str:
+        for node in p.meta_args:
+            self._header(node)
+            self._meta_arg(node)
+        state: StageState | None = None
+        for st in needed:
+            state = StageState(st)
+            self._from(state)
+            for node in st.nodes:
+                if self.cancel.is_set():
+                    raise errors.InvalidParameter("build cancelled")
+                self._header(node)
+                self._dispatch(state, node)
+                self.out(f" ---> {_short(state.image_id)}\n")
+            self.stage_images[st.index] = state.image_id
+        assert state is not None
+        if not state.image_id:
+            raise errors.InvalidParameter("No image was generated. Is your Dockerfile empty?")
+        unused = sorted(k for k in self.opts.build_args if k not in self.used_args and k not in PREDEFINED_ARGS)
+        if unused:
+            self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+        image_id = state.image_id
+        if self.opts.quiet:
+            self._emit({"stream": image_id + "\n"})
+        else:
+            self._emit({"aux": {"ID": image_id}})
+            self.out(f"Successfully built {_short(image_id)}\n")
+        for tag in self.opts.tags:
+            ref = refs.parse_repo_tag(tag, None)
+            self.images.tag(image_id, ref.familiar_name, ref.tag or "latest")
+            if not self.opts.quiet:
+                self.out(f"Successfully tagged {ref.familiar_name}:{ref.tag or 'latest'}\n")
+        return image_id
+
+    # -- args and expansion --------------------------------------------------------------------
+    def _meta_arg(self, node: Node) -> None:
+        lexer = Lexer(self._known(self.meta_args), self.escape)
+        for w in lexer.words(node.rest):
+            name, sep, default = w.partition("=")
+            self.used_args.add(name)
+            self.meta_args[name] = self.opts.build_args[name] if self.opts.build_args.get(name) is not None \
+                else (default if sep else None)
+
+    @staticmethod
+    def _known(args: dict[str, str | None]) -> dict[str, str]:
+        return {k: v for k, v in args.items() if v is not None}
+
+    def _env(self, state: StageState) -> dict[str, str]:
+        """What ``$VAR`` sees in a stage: its args, overridden by its ENV."""
+        env = self._known(state.args)
+        for k in PREDEFINED_ARGS:
+            if self.opts.build_args.get(k) is not None and k not in state.args:
+                env[k] = self.opts.build_args[k]  # type: ignore[assignment]
+        for item in state.config.get("Env") or []:
+            k, _, v = item.partition("=")
+            env[k] = v
+        return env
+
+    def _lexer(self, state: StageState) -> Lexer:
+        return Lexer(self._env(state), self.escape)
+
+    def _run_args(self, state: StageState) -> list[str]:
+        """Build args a RUN sees in its environment (those ENV does not override), sorted."""
+        env_keys = {e.partition("=")[0] for e in state.config.get("Env") or []}
+        out = [f"{k}={v}" for k, v in state.args.items() if v is not None and k not in env_keys]
+        for k in PREDEFINED_ARGS:
+            if k not in state.args and k not in env_keys and self.opts.build_args.get(k) is not None:
+                out.append(f"{k}={self.opts.build_args[k]}")
+        return sorted(out)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _from(self, state: StageState) -> None:
+        node = state.stage.from_node
+        self._header(node)
+        platform = flag(node, "platform")
+        if platform is not None:
+            platform = Lexer(self._known(self.meta_args), self.escape).word(platform)
+            if platform and platform.split("/")[0] != "linux":
+                raise errors.InvalidParameter(f'"{platform}": unsupported platform')
+        raw = node.rest.split()[0]
+        name = Lexer(self._known(self.meta_args), self.escape).word(raw)
+        if not name:
+            raise StepError(f"base name ({raw}) should not be blank")
+        by_name = {n: i for i, n in self.stage_names.items() if n and i < state.stage.index}
+        if name.lower() in by_name:
+            state.image_id = self.stage_images[by_name[name.lower()]]
+        elif name.lower() == "scratch":
+            state.image_id = None
+        else:
+            state.image_id = self._base_image(name).id
+        if state.image_id:
+            image = self.images.store.get(state.image_id)
+            state.config = copy.deepcopy(image.config.get("config") or {})
+        else:
+            state.config = {"Env": [DEFAULT_PATH]}
+        if not state.config.get("Env"):
+            state.config["Env"] = [DEFAULT_PATH]
+        self._onbuild(state)
+        if state.image_id:
+            self.out(f" ---> {_short(state.image_id)}\n")
+
+    def _base_image(self, name: str) -> Any:
+        ref = refs.parse(name)
+        if not self.opts.pull:
+            try:
+                return self.images.resolve(name)
+            except errors.NotFound:
+                pass
+        self.engine.pull_image(str(ref), self.opts.platform or None, None, self._emit_progress)
+        return self.images.resolve(name)
+
+    def _emit_progress(self, msg: dict[str, Any]) -> None:
+        if not self.opts.quiet:
+            self._emit(msg)
+
+    def _onbuild(self, state: StageState) -> None:
+        triggers = list(state.config.get("OnBuild") or [])
+        if not triggers:
+            return
+        state.config["OnBuild"] = None
+        self.out(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+        for text in triggers:
+            for node in parse(text).nodes:
+                self._dispatch(state, node)
+
+    def _dispatch(self, state: StageState, node: Node) -> None:
+        getattr(self, f"_i_{node.cmd}")(state, node)
+
+    def _meta_step(self, state: StageState, comment: str) -> None:
+        """Commit a config-only step (as dockerd, an image with an empty layer)."""
+        shell = state.config.get("Shell") or DEFAULT_SHELL
+        created_by = " ".join([*shell, "#(nop) ", comment])
+        self._commit(state, created_by, None)
+
+    def _commit(self, state: StageState, created_by: str, layer: Callable[[], Iterator[bytes] | None] | None,
+                cached_key: str | None = None) -> None:
+        key = cached_key or step_key(state.image_id or "", created_by, state.config)
+        if not self.opts.no_cache:
+            hit = self.cache.get(key)
+            if hit:
+                self.out(" ---> Using cache\n")
+                state.image_id = hit
+                return
+        chunks = layer() if layer else None
+        self._commit_chunks(state, created_by, chunks, key)
+
+    def _commit_chunks(self, state: StageState, created_by: str, chunks: Iterator[bytes] | None, key: str) -> None:
+        parent = state.image_id
+        image = self.images.create_image_from_layer(
+            parent, IterReader(chunks) if chunks is not None else None, [], created_by=created_by,
+            author=state.maintainer, config_overrides=_full_config(state.config), created=self._created())
+        self.cache.put(key, image.id, parent or "", created_by)
+        state.image_id = image.id
+
+    def _created(self) -> str | None:
+        if self.epoch is None:
+            return None
+        return datetime.datetime.fromtimestamp(self.epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # -- metadata instructions ------------------------------------------------------------------
+    def _pairs(self, state: StageState, node: Node, what: str) -> list[tuple[str, str]]:
+        lexer = self._lexer(state)
+        words = lexer.words(node.rest)
+        if words and "=" not in words[0]:
+            key, _, value = node.rest.strip().partition(" ")
+            if not value.strip():
+                raise ParseError(node.line, f"{what} must have two arguments")
+            return [(lexer.word(key), lexer.word(value.strip()))]
+        out = []
+        for w in words:
+            k, sep, v = w.partition("=")
+            if not sep or not k:
+                raise ParseError(node.line, f"Syntax error - can't find = in \"{w}\". Must be of the form: "
+                                            f"name=value")
+            out.append((k, v))
+        return out
+
+    def _i_env(self, state: StageState, node: Node) -> None:
+        pairs = self._pairs(state, node, "ENV")
+        env = list(state.config.get("Env") or [])
+        for k, v in pairs:
+            env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
+        state.config["Env"] = env
+        self._meta_step(state, "ENV " + " ".join(f"{k}={v}" for k, v in pairs))
+
+    def _i_label(self, state: StageState, node: Node) -> None:
+        pairs = self._pairs(state, node, "LABEL")
+        labels = dict(state.config.get("Labels") or {})
+        labels.update(pairs)
+        state.config["Labels"] = labels
+        self._meta_step(state, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs))
+
+    def _i_arg(self, state: StageState, node: Node) -> None:
+        lexer = self._lexer(state)
+        shown = []
+        for w in lexer.words(node.rest):
+            name, sep, default = w.partition("=")
+            if not name:
+                raise ParseError(node.line, "ARG names can not be blank")
+            self.used_args.add(name)
+            if self.opts.build_args.get(name) is not None:
+                value: str | None = self.opts.build_args[name]
+            elif sep:
+                value = default
+            else:
+                value = self.meta_args.get(name)
+            state.args[name] = value
+            shown.append(w)
+        self._meta_step(state, "ARG " + " ".join(shown))
+
+    def _exec_or_shell(self, state: StageState, node: Node) -> list[str]:
+        args = node.json_args()
+        if args is not None:
+            return args
+        return [*(state.config.get("Shell") or DEFAULT_SHELL), node.rest]
+
+    def _i_cmd(self, state: StageState, node: Node) -> None:
+        state.config["Cmd"] = self._exec_or_shell(state, node)
+        state.cmd_set = True
+        self._meta_step(state, f"CMD {_goq(state.config['Cmd'])}")
+
+    def _i_entrypoint(self, state: StageState, node: Node) -> None:
+        state.config["Entrypoint"] = self._exec_or_shell(state, node)
+        if not state.cmd_set:
+            state.config["Cmd"] = None  # as dockerd: a new ENTRYPOINT drops the base image's CMD
+        self._meta_step(state, f"ENTRYPOINT {_goq(state.config['Entrypoint'])}")
+
+    def _i_expose(self, state: StageState, node: Node) -> None:
+        ports = dict(state.config.get("ExposedPorts") or {})
+        words = self._lexer(state).words(node.rest)
+        for w in words:
+            port, _, proto = w.partition("/")
+            if not port.replace("-", "").isdigit():
+                raise StepError(f"invalid containerPort: {port}")
+            ports[f"{port}/{proto or 'tcp'}"] = {}
+        state.config["ExposedPorts"] = ports
+        self._meta_step(state, "EXPOSE " + " ".join(words))
+
+    def _i_volume(self, state: StageState, node: Node) -> None:
+        lexer = self._lexer(state)
+        vols = node.json_args()
+        vols = [lexer.word(v) for v in vols] if vols is not None else lexer.words(node.rest)
+        current = dict(state.config.get("Volumes") or {})
+        for v in vols:
+            if not v.strip():
+                raise StepError("VOLUME specified can not be an empty string")
+            current[v] = {}
+        state.config["Volumes"] = current
+        self._meta_step(state, f"VOLUME [{' '.join(vols)}]")
+
+    def _i_user(self, state: StageState, node: Node) -> None:
+        state.config["User"] = self._lexer(state).word(node.rest.strip())
+        self._meta_step(state, f"USER {state.config['User']}")
+
+    def _i_stopsignal(self, state: StageState, node: Node) -> None:
+        state.config["StopSignal"] = self._lexer(state).word(node.rest.strip())
+        self._meta_step(state, f"STOPSIGNAL {state.config['StopSignal']}")
+
+    def _i_maintainer(self, state: StageState, node: Node) -> None:
+        state.maintainer = node.rest.strip()
+        self._meta_step(state, f"MAINTAINER {state.maintainer}")
+
+    def _i_shell(self, state: StageState, node: Node) -> None:
+        state.config["Shell"] = node.json_args()
+        self._meta_step(state, f"SHELL [{' '.join(state.config['Shell'])}]")
+
+    def _i_onbuild(self, state: StageState, node: Node) -> None:
+        trigger = node.rest.strip()
+        word, _, rest = trigger.partition(" ")
+        trigger = f"{word.upper()} {rest}".strip()
+        state.config["OnBuild"] = list(state.config.get("OnBuild") or []) + [trigger]
+        self._meta_step(state, f"ONBUILD {trigger}")
+
+    def _i_healthcheck(self, state: StageState, node: Node) -> None:
+        word, _, rest = node.rest.strip().partition(" ")
+        if word.upper() == "NONE":
+            if rest.strip() or node.flags:
+                raise ParseError(node.line, "HEALTHCHECK NONE takes no arguments")
+            state.config["Healthcheck"] = {"Test": ["NONE"]}
+        elif word.upper() == "CMD":
+            sub = Node("cmd", rest, rest.strip(), line=node.line)
+            args = sub.json_args()
+            test = ["CMD", *args] if args is not None else ["CMD-SHELL", rest.strip()]
+            hc: dict[str, Any] = {"Test": test}
+            for name, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
+                              ("start-interval", "StartInterval")):
+                value = flag(node, name)
+                if value:
+                    hc[key] = _duration_ns(value, node.line)
+            retries = flag(node, "retries")
+            if retries:
+                if not retries.isdigit() or int(retries) < 1:
+                    raise ParseError(node.line, "--retries must be at least 1")
+                hc["Retries"] = int(retries)
+            state.config["Healthcheck"] = hc
+        else:
+            raise ParseError(node.line, "Unknown type \"" + word.upper() + "\" in HEALTHCHECK (try CMD)")
+        self._meta_step(state, f"HEALTHCHECK {node.rest.strip()}")
+
+    # -- WORKDIR ----------------------------------------------------------------------------------
+    def _i_workdir(self, state: StageState, node: Node) -> None:
+        path = self._lexer(state).word(node.rest.strip())
+        if not path.startswith("/"):
+            path = posixpath.join(state.config.get("WorkingDir") or "/", path)
+        state.config["WorkingDir"] = posixpath.normpath(path)
+        shell = state.config.get("Shell") or DEFAULT_SHELL
+        created_by = " ".join([*shell, "#(nop) ", f"WORKDIR {state.config['WorkingDir']}"])
+        key = step_key(state.image_id or "", created_by, state.config)
+        if not self.opts.no_cache and self.cache.get(key):
+            self._commit(state, created_by, None, key)
+            return
+        with self._mounted(state.image_id) as root:
+            parents = _missing_dirs(root, state.config["WorkingDir"])
+            if not parents:
+                self._commit_chunks(state, created_by, None, key)
+                return
+            existing = [(p, _lstat(root, p)) for p in parents]
+            opts = copier.Options(epoch=self.epoch)
+            chunks = list(copier.layer_tar([], "/", True, existing, opts))
+        self._commit_chunks(state, created_by, iter(chunks), key)
+
+    # -- COPY / ADD ---------------------------------------------------------------------------------
+    def _i_copy(self, state: StageState, node: Node) -> None:
+        self._copy(state, node, add=False)
+
+    def _i_add(self, state: StageState, node: Node) -> None:
+        self._copy(state, node, add=True)
+
+    def _copy(self, state: StageState, node: Node, add: bool) -> None:
+        instr = "ADD" if add else "COPY"
+        lexer = self._lexer(state)
+        args = node.json_args()
+        words = [lexer.word(a) for a in args] if args is not None else lexer.words(node.rest)
+        heredoc_dir = None
+        try:
+            if node.heredocs:
+                heredoc_dir = os.path.join(self.workdir, "heredoc-" + secrets.token_hex(6))
+                os.makedirs(heredoc_dir)
+                names = {h.name for h in node.heredocs}
+                for h in node.heredocs:
+                    with open(os.path.join(heredoc_dir, h.name), "w", encoding="utf-8") as f:
+                        f.write(h.content)
+                words = [w for w in words if w.lstrip("<-").strip("'\"") not in names]
+            if len(words) < 1 or (len(words) < 2 and not node.heredocs):
+                raise ParseError(node.line, f"{instr} requires at least two arguments")
+            srcs, dest = words[:-1], words[-1]
+            from_ = flag(node, "from")
+            with contextlib.ExitStack() as stack:
+                if from_:
+                    root = stack.enter_context(self._mounted(self._from_image(lexer.word(from_), state)))
+                    sources = copier.find_sources(instr, root, srcs, from_context=False, add=False)
+                else:
+                    sources = copier.find_sources(instr, self.ctx.root, srcs, from_context=True, add=add)
+                if heredoc_dir:
+                    sources += [copier.Source(os.path.join(heredoc_dir, h.name), h.name, False)
+                                for h in node.heredocs]
+                digest = copier.checksum(sources)
+                kind = "multi" if len(sources) > 1 else ("dir" if sources[0].is_dir else "file")
+                shell = state.config.get("Shell") or DEFAULT_SHELL
+                created_by = " ".join([*shell, f"#(nop) {instr} {kind}:{digest} in {dest} "])
+                flags_key = {"chown": flag(node, "chown"), "chmod": flag(node, "chmod")}
+                key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})
+                if not self.opts.no_cache and self.cache.get(key):
+                    self._commit(state, created_by, None, key)
+                    return
+                target = dest if dest.startswith("/") else posixpath.join(state.config.get("WorkingDir") or "/",
+                                                                          dest)
+                many = len(sources) > 1
+                if many and not dest.endswith("/"):
+                    raise StepError(f"When using {instr} with more than one source file, the destination must be "
+                                    f"a directory and end with a /")
+                image_root = stack.enter_context(self._mounted(state.image_id))
+                dest_is_dir = dest.endswith("/") or many or os.path.isdir(copier.scoped(image_root, target))
+                opts = copier.Options(epoch=self.epoch, keep_owner=bool(from_))
+                chown = flag(node, "chown")
+                if chown:
+                    opts.uid, opts.gid = _chown(lexer.word(chown), image_root)
+                chmod = flag(node, "chmod")
+                if chmod:
+                    try:
+                        opts.mode = int(chmod, 8)
+                    except ValueError:
+                        raise StepError(f"invalid chmod parameter: {chmod}") from None
+                base = posixpath.normpath(target)
+                top = base if (dest_is_dir or any(s.is_dir or s.extract for s in sources)) \
+                    else posixpath.dirname(base)
+                parents = [(p, _lstat(image_root, p)) for p in _ancestors(top)]
+                chunks = copier.layer_tar(sources, base, dest_is_dir, parents, opts)
+                self._commit_chunks(state, created_by, chunks, key)
+        finally:
+            if heredoc_dir:
+                shutil.rmtree(heredoc_dir, ignore_errors=True)
+
+    def _from_image(self, name: str, state: StageState) -> str | None:
+        names = self.stage_names
+        lowered = name.lower()
+        for idx, stage_name in names.items():
+            if stage_name and stage_name == lowered:
+                if idx >= state.stage.index:
+                    raise StepError(f"invalid from flag value {name}: refers to current or later build stage")
+                return self.stage_images.get(idx)
+        if name.isdigit():
+            idx = int(name)
+            if idx >= state.stage.index:
+                raise StepError(f"invalid from flag value {name}: refers to current or later build stage")
+            return self.stage_images.get(idx)
+        try:
+            return self.images.resolve(name).id
+        except errors.NotFound:
+            pass
+        try:
+            return self._base_image(name).id
+        except errors.DockyardError as e:
+            raise StepError(f"invalid from flag value {name}: {e}") from None
+
+    @contextlib.contextmanager
+    def _mounted(self, image_id: str | None) -> Iterator[str]:
+        """A read view of ``image_id``'s filesystem (an empty dir for scratch)."""
+        snap = self.engine.snapshotter
+        key = "build-" + secrets.token_hex(8)
+        target = os.path.join(self.workdir, key)
+        os.makedirs(target)
+        top = self.images.store.get(image_id).top_layer if image_id else None
+        try:
+            snap.prepare(key, top)
+            try:
+                snap.mount(key, target)
+                try:
+                    yield target
+                finally:
+                    snap.unmount(target)
+            finally:
+                snap.remove(key)
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    # -- RUN ------------------------------------------------------------------------------------------
+    def _i_run(self, state: StageState, node: Node) -> None:
+        if not state.image_id:
+            raise StepError("Please provide a source image with `from` prior to run")
+        args = node.json_args()
+        shell = state.config.get("Shell") or DEFAULT_SHELL
+        if args is not None:
+            cmd = args
+        elif node.heredocs and node.rest.strip().startswith("<<") and len(node.heredocs) == 1:
+            cmd = [*shell, node.heredocs[0].content]
+        elif node.heredocs:
+            script = node.rest + "\n" + "".join(f"{h.content}{h.name}\n" for h in node.heredocs)
+            cmd = [*shell, script]
+        else:
+            cmd = [*shell, node.rest]
+        run_args = self._run_args(state)
+        shown = [a for a in run_args if a.partition("=")[0] in state.args]
+        created_by = " ".join(cmd)
+        if shown:
+            created_by = f"|{len(shown)} {' '.join(shown)} {created_by}"
+        key = step_key(state.image_id, created_by, {**state.config, "_network": self.opts.network})
+        if not self.opts.no_cache and self.cache.get(key):
+            self._commit(state, created_by, None, key)
+            return
+        env = list(state.config.get("Env") or []) + run_args
+        body = {"Image": state.image_id, "Cmd": cmd, "Entrypoint": [""], "Env": env,
+                "WorkingDir": state.config.get("WorkingDir") or "", "User": state.config.get("User") or "",
+                "HostConfig": {"NetworkMode": self.opts.network or "default",
+                               "LogConfig": {"Type": "json-file", "Config": {}}}}
+        containers = self.engine.containers
+        c = containers.create(None, body)
+        self.out(f" ---> Running in {c.id[:12]}\n")
+        failed = True
+        try:
+            code = self._run_container(c)
+            if code != 0:
+                raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
+            chunks = self._diff(c.id)
+            self._commit_chunks(state, created_by, chunks, key)
+            failed = False
+        finally:
+            if self.opts.force_remove or (self.opts.remove and not failed):
+                with contextlib.suppress(errors.NotFound):
+                    containers.remove(c.id, force=True)
+                self.out(f"Removing intermediate container {c.id[:12]}\n")
+
+    def _run_container(self, c: Any) -> int:
+        containers = self.engine.containers
+        containers.start(c.id)
+        fut = containers.wait(c.id)
+        offset = 0
+        pending = b""
+        while True:
+            done = fut.done() or _wait(fut, 0.05)
+            if self.cancel.is_set() and not done:
+                with contextlib.suppress(errors.DockyardError):
+                    containers.kill(c.id)
+            offset, pending = self._relay_log(c.log_path, offset, pending)
+            if done:
+                break
+        offset, pending = self._relay_log(c.log_path, offset, pending)
+        if pending:
+            self.out(_log_text(pending))
+        if self.cancel.is_set():
+            raise errors.InvalidParameter("build cancelled")
+        return int(fut.result().get("StatusCode", 0))
+
+    def _relay_log(self, path: str | None, offset: int, pending: bytes) -> tuple[int, bytes]:
+        if not path:
+            return offset, pending
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return offset, pending
+        offset += len(data)
+        data = pending + data
+        lines = data.split(b"\n")
+        for line in lines[:-1]:
+            if line:
+                self.out(_log_text(line))
+        return offset, lines[-1]
+
+    def _diff(self, container_id: str) -> Iterator[bytes] | None:
+        """The container's changes as a layer tar, without runc's mount points; None when nothing changed."""
+        snap = self.engine.snapshotter.snapshot(container_id)
+        upper = snap.upperdir
+        for rel in MOUNTPOINTS:
+            path = os.path.join(upper, rel)
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if stat.S_ISDIR(st.st_mode):
+                    if not os.listdir(path) or rel == "dev":
+                        shutil.rmtree(path)
+                elif st.st_size == 0:
+                    os.unlink(path)
+        etc = os.path.join(upper, "etc")
+        with contextlib.suppress(OSError):
+            if not os.listdir(etc):
+                os.rmdir(etc)
+        if not os.listdir(upper):
+            return None
+        chunks = self.engine.snapshotter.diff(container_id)
+        if self.epoch is None:
+            return chunks
+        return _clamp_tar(chunks, self.epoch)
+
+
+def _wait(fut: Any, timeout: float) -> bool:
+    try:
+        fut.result(timeout=timeout)
+        return True
+    except TimeoutError:
+        return False
+    except Exception:
+        return True
+
+
+def _log_text(line: bytes) -> str:
+    try:
+        return json.loads(line).get("log", "")
+    except ValueError:
+        return line.decode("utf-8", "replace") + "\n"
+
+
+def _clamp_tar(chunks: Iterator[bytes], epoch: int) -> Iterator[bytes]:
+    """The tar with every time clamped to ``epoch`` and no atime/ctime records."""
+    sink = copier._Sink()
+    out = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    with tarfile.open(fileobj=IterReader(chunks), mode="r|") as src:  # type: ignore[call-overload]
+        for m in src:
+            m.mtime = min(int(m.mtime), epoch)
+            m.pax_headers = {k: v for k, v in m.pax_headers.items() if k not in ("atime", "ctime", "mtime")}
+            if m.isreg():
+                out.addfile(m, src.extractfile(m))
+            else:
+                out.addfile(m)
+            if sink.size >= copier.CHUNK:
+                yield sink.take()
+    out.close()
+    yield sink.take()
+
+
+def _epoch(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid SOURCE_DATE_EPOCH: {value}") from None
+
+
+def _short(image_id: str | None) -> str:
+    return (image_id or "").removeprefix("sha256:")[:12]
+
+
+def _goq(items: list[str] | None) -> str:
+    """A string slice as Go's %q prints it."""
+    return "[" + " ".join(json.dumps(i) for i in (items or [])) + "]"
+
+
+def _full_config(config: dict[str, Any]) -> dict[str, Any]:
+    out = dict(config)
+    for key in ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
+                "OnBuild", "StopSignal", "Healthcheck", "Shell"):
+        out.setdefault(key, None)
+    return {k: v for k, v in out.items() if not k.startswith("_")}
+
+
+def _duration_ns(value: str, line: int) -> int:
+    units = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+    total, num = 0.0, ""
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch.isdigit() or ch == ".":
+            num += ch
+            i += 1
+            continue
+        unit = value[i:i + 2] if value[i:i + 2] in units else value[i]
+        if unit not in units or not num:
+            raise ParseError(line, f"time: invalid duration \"{value}\"")
+        total += float(num) * units[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        if float(num) != 0:
+            raise ParseError(line, f"time: missing unit in duration \"{value}\"")
+    return int(total)
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a/b/c`` → ``/a``, ``/a/b``, ``/a/b/c``."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+
+
+def _lstat(root: str, path: str) -> os.stat_result | None:
+    try:
+        st = os.stat(copier.scoped(root, path))
+    except OSError:
+        return None
+    return st if stat.S_ISDIR(st.st_mode) else None
+
+
+def _missing_dirs(root: str, path: str) -> list[str]:
+    anc = _ancestors(path)
+    if all(_lstat(root, p) for p in anc):
+        return []
+    return anc
+
+
+def _chown(spec: str, root: str) -> tuple[int, int]:
+    user, _, group = spec.partition(":")
+
+    def lookup(name: str, file: str) -> int:
+        if name.isdigit():
+            return int(name)
+        try:
+            with open(copier.scoped(root, file), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    fields = line.split(":")
+                    if fields and fields[0] == name and len(fields) > 2:
+                        return int(fields[2])
+        except OSError:
+            pass
+        raise StepError(f"unable to convert uid/gid chown string to host mapping: can't find uid for user "
+                        f"{name}: no such user: {name}")
+
+    uid = lookup(user, "/etc/passwd")
+    gid = lookup(group, "/etc/group") if group else uid
+    return uid, gid

@@ -1,0 +1,102 @@
+"""The build context as dockerd receives it: a tar (plain, gzip, bzip2, xz) or a lone Dockerfile.
+
+The tar is untrusted: it is unpacked with the safe extractor into a private
+directory (entries escaping it are refused). A body that is not a tar is the
+Dockerfile itself, as with ``docker build - < Dockerfile``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tarfile
+from dataclasses import dataclass
+from typing import IO
+
+from .. import errors
+from ..images.streams import Peekable, decompressed
+from ..storage.archive import UnsafeArchive, extract
+from .dockerignore import Matcher
+
+DEFAULT_DOCKERFILE = "Dockerfile"
+
+
+@dataclass
+class Context:
+    root: str  # the unpacked context
+    dockerfile: str  # its text
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _is_tar(head: bytes) -> bool:
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def receive(body: IO[bytes], workdir: str, dockerfile_name: str) -> Context:
+    """Unpack ``body`` under ``workdir`` and read the Dockerfile named ``dockerfile_name`` from it."""
+    root = os.path.join(workdir, secrets.token_hex(8))
+    os.makedirs(root, mode=0o700)
+    try:
+        try:
+            plain = Peekable(decompressed(body))
+        except ValueError as e:
+            raise errors.InvalidParameter(str(e)) from None
+        head = plain.peek(512)
+        if _is_tar(head) or (len(head) == 512 and head == b"\0" * 512):
+            try:
+                extract(plain, root, devices=False, same_owner=False)  # type: ignore[arg-type]
+            except UnsafeArchive as e:
+                raise errors.InvalidParameter(f"failed to unpack the build context: {e}") from None
+            except (tarfile.TarError, EOFError) as e:
+                raise errors.InvalidParameter(f"failed to unpack the build context: {e}") from None
+            text = _read_dockerfile(root, dockerfile_name or DEFAULT_DOCKERFILE)
+        else:
+            text = (head + plain.read()).decode("utf-8", "replace") if head else ""
+            if not text.strip():
+                raise errors.InvalidParameter(f"the Dockerfile ({dockerfile_name or DEFAULT_DOCKERFILE}) "
+                                              f"cannot be empty")
+        _drop_ignored_dockerfile(root, dockerfile_name or DEFAULT_DOCKERFILE)
+        return Context(root, text)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _read_dockerfile(root: str, name: str) -> str:
+    rel = os.path.normpath(name.lstrip("/"))
+    if rel.startswith(".."):
+        raise errors.InvalidParameter(f"forbidden path outside the build context: {name}")
+    path = os.path.join(root, rel)
+    # a symlinked Dockerfile must stay inside the context
+    real = os.path.realpath(path)
+    if not (real == os.path.realpath(root) or real.startswith(os.path.realpath(root) + os.sep)):
+        raise errors.InvalidParameter(f"forbidden path outside the build context: {name}")
+    if not os.path.exists(path) and name == DEFAULT_DOCKERFILE and os.path.exists(os.path.join(root, "dockerfile")):
+        path = os.path.join(root, "dockerfile")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, IsADirectoryError):
+        raise errors.InvalidParameter(
+            f"Cannot locate specified Dockerfile: {name}") from None
+    if not data.strip():
+        raise errors.InvalidParameter(f"the Dockerfile ({name}) cannot be empty")
+    return data.decode("utf-8", "replace")
+
+
+def _drop_ignored_dockerfile(root: str, name: str) -> None:
+    """As dockerd: the Dockerfile and .dockerignore leave the context when .dockerignore excludes them."""
+    try:
+        with open(os.path.join(root, ".dockerignore"), encoding="utf-8", errors="replace") as f:
+            matcher = Matcher.from_text(f.read())
+    except (FileNotFoundError, IsADirectoryError):
+        return
+    for rel in (".dockerignore", name):
+        if matcher.excluded(rel):
+            try:
+                os.unlink(os.path.join(root, rel))
+            except OSError:
+                pass

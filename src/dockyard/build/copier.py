@@ -1,0 +1,263 @@
+"""COPY and ADD: find the sources, checksum them for the cache, write them as one layer tar.
+
+Paths are resolved inside a root (the context, or a mounted image) with
+symlinks followed but never out of it. The layer tar holds the destination's
+parent directories (with the image's own metadata when they exist) and then
+the copied tree, walked in sorted order, so equal inputs give equal layers.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import posixpath
+import stat
+import tarfile
+from dataclasses import dataclass
+from typing import Iterator
+
+from .. import errors
+
+CHUNK = 1024 * 1024
+_ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+class CopyError(errors.InvalidParameter):
+    pass
+
+
+def scoped(root: str, rel: str, follow_last: bool = True) -> str:
+    """``rel`` inside ``root`` with symlinks resolved as if ``root`` were ``/``."""
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    hops = 0
+    while parts:
+        p = parts.pop(0)
+        if p == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        cand = os.path.join(root, *resolved, p)
+        if (parts or follow_last) and os.path.islink(cand):
+            hops += 1
+            if hops > 255:
+                raise CopyError(f"too many levels of symbolic links: {rel}")
+            target = os.readlink(cand)
+            if target.startswith("/"):
+                resolved = []
+            parts = [x for x in target.split("/") if x not in ("", ".")] + parts
+            continue
+        resolved.append(p)
+    return os.path.join(root, *resolved)
+
+
+@dataclass
+class Source:
+    path: str  # real path on the host
+    name: str  # the name it was given (for messages and single-file destinations)
+    is_dir: bool
+    extract: bool = False  # ADD of a local archive
+
+
+def find_sources(instr: str, root: str, patterns: list[str], from_context: bool, add: bool) -> list[Source]:
+    out: list[Source] = []
+    for pat in patterns:
+        norm = posixpath.normpath(pat.lstrip("/") or ".")
+        if from_context and (norm == ".." or norm.startswith("../")):
+            raise CopyError(f"{instr} failed: forbidden path outside the build context: {pat} ()")
+        if add and (pat.startswith("http://") or pat.startswith("https://")):
+            raise CopyError(f"{instr} failed: source URLs are not supported by this builder: {pat}")
+        if glob.has_magic(norm):
+            hits = sorted(glob.glob(norm, root_dir=root, include_hidden=True))
+            names = [h for h in hits if not posixpath.normpath(h).startswith("..")]
+        else:
+            names = [norm]
+        found = False
+        for name in names:
+            path = scoped(root, name)
+            if not os.path.lexists(path):
+                continue
+            found = True
+            is_dir = os.path.isdir(path)
+            out.append(Source(path, name, is_dir, extract=add and not is_dir and _is_archive(path)))
+        if not found:
+            where = "file not found in build context or excluded by .dockerignore: " if from_context else ""
+            raise CopyError(f"{instr} failed: {where}stat {norm}: file does not exist")
+    return out
+
+
+def _is_archive(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    if any(head.startswith(m) for m in _ARCHIVE_MAGIC):
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def checksum(sources: list[Source]) -> str:
+    """What the cache compares: names, modes, link targets and contents of every source file."""
+    h = hashlib.sha256()
+    for src in sources:
+        for rel, path, st in _walk(src):
+            h.update(f"{src.name}\0{rel}\0{st.st_mode:o}\0{st.st_size}\0".encode())
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(path).encode())
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    while chunk := f.read(CHUNK):
+                        h.update(chunk)
+    return h.hexdigest()
+
+
+def _walk(src: Source) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(path relative to the source, host path, lstat) for the source and all below it, sorted."""
+    st = os.stat(src.path)
+    yield "", src.path, st
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    stack = [("", src.path)]
+    while stack:
+        rel_dir, dir_path = stack.pop()
+        entries = sorted(os.scandir(dir_path), key=lambda e: e.name)
+        subdirs = []
+        for e in entries:
+            rel = f"{rel_dir}/{e.name}" if rel_dir else e.name
+            est = e.stat(follow_symlinks=False)
+            yield rel, e.path, est
+            if stat.S_ISDIR(est.st_mode):
+                subdirs.append((rel, e.path))
+        stack.extend(reversed(subdirs))
+
+
+@dataclass
+class Options:
+    uid: int | None = None  # --chown
+    gid: int | None = None
+    mode: int | None = None  # --chmod
+    epoch: int | None = None  # SOURCE_DATE_EPOCH: clamp times
+    keep_owner: bool = False  # COPY --from keeps the image's ownership
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        self.size = 0
+        return data
+
+
+def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list[tuple[str, os.stat_result | None]],
+              opts: Options) -> Iterator[bytes]:
+    """The layer for a COPY/ADD of ``sources`` to ``dest`` (absolute, in the image)."""
+    sink = _Sink()
+    tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    written: set[str] = set()
+
+    def clamp(t: float) -> int:
+        return int(min(t, opts.epoch) if opts.epoch is not None else t)
+
+    for path, st in parents:
+        ti = tarfile.TarInfo(path.strip("/"))
+        ti.type = tarfile.DIRTYPE
+        ti.mode = stat.S_IMODE(st.st_mode) if st else 0o755
+        ti.uid, ti.gid = (st.st_uid, st.st_gid) if st else (0, 0)
+        ti.mtime = clamp(st.st_mtime if st else (opts.epoch or 0))
+        tar.addfile(ti)
+        written.add(ti.name)
+
+    def add(arc: str, path: str, st: os.stat_result) -> None:
+        ti = tarfile.TarInfo(arc)
+        ti.mtime = clamp(st.st_mtime)
+        ti.mode = stat.S_IMODE(st.st_mode)
+        if opts.uid is not None:
+            ti.uid, ti.gid = opts.uid, opts.gid if opts.gid is not None else opts.uid
+        elif opts.keep_owner:
+            ti.uid, ti.gid = st.st_uid, st.st_gid
+        if stat.S_ISDIR(st.st_mode):
+            ti.type = tarfile.DIRTYPE
+            if opts.mode is not None:
+                ti.mode = opts.mode
+            tar.addfile(ti)
+        elif stat.S_ISLNK(st.st_mode):
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = os.readlink(path)
+            ti.mode = 0o777
+            tar.addfile(ti)
+        elif stat.S_ISREG(st.st_mode):
+            ti.size = st.st_size
+            if opts.mode is not None:
+                ti.mode = opts.mode
+            with open(path, "rb") as f:
+                tar.addfile(ti, f)
+        else:
+            return  # devices, fifos and sockets are not copied from a context
+        written.add(arc)
+
+    base = dest.strip("/")
+    for src in sources:
+        if src.extract:
+            yield from _extract_archive(tar, sink, src.path, base, opts, written)
+            continue
+        if src.is_dir:
+            target = base
+        elif dest_is_dir:
+            target = f"{base}/{posixpath.basename(src.name)}" if base else posixpath.basename(src.name)
+        else:
+            target = base
+        for rel, path, st in _walk(src):
+            arc = f"{target}/{rel}" if rel else target
+            if not arc:
+                continue  # the root itself
+            if rel == "" and src.is_dir and arc in written:
+                continue
+            if rel == "" and src.is_dir:
+                # the destination directory keeps default ownership, as dockerd creates it
+                st = os.stat_result((stat.S_IFDIR | 0o755, 0, 0, 0, st.st_uid, st.st_gid, 0,
+                                     st.st_atime, st.st_mtime, st.st_ctime))
+            add(arc, path, st)
+            if sink.size >= CHUNK:
+                yield sink.take()
+    tar.close()
+    yield sink.take()
+
+
+def _extract_archive(tar: tarfile.TarFile, sink: _Sink, path: str, base: str, opts: Options,
+                     written: set[str]) -> Iterator[bytes]:
+    """ADD of a local tar: its entries, re-rooted at ``base`` (the extractor checks them later)."""
+    try:
+        with tarfile.open(path, mode="r:*") as arch:
+            for m in arch:
+                name = posixpath.normpath(m.name.lstrip("/"))
+                if name in (".", "") or name.startswith(".."):
+                    continue
+                m.name = f"{base}/{name}" if base else name
+                if m.islnk():
+                    link = posixpath.normpath(m.linkname.lstrip("/"))
+                    m.linkname = f"{base}/{link}" if base else link
+                if opts.uid is not None:
+                    m.uid, m.gid = opts.uid, opts.gid if opts.gid is not None else opts.uid
+                if opts.epoch is not None:
+                    m.mtime = min(m.mtime, opts.epoch)
+                m.pax_headers = {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+                if m.isreg():
+                    tar.addfile(m, arch.extractfile(m))
+                else:
+                    tar.addfile(m)
+                written.add(m.name)
+                if sink.size >= CHUNK:
+                    yield sink.take()
+    except tarfile.TarError as e:
+        raise CopyError(f"ADD failed: {posixpath.basename(path)}: {e}") from None

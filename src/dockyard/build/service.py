@@ -1,0 +1,98 @@
+"""The build service (``engine.builds``): runs builds, keeps their cache, prunes and accounts for it.
+
+Contexts are unpacked under ``<data-root>/build/tmp/`` (emptied at start) and
+removed when their build ends; the cache index lives in ``<data-root>/build/``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import threading
+from typing import IO, Any, Callable
+
+from .. import errors
+from .builder import Builder, Emit, Options
+from .cache import BuildCache
+from .context import receive
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class BuildService:
+    def __init__(self, data_root: str, engine: Any) -> None:
+        self.engine = engine
+        self.root = os.path.join(data_root, "build")
+        self.tmp = os.path.join(self.root, "tmp")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+        self.cache = BuildCache(self.root, self._image_exists)
+        self._prune_lock = threading.Lock()
+
+    def _image_exists(self, image_id: str) -> bool:
+        return image_id in self.engine.images.store.images
+
+    def build(self, body: IO[bytes], opts: Options, emit: Emit, cancel: threading.Event,
+              on_context: Callable[[], None] = lambda: None) -> str:
+        """Receive the context from ``body`` and build; returns the image ID.
+
+        Errors raised before the first ``emit`` are the request's own (bad
+        context, Dockerfile syntax, unknown target); later ones end the stream.
+        """
+        ctx = receive(body, self.tmp, opts.dockerfile)
+        on_context()
+        try:
+            builder = Builder(self.engine, self.cache, self.tmp, ctx, opts, emit, cancel)
+            plan, needed = builder.prepare()
+            return builder.run(plan, needed)
+        finally:
+            ctx.close()
+
+    # -- cache accounting ----------------------------------------------------------------------
+    def _own_size(self, image_id: str) -> int:
+        images = self.engine.images
+        image = images.store.get(image_id)
+        parent_layers = len(images.store.get(image.parent).chain_ids) if image.parent in images.store.images else 0
+        return sum(images.layers.size(c) for c in image.chain_ids[parent_layers:])
+
+    def disk_usage(self) -> list[dict[str, Any]]:
+        out = []
+        for key, e in self.cache.entries().items():
+            out.append({"ID": key[:25], "Parents": [], "Parent": "", "Type": "regular",
+                        "Description": e.description, "InUse": False, "Shared": False,
+                        "Size": self._own_size(e.image), "CreatedAt": _iso(e.created),
+                        "LastUsedAt": _iso(e.last_used), "UsageCount": e.usage})
+        return out
+
+    def prune(self) -> tuple[list[str], int]:
+        """Forget every cache record and delete the intermediate images nothing else uses."""
+        images = self.engine.images
+        with self._prune_lock:
+            entries = self.cache.entries()
+            before = images.layers.total_size()
+            self.cache.clear()
+            deleted: list[str] = []
+            todo = {e.image: k for k, e in entries.items()}
+            progress = True
+            while todo and progress:
+                progress = False
+                for image_id in list(todo):
+                    image = images.store.images.get(image_id)
+                    if image is None:
+                        deleted.append(todo.pop(image_id)[:25])
+                        progress = True
+                        continue
+                    if image.repo_tags or image.repo_digests or images.store.children(image_id) \
+                            or images.containers_using(image_id):
+                        continue
+                    try:
+                        images.delete(image_id, force=False, prune=False)
+                    except errors.DockyardError:
+                        continue
+                    deleted.append(todo.pop(image_id)[:25])
+                    progress = True
+            deleted += [k[:25] for k in todo.values()]
+            return deleted, max(0, before - images.layers.total_size())
