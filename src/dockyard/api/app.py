@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import containers, distribution, exec, images, networks, system
+from . import containers, distribution, exec, images, networks, system, volumes
 from .router import App
 
 
@@ -16,4 +16,5 @@ def build_app(engine: Engine) -> App:
     routes += containers.routes(engine)
     routes += exec.routes(engine)
     routes += networks.routes(engine)
+    routes += volumes.routes(engine)
     return App(routes)

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator
 
 from .. import errors
 from ..containers import logs as logmod
+from ..containers import mounts
 from ..containers.record import PAUSED, RUNNING, Container, parse_iso
 from ..containers.service import ContainerService, parse_signal
 from ..engine.engine import Engine
@@ -72,7 +73,7 @@ def routes(engine: Engine) -> list[Route]:
         return StreamResponse(body())
 
     async def remove(request: Request) -> Response:
-        await asyncio.to_thread(svc.remove, request.params["name"], request.qbool("force"))
+        await asyncio.to_thread(svc.remove, request.params["name"], request.qbool("force"), request.qbool("v"))
         return empty_response(204)
 
     async def rename(request: Request) -> Response:
@@ -394,7 +395,7 @@ def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[
         "GraphDriver": {"Name": engine.storage_driver_name(),
                         "Data": {"UpperDir": snap_dir, "MergedDir": engine.containers.rootfs(c.id),
                                  "WorkDir": snap_dir[:-4] + "work" if snap_dir else ""}},
-        "Mounts": [],
+        "Mounts": mounts.inspect(c.mounts),
         "Config": {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
                    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
                    "Cmd": None, "Image": c.image_name, "Volumes": None, "WorkingDir": "", "Entrypoint": None,
@@ -421,7 +422,7 @@ def _summary(engine: Engine, c: Container, size: bool) -> dict[str, Any]:
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
         "NetworkSettings": {"Networks": _network_settings(engine, c)["Networks"]},
-        "Mounts": [],
+        "Mounts": mounts.inspect(c.mounts),
     }
     if size:
         out["SizeRw"] = 0
@@ -467,8 +468,10 @@ def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, li
             continue
         if since is not None and c.created <= since:
             continue
-        if wanted.get("volume") or wanted.get("health") == ["healthy"] or wanted.get("health") == ["unhealthy"]:
-            continue  # no volumes or health checks yet: nothing matches
+        if wanted.get("volume") and not any(mounts.matches(c.mounts, v) for v in wanted["volume"]):
+            continue
+        if wanted.get("health") == ["healthy"] or wanted.get("health") == ["unhealthy"]:
+            continue  # no health checks yet: nothing matches
         out.append(_summary(engine, c, size))
         if limit > 0 and len(out) >= limit:
             break

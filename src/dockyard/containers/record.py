@@ -68,6 +68,7 @@ class Container:
     hostname_path: str = ""
     hosts_path: str = ""
     resolv_conf_path: str = ""
+    mounts: list[dict[str, Any]] = field(default_factory=list)  # containers/mounts.py MountPoint fields
 
     @property
     def short_id(self) -> str:

@@ -25,6 +25,7 @@ from ..runtime.runc import Runc
 from ..runtime.shim import Exit, ShimManager, StartError
 from . import jsonlog
 from . import logs as logmod
+from . import mounts as mountsmod
 from . import names as namegen
 from .monitor import ExitMonitor
 from .record import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RUNNING, Container, State, iso, now_iso,
@@ -60,8 +61,9 @@ def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int
 
 class ContainerService:
     def __init__(self, config: DaemonConfig, images: Any, snapshotter: Any, publish: Publish,
-                 networks: Any = None) -> None:
+                 networks: Any = None, volumes: Any = None) -> None:
         self.config = config
+        self.volumes = volumes  # volumes.service.VolumeService; containers/mounts.py does the work
         self.networks = networks  # network.service.NetworkService: endpoints, netns, ports, DNS
         self.images = images
         self.snapshotter = snapshotter
@@ -168,6 +170,7 @@ class ContainerService:
         runtime_name = host_config.get("Runtime") or self.config.default_runtime
         self.runtime(runtime_name)
         args = specmod.command(config, image_config)
+        mount_plan = mountsmod.plan(host_config, config, image_config, self.get, self.volumes.validate_create)
         # dockerd stores the merged config: what inspect shows
         for key in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
                     "StopSignal", "Healthcheck", "OnBuild", "Shell"):
@@ -211,6 +214,7 @@ class ContainerService:
             c = Container(id=container_id, name=full, created=now_iso(), image_id=image.id, image_name=image_ref,
                           config=config, host_config=host_config, path=args[0], args=args[1:],
                           runtime=runtime_name)
+            c.mounts = mountsmod.materialize(mount_plan, self.volumes)
             self._write_network_files(c)
             self.networks.register(c.id, c.name, host_config, body.get("NetworkingConfig"))
             if log_policy is not None:
@@ -225,6 +229,7 @@ class ContainerService:
                 pass
             shutil.rmtree(directory, ignore_errors=True)
             self.networks.unregister(container_id)
+            mountsmod.discard(mount_plan, self.volumes)
             raise
         with self._lock:
             self._containers[container_id] = c
@@ -261,7 +266,7 @@ class ContainerService:
             except errors.DockyardError as e:
                 failure = e
         if c.host_config.get("AutoRemove"):
-            self.remove(c.id, force=True)  # as dockerd: a --rm container that cannot start is removed
+            self.remove(c.id, force=True, volumes=True)  # as dockerd: a --rm container that cannot start is removed
         raise failure
 
     def _start_locked(self, c: Container) -> None:
@@ -286,7 +291,8 @@ class ContainerService:
             spec = specmod.build(
                 container_id=c.id, rootfs=rootfs, image_config=image_config, config=c.config,
                 host_config=c.host_config,
-                files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns)
+                files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns,
+                extra_mounts=mountsmod.attach(c.id, c.mounts, self.volumes, rootfs))
             self.shims.prepare(c.id, spec)
             copier = self.log_copier(c)
             info = self.shims.create(
@@ -344,6 +350,7 @@ class ContainerService:
                 fut.set_exception(errors.Conflict(message or "container failed to start"))
 
     def _unmount(self, c: Container) -> None:
+        mountsmod.detach(c.id, c.mounts, self.volumes)
         try:
             self.snapshotter.unmount(self.rootfs(c.id))
         except Exception as e:
@@ -401,7 +408,7 @@ class ContainerService:
             return
         if c.host_config.get("AutoRemove"):
             try:
-                self.remove(c.id, force=True)
+                self.remove(c.id, force=True, volumes=True)
             except errors.NotFound:
                 pass
             return
@@ -534,7 +541,8 @@ class ContainerService:
         self._event(c, "unpause")
 
     # -- remove, rename --------------------------------------------------------------
-    def remove(self, ref: str, force: bool = False) -> None:
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """``volumes``: also remove the container's anonymous volumes (`rm -v`, `--rm`)."""
         c = self.get(ref)
         if c.state.running:
             if not force:
@@ -576,6 +584,8 @@ class ContainerService:
                 self._pending_attach.pop(c.id, None)
                 self._copiers.pop(c.id, None)
         self._event(c, "destroy")
+        if volumes:
+            mountsmod.remove_anonymous(c.mounts, self.volumes)
         result = self._wait_result(c)
         for _, fut in waiters:
             if not fut.done():
@@ -701,6 +711,7 @@ class ContainerService:
                 continue
             state = self.runtime(c.runtime).state(c.id) or {}
             c.state.status = PAUSED if state.get("status") == "paused" else RUNNING
+            mountsmod.adopt(c.id, c.mounts, self.volumes)
             copier = self.log_copier(c)
             if copier:
                 self._log_copy.add(c.id, copier)  # catches up with what the shim wrote while we were down

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ..daemon.config import DaemonConfig
 from ..distribution.auth import AuthConfig
+from ..containers import mounts
 from ..containers.exec import ExecService
 from ..containers.service import ContainerService
 from ..distribution.service import Distribution
@@ -18,6 +19,7 @@ from ..images.service import ImageService
 from ..network.service import NetworkService
 from ..storage.drivers import open_snapshotter
 from . import hostinfo
+from ..volumes.service import VolumeService
 from .events import EventBus
 
 log = logging.getLogger("dockyard.engine")
@@ -37,8 +39,10 @@ class Engine:
                                          config.max_concurrent_downloads, config.max_concurrent_uploads,
                                          self.images, self.events.publish)
         self.networks = NetworkService(config, self.events.publish)
+        self.volumes = VolumeService(config.data_root, self.events.publish)
         self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish,
-                                           networks=self.networks)
+                                           networks=self.networks, volumes=self.volumes)
+        self.volumes.set_usage_check(lambda name: mounts.users(self.containers.all(), name))
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
         self.execs = ExecService(self.containers, self.events.publish)
 
@@ -75,7 +79,8 @@ class Engine:
 
     def disk_usage(self) -> dict[str, Any]:
         images, layers_size = self.images.disk_usage()
-        return {"images": images, "containers": [], "volumes": [], "build_cache": [], "layers_size": layers_size}
+        return {"images": images, "containers": [], "volumes": self.volumes.disk_usage(), "build_cache": [],
+                "layers_size": layers_size}
 
     # -- registries ----------------------------------------------------------------
     def pull_image(self, name: str, platform: str | None = None, auth: AuthConfig | None = None,
