@@ -24,6 +24,7 @@ from . import engines, registry_workloads  # noqa: F401  (registers pull, push)
 from .engines import DOCKERD, DOCKYARD, Engine, EngineFactory
 from .workloads import WORKLOADS, Context, Sample, Workload
 from . import tls_workloads  # noqa: F401  (registers tls-version, tls-keepalive)
+from . import volume_workloads  # noqa: F401  (registers volume-run-10k, volume-write-1g)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
