@@ -631,7 +631,8 @@ class Builder:
             self._commit(state, created_by, None, key)
             return
         env = list(state.config.get("Env") or []) + run_args
-        body = {"Image": state.image_id, "Cmd": cmd, "Entrypoint": [""], "Env": env,
+        # the command as the entrypoint: the image's own ENTRYPOINT and CMD play no part in a RUN
+        body = {"Image": state.image_id, "Entrypoint": cmd, "Cmd": None, "Env": env,
                 "WorkingDir": state.config.get("WorkingDir") or "", "User": state.config.get("User") or "",
                 "HostConfig": {"NetworkMode": self.opts.network or "default",
                                "LogConfig": {"Type": "json-file", "Config": {}}}}
@@ -666,7 +667,13 @@ class Builder:
             offset, pending = self._relay_log(c.log_path, offset, pending)
             if done:
                 break
-        offset, pending = self._relay_log(c.log_path, offset, pending)
+        # the shim may report the exit before it has written the last output: read until it settles
+        quiet_reads = 0
+        while quiet_reads < 3:
+            time.sleep(0.01)
+            before = offset
+            offset, pending = self._relay_log(c.log_path, offset, pending)
+            quiet_reads = quiet_reads + 1 if offset == before else 0
         if pending:
             self.out(_log_text(pending))
         if self.cancel.is_set():
