@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import containers, distribution, exec, images, networks, system, volumes
+from . import build, containers, distribution, exec, images, networks, system, volumes
 from .router import App
 
 
@@ -17,4 +17,5 @@ def build_app(engine: Engine) -> App:
     routes += exec.routes(engine)
     routes += networks.routes(engine)
     routes += volumes.routes(engine)
+    routes += build.routes(engine)
     return App(routes)

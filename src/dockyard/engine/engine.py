@@ -8,6 +8,7 @@ import secrets
 import time
 from typing import Any, Callable
 
+from ..build.service import BuildService
 from ..daemon.config import DaemonConfig
 from ..distribution.auth import AuthConfig
 from ..containers import mounts
@@ -45,6 +46,7 @@ class Engine:
         self.volumes.set_usage_check(lambda name: mounts.users(self.containers.all(), name))
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
         self.execs = ExecService(self.containers, self.events.publish)
+        self.builds = BuildService(config.data_root, self)
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
@@ -79,7 +81,8 @@ class Engine:
 
     def disk_usage(self) -> dict[str, Any]:
         images, layers_size = self.images.disk_usage()
-        return {"images": images, "containers": [], "volumes": self.volumes.disk_usage(), "build_cache": [],
+        return {"images": images, "containers": [], "volumes": self.volumes.disk_usage(),
+                "build_cache": self.builds.disk_usage(),
                 "layers_size": layers_size}
 
     # -- registries ----------------------------------------------------------------
