@@ -81,7 +81,10 @@ def fail_usage(err: UsageError) -> int:
         sys.stderr.write(f"{PROG}: {err}\n\n")
     if p.usage_line and err.show_usage:
         sys.stderr.write(f"Usage:  {p.usage_line}\n\n")
-    hint = "Run" if err.flag_error or not err.show_usage else "See"
+    hint = "Run"
+    if not err.flag_error and err.show_usage:
+        # docker 28's argument-count errors: RequiresMinArgs says "See", RequiresMaxArgs "SRun" (sic)
+        hint = "See" if "requires at least" in str(err) else "SRun" if "requires at most" in str(err) else "Run"
     sys.stderr.write(f"{hint} '{path} --help' for more information\n")
     return USAGE_EXIT if err.flag_error else 1
 

@@ -102,7 +102,7 @@ class ContainerContext(Context):
         "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
         "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
         "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES",
-        "Networks": "NETWORKS",
+        "Networks": "NETWORKS", "Platform": "PLATFORM",
     }
     type_name = "*formatter.ContainerContext"
 
@@ -173,6 +173,9 @@ class ContainerContext(Context):
 
     def LocalVolumes(self) -> str:
         return str(sum(1 for m in self.c.get("Mounts") or [] if m.get("Driver") == "local"))
+
+    def Platform(self) -> dict[str, Any] | None:
+        return (self.c.get("ImageManifestDescriptor") or {}).get("platform")
 
     def Networks(self) -> str:
         nets = (self.c.get("NetworkSettings") or {}).get("Networks") or {}
@@ -618,7 +621,7 @@ def cmd_port(cli: Cli, ns: argparse.Namespace) -> int:
             for b in bindings:
                 cli.out.write(_host_port(b) + "\n")
             return 0
-        raise CliError(f"Error: No public port '{key}' published for {ns.args[0]}")
+        raise CliError(f"Error: No public port '{want}' published for {ns.args[0]}")
     lines = []
     for key, bindings in ports.items():
         for b in bindings or []:
