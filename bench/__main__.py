@@ -25,6 +25,7 @@ from .engines import DOCKERD, DOCKYARD, Engine, EngineFactory
 from .workloads import WORKLOADS, Context, Sample, Workload
 from . import tls_workloads  # noqa: F401  (registers tls-version, tls-keepalive)
 from . import volume_workloads  # noqa: F401  (registers volume-run-10k, volume-write-1g)
+from . import build_workloads  # noqa: F401  (registers build-10-nocache, build-10-cached, build-copy-200m)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -60,9 +60,9 @@ class BuildCache:
                 del self._entries[key]
                 self._save()
                 return None
+            # usage figures are only accounting: kept in memory, written with the next new entry
             entry.last_used = time.time()
             entry.usage += 1
-            self._save()
             return entry.image
 
     def put(self, key: str, image: str, parent: str, description: str) -> None:
