@@ -1,0 +1,359 @@
+"""docker cp and export: a container's files read and written from the host, inside its root only.
+
+Every path the client names is resolved component by component against the
+container's root, following the container's symlinks as the container would
+see them (absolute targets restart at the container's root, ``..`` stops at
+it), so no symlink can lead a copy to the host's files. Writes go through
+``storage.archive.extract``, which opens every directory relative to the
+resolved target without following links. A stopped container's root is
+mounted for the copy and unmounted after, as dockerd does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import stat
+import tarfile
+import threading
+from dataclasses import dataclass
+from typing import IO, Any, Callable, Iterator
+
+from .. import errors
+from ..runtime import spec as specmod
+from ..storage import archive as tarsafe
+from ..storage.snapshotter import is_mountpoint
+
+CHUNK = 1024 * 1024
+MAX_LINKS = 255
+
+# Go's os.FileMode type bits, which the docker CLI reads from the path stat
+GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
+GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+
+
+@dataclass
+class PathStat:
+    name: str
+    size: int
+    mode: int  # Go's FileMode
+    mtime: str
+    link_target: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "mode": self.mode, "mtime": self.mtime,
+                "linkTarget": self.link_target}
+
+
+class ContainerFiles:
+    def __init__(self, containers: Any) -> None:
+        self.containers = containers
+        self._lock = threading.Lock()
+        self._users: dict[str, int] = {}  # copies holding the mount of a stopped container
+
+    @contextlib.contextmanager
+    def root(self, ref: str) -> Iterator[tuple[Any, str]]:
+        """The container and its merged root, mounted for as long as the block runs."""
+        c = self.containers.get(ref)
+        rootfs = self.containers.rootfs(c.id)
+        with self._lock:
+            if self._users.get(c.id, 0) == 0 and not is_mountpoint(rootfs):
+                self.containers.snapshotter.mount(c.id, rootfs)
+                self._users[c.id] = 1
+            elif c.id in self._users:
+                self._users[c.id] += 1
+        try:
+            yield c, rootfs
+        finally:
+            with self._lock:
+                if c.id in self._users:
+                    self._users[c.id] -= 1
+                    if self._users[c.id] == 0:
+                        del self._users[c.id]
+                        if not c.state.running:
+                            self.containers.snapshotter.unmount(rootfs)
+
+    # -- stat, read, write -----------------------------------------------------------
+    def stat(self, ref: str, path: str) -> PathStat:
+        with self.root(ref) as (c, root):
+            host = _resolve_request(root, path, ref)
+            return _stat(root, host, path)
+
+    def read(self, ref: str, path: str) -> tuple[PathStat, Iterator[bytes]]:
+        """The path's stat (now, so a missing path is a 404 before any byte) and its tar stream."""
+        ctx = self.root(ref)
+        c, root = ctx.__enter__()
+        try:
+            host = _resolve_request(root, path, ref)
+            st = _stat(root, host, path)
+        except BaseException as e:
+            ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from tar_tree(host, _rebase_name(path))
+            finally:
+                ctx.__exit__(None, None, None)
+
+        return st, chunks()
+
+    def write(self, ref: str, path: str, body: IO[bytes], copy_uid_gid: bool = False,
+              no_overwrite_dir_non_dir: bool = False) -> None:
+        with self.root(ref) as (c, root):
+            if c.host_config.get("ReadonlyRootfs"):
+                raise errors.Forbidden("container rootfs is marked read-only")
+            host = resolve_in_root(root, path, follow_last=True)
+            try:
+                st = os.lstat(host)
+            except FileNotFoundError:
+                raise errors.NotFound(f"Could not find the file {path} in container {ref}") from None
+            if not stat.S_ISDIR(st.st_mode):
+                raise errors.InvalidParameter("extraction point is not a directory")
+            owner = (0, 0)
+            if copy_uid_gid and c.config.get("User"):
+                user = specmod.resolve_user(root, c.config["User"])
+                owner = (user.uid, user.gid)
+            try:
+                reader = TarFilter(body, _owned(owner, host if no_overwrite_dir_non_dir else None))
+                tarsafe.extract(reader, host, devices=False, same_owner=True)
+            except tarsafe.UnsafeArchive as e:
+                raise errors.InvalidParameter(str(e)) from None
+
+    def export(self, ref: str) -> Iterator[bytes]:
+        """The merged root as one tar, as ``docker export`` writes it."""
+        ctx = self.root(ref)
+        _, root = ctx.__enter__()
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from tar_tree(root, "", skip_root=True)
+            finally:
+                ctx.__exit__(None, None, None)
+
+        return chunks()
+
+
+class TarFilter:
+    """A tar stream re-emitted entry by entry through ``transform`` (None drops the entry).
+
+    Lets a blocking consumer (extraction, the layer store) read a rewritten
+    stream without spooling it.
+    """
+
+    def __init__(self, body: IO[bytes], transform: Callable[[tarfile.TarInfo], tarfile.TarInfo | None]) -> None:
+        try:
+            self._tar = tarfile.open(fileobj=body, mode="r|", bufsize=CHUNK)
+        except tarfile.TarError as e:
+            raise tarsafe.UnsafeArchive(f"invalid tar archive: {e}") from None
+        self._transform = transform
+        self._file: IO[bytes] | None = None
+        self._out = bytearray()
+        self._members = iter(self._tar)
+        self._current: tarfile.TarInfo | None = None
+        self._remaining = 0
+        self._done = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done and (n < 0 or len(self._out) < n):
+            self._fill()
+        if n < 0 or n >= len(self._out):
+            data = bytes(self._out)
+            self._out.clear()
+        else:
+            data = bytes(self._out[:n])
+            del self._out[:n]
+        return data
+
+    def _fill(self) -> None:
+        if self._current is not None and self._remaining > 0:
+            if self._file is None:
+                self._file = self._tar.extractfile(self._current)
+            assert self._file is not None
+            data = self._file.read(min(CHUNK, self._remaining))
+            if not data:
+                raise tarsafe.UnsafeArchive("invalid tar archive: unexpected end of data")
+            self._remaining -= len(data)
+            self._out += data
+            if self._remaining == 0:
+                self._out += b"\0" * (-self._current.size % tarfile.BLOCKSIZE)
+            return
+        try:
+            m = next(self._members)
+        except StopIteration:
+            self._out += b"\0" * (tarfile.BLOCKSIZE * 2)
+            self._done = True
+            return
+        except tarfile.TarError as e:
+            raise tarsafe.UnsafeArchive(f"invalid tar archive: {e}") from None
+        self._file = None
+        out = self._transform(m)
+        if out is None:
+            self._current, self._remaining = None, 0
+            return
+        self._out += out.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        self._current = out
+        self._remaining = out.size if out.isreg() else 0
+
+
+def _owned(owner: tuple[int, int], guard_dir: str | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
+    """Every entry owned by ``owner`` (dockerd's ChownOpts); with ``guard_dir``, noOverwriteDirNonDir."""
+
+    def transform(m: tarfile.TarInfo) -> tarfile.TarInfo:
+        if guard_dir is not None:
+            _check_overwrite(guard_dir, m)
+        m.uid, m.gid = owner
+        m.uname = m.gname = ""
+        return m
+
+    return transform
+
+
+def _check_overwrite(guard_dir: str, m: tarfile.TarInfo) -> None:
+    parts = tarsafe.clean_name(m.name)
+    if not parts:
+        return
+    try:
+        st = os.lstat(os.path.join(guard_dir, *parts))
+    except OSError:
+        return
+    name = "/".join(parts)
+    if stat.S_ISDIR(st.st_mode) and not m.isdir():
+        raise errors.InvalidParameter(f'cannot overwrite directory "{name}" with non-directory')
+    if not stat.S_ISDIR(st.st_mode) and m.isdir():
+        raise errors.InvalidParameter(f'cannot overwrite non-directory "{name}" with directory')
+
+
+# -- paths ---------------------------------------------------------------------------
+def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
+    """``path`` as the container sees it, mapped to the host under ``root`` without ever leaving it."""
+    todo = [p for p in path.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    links = 0
+    while todo:
+        comp = todo.pop(0)
+        if comp == "..":
+            if done:
+                done.pop()
+            continue
+        host = os.path.join(root, *done, comp)
+        if (todo or follow_last) and os.path.islink(host):
+            links += 1
+            if links > MAX_LINKS:
+                raise errors.InvalidParameter(f"too many links in {path}")
+            target = os.readlink(host)
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+            continue
+        done.append(comp)
+    return os.path.join(root, *done)
+
+
+def _follows_last(path: str) -> bool:
+    # dockerd follows a final symlink only when the path asks for the directory ("dir/", "dir/.")
+    return path.endswith("/") or path.endswith("/.")
+
+
+def _resolve_request(root: str, path: str, ref: str) -> str:
+    host = resolve_in_root(root, path, _follows_last(path))
+    if not os.path.lexists(host):
+        raise errors.NotFound(f"Could not find the file {path} in container {ref}")
+    return host
+
+
+def _rebase_name(path: str) -> str:
+    if path.endswith("/."):
+        return "."
+    base = os.path.basename(os.path.normpath("/" + path))
+    return base or "."
+
+
+def _stat(root: str, host: str, path: str) -> PathStat:
+    st = os.lstat(host)
+    link = ""
+    if stat.S_ISLNK(st.st_mode):
+        link = "/" + os.path.relpath(resolve_in_root(root, os.path.relpath(host, root)), root)
+        link = os.path.normpath(link)
+    mtime = datetime.datetime.fromtimestamp(st.st_mtime_ns // 1_000_000_000, datetime.timezone.utc)
+    nanos = st.st_mtime_ns % 1_000_000_000
+    text = mtime.strftime("%Y-%m-%dT%H:%M:%S") + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"
+    return PathStat(name=_rebase_name(path) if path.strip("/") else "/", size=st.st_size,
+                    mode=go_file_mode(st.st_mode), mtime=text, link_target=link)
+
+
+def go_file_mode(mode: int) -> int:
+    out = mode & 0o777
+    kind = stat.S_IFMT(mode)
+    out |= {stat.S_IFDIR: GO_DIR, stat.S_IFLNK: GO_SYMLINK, stat.S_IFIFO: GO_PIPE, stat.S_IFSOCK: GO_SOCKET,
+            stat.S_IFBLK: GO_DEVICE, stat.S_IFCHR: GO_DEVICE | GO_CHARDEV}.get(kind, 0)
+    if mode & stat.S_ISUID:
+        out |= GO_SETUID
+    if mode & stat.S_ISGID:
+        out |= GO_SETGID
+    if mode & stat.S_ISVTX:
+        out |= GO_STICKY
+    return out
+
+
+# -- tar out ---------------------------------------------------------------------------
+def tar_tree(top: str, name: str, skip_root: bool = False) -> Iterator[bytes]:
+    """``top`` (not followed if a symlink) as a tar whose entries start with ``name``; chunks of ~1 MiB."""
+    sink = _Sink()
+    tar = tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT)  # only for gettarinfo
+    out = bytearray()
+
+    def entry(path: str, arcname: str) -> Iterator[bytes]:
+        nonlocal out
+        try:
+            ti = tar.gettarinfo(path, arcname)
+        except OSError:
+            return  # vanished under a running container
+        if ti is None:
+            return  # a socket: tar has no entry for it
+        ti.uname = ti.gname = ""
+        out += ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        if ti.isreg() and ti.size:
+            with open(path, "rb") as f:
+                left = ti.size
+                while left > 0:
+                    data = f.read(min(CHUNK, left))
+                    if not data:
+                        data = b"\0" * left  # shrank while read: keep the header's size
+                    out += data
+                    left -= len(data)
+                    if len(out) >= CHUNK:
+                        yield bytes(out)
+                        out = bytearray()
+            out += b"\0" * (-ti.size % tarfile.BLOCKSIZE)
+        if len(out) >= CHUNK:
+            yield bytes(out)
+            out = bytearray()
+
+    def walk(path: str, arcname: str) -> Iterator[bytes]:
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            return
+        for n in names:
+            child = os.path.join(path, n)
+            child_arc = f"{arcname}/{n}" if arcname else n
+            yield from entry(child, child_arc)
+            if os.path.isdir(child) and not os.path.islink(child):
+                yield from walk(child, child_arc)
+
+    if not skip_root:
+        yield from entry(top, name)
+    if os.path.isdir(top) and not os.path.islink(top):
+        yield from walk(top, name)
+    out += b"\0" * (tarfile.BLOCKSIZE * 2)
+    yield bytes(out)
+
+
+class _Sink:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def tell(self) -> int:
+        return 0

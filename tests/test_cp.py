@@ -1,0 +1,99 @@
+"""docker cp through the real docker CLI: both ways, running and stopped, symlinks kept inside the root."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def d(daemon, busybox_tar):
+    daemon.cli("load", "-i", busybox_tar.path)
+    daemon.cli("run", "-d", "--name", "cpbox", "busybox", "sleep", "1000")
+    yield daemon
+    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
+    if ids:
+        daemon.cli("rm", "-f", *ids, check=False)
+
+
+def test_cp_file_and_dir_both_ways(d, tmp_path) -> None:
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha")
+    (src / "sub" / "b.txt").write_text("beta")
+    d.cli("cp", str(src), "cpbox:/tmp/")
+    out = d.cli("exec", "cpbox", "sh", "-c", "cat /tmp/tree/a.txt /tmp/tree/sub/b.txt; stat -c %u /tmp/tree/a.txt")
+    assert out.stdout_text == "alphabeta0\n"
+    back = tmp_path / "back"
+    back.mkdir()
+    d.cli("cp", "cpbox:/tmp/tree", str(back))
+    assert (back / "tree" / "sub" / "b.txt").read_text() == "beta"
+    d.cli("cp", "cpbox:/tmp/tree/a.txt", str(back / "copy.txt"))
+    assert (back / "copy.txt").read_text() == "alpha"
+
+
+def test_cp_archive_keeps_ownership_of_container_user(d, tmp_path) -> None:
+    d.cli("run", "-d", "--name", "userbox", "-u", "nobody", "busybox", "sleep", "1000")
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    d.cli("cp", "-a", str(f), "userbox:/tmp/")
+    assert d.cli("exec", "userbox", "stat", "-c", "%u:%g", "/tmp/f.txt").stdout_text == "65534:65534\n"
+    d.cli("rm", "-f", "userbox")
+
+
+def test_cp_stopped_container(d, tmp_path) -> None:
+    d.cli("create", "--name", "stopped", "busybox", "true")
+    f = tmp_path / "in.txt"
+    f.write_text("while stopped")
+    d.cli("cp", str(f), "stopped:/in.txt")
+    d.cli("cp", "stopped:/in.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "while stopped"
+    d.cli("rm", "stopped")
+
+
+def test_cp_errors(d, tmp_path) -> None:
+    f = tmp_path / "x"
+    f.write_text("x")
+    res = d.cli("cp", str(f), "cpbox:/nonexistent/dir/x", check=False)
+    assert res.returncode != 0 and "Could not find the file /nonexistent/dir in container cpbox" in res.stderr_text
+    res = d.cli("cp", "cpbox:/nope", str(tmp_path), check=False)
+    assert res.returncode != 0 and "Could not find the file /nope in container cpbox" in res.stderr_text
+    api = d.api()
+    with pytest.raises(Exception) as err:
+        api.put_archive("cpbox", "/tmp", b"this is not a tar archive" * 40)
+    assert getattr(err.value, "status_code", None) == 400
+
+
+def test_symlinks_never_reach_the_host(d, tmp_path) -> None:
+    marker = tmp_path / "host-secret"
+    marker.write_text("host")
+    d.cli("exec", "cpbox", "sh", "-c",
+          f"ln -s /etc /tmp/etclink; ln -s ../../../../../../../.. /tmp/up; ln -s {tmp_path} /tmp/hostdir")
+    api = d.api()
+    # reading through a link to /etc gives the container's /etc
+    stream, stat = api.get_archive("cpbox", "/tmp/etclink/passwd")
+    data = b"".join(stream)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        content = tar.extractfile(tar.getmembers()[0]).read()
+    assert content == d.cli("exec", "cpbox", "cat", "/etc/passwd").stdout
+    # a climbing link stays at the container's root
+    res = d.cli("cp", f"cpbox:/tmp/up{tmp_path}/host-secret", str(tmp_path / "stolen"), check=False)
+    assert res.returncode != 0 and not (tmp_path / "stolen").exists()
+    res = d.cli("cp", "cpbox:/tmp/hostdir/host-secret", str(tmp_path / "stolen"), check=False)
+    assert res.returncode != 0 and not (tmp_path / "stolen").exists()
+    # writing through the links lands inside the container
+    src = tmp_path / "planted"
+    src.write_text("planted")
+    d.cli("cp", str(src), "cpbox:/tmp/up/")
+    d.cli("cp", str(src), "cpbox:/tmp/hostdir/", check=False)
+    assert sorted(os.listdir(tmp_path)) == ["host-secret", "planted"]
+    assert d.cli("exec", "cpbox", "cat", "/planted").stdout_text == "planted"
+    # the link itself is copied as a link, with its target resolved in the container
+    assert stat_of(api, "/tmp/etclink")["linkTarget"] == "/etc"
+
+
+def stat_of(api, path):
+    return api.get_archive("cpbox", path)[1]
