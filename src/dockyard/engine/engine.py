@@ -8,8 +8,10 @@ import secrets
 import time
 from typing import Any, Callable
 
+from ..build.service import BuildService
 from ..daemon.config import DaemonConfig
 from ..distribution.auth import AuthConfig
+from ..containers import mounts
 from ..containers.archive import ContainerFiles
 from ..containers.commit import Committer
 from ..containers.exec import ExecService
@@ -17,8 +19,10 @@ from ..containers.service import ContainerService
 from ..distribution.service import Distribution
 from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
+from ..network.service import NetworkService
 from ..storage.drivers import open_snapshotter
 from . import hostinfo
+from ..volumes.service import VolumeService
 from .events import EventBus
 
 log = logging.getLogger("dockyard.engine")
@@ -37,11 +41,16 @@ class Engine:
         self.distribution = Distribution(config.data_root, config.registry_mirrors, config.insecure_registries,
                                          config.max_concurrent_downloads, config.max_concurrent_uploads,
                                          self.images, self.events.publish)
-        self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish)
+        self.networks = NetworkService(config, self.events.publish)
+        self.volumes = VolumeService(config.data_root, self.events.publish)
+        self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish,
+                                           networks=self.networks, volumes=self.volumes)
+        self.volumes.set_usage_check(lambda name: mounts.users(self.containers.all(), name))
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
         self.execs = ExecService(self.containers, self.events.publish)
         self.container_files = ContainerFiles(self.containers)
         self.committer = Committer(self.containers, self.images, self.snapshotter)
+        self.builds = BuildService(config.data_root, self)
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
@@ -76,7 +85,9 @@ class Engine:
 
     def disk_usage(self) -> dict[str, Any]:
         images, layers_size = self.images.disk_usage()
-        return {"images": images, "containers": [], "volumes": [], "build_cache": [], "layers_size": layers_size}
+        return {"images": images, "containers": [], "volumes": self.volumes.disk_usage(),
+                "build_cache": self.builds.disk_usage(),
+                "layers_size": layers_size}
 
     # -- registries ----------------------------------------------------------------
     def pull_image(self, name: str, platform: str | None = None, auth: AuthConfig | None = None,
@@ -86,5 +97,6 @@ class Engine:
 
     def close(self) -> None:
         self.containers.close()
+        self.networks.close()
         self.distribution.close()
         log.info("engine stopped")
