@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import build, container_fs, containers, distribution, exec, images, networks, system, volumes
+from . import build, container_fs, container_stats, containers, distribution, exec, images, networks, system, volumes
 from .router import App
 
 
@@ -16,6 +16,7 @@ def build_app(engine: Engine) -> App:
     routes += containers.routes(engine)
     routes += exec.routes(engine)
     routes += container_fs.routes(engine)
+    routes += container_stats.routes(engine)
     routes += networks.routes(engine)
     routes += volumes.routes(engine)
     routes += build.routes(engine)

@@ -15,6 +15,7 @@ from ..containers import mounts
 from ..containers.archive import ContainerFiles
 from ..containers.commit import Committer
 from ..containers.exec import ExecService
+from ..containers.stats import StatsService
 from ..containers.service import ContainerService
 from ..distribution.service import Distribution
 from ..images.reference import parse as parse_reference
@@ -50,6 +51,7 @@ class Engine:
         self.execs = ExecService(self.containers, self.events.publish)
         self.container_files = ContainerFiles(self.containers)
         self.committer = Committer(self.containers, self.images, self.snapshotter)
+        self.stats = StatsService(self.containers)
         self.builds = BuildService(config.data_root, self)
 
     def _engine_id(self) -> str:
