@@ -23,7 +23,7 @@ DATA = {"Name": "web", "Config": {"Env": ["A=1", "B=2"], "Labels": {"b": "2", "a
     ("{{.Config.Cmd}}", "<nil>"),
     ("{{json .Config.Labels}}", '{"a":"1","b":"2"}'),
     ("{{json .Name}}", '"web"'),
-    ('{{json "<a&b>"}}', '"\\u003ca\\u0026b\\u003e"'),
+    ('{{json "<a&b>"}}', '"<a&b>"'),  # docker's json function: SetEscapeHTML(false)
     ('{{index .Config.Labels "a"}}', "1"),
     ('{{index .Config.Labels "zz"}}', ""),
     ("{{index .Config.Env 1}}", "B=2"),

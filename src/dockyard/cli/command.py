@@ -112,6 +112,8 @@ class Arity:
     max: int | None = None
 
     def check(self, n: int, path: str) -> str | None:
+        if self.max == 0 and n:
+            return f"'{path}' accepts no arguments"
         if self.max is not None and self.min == self.max and n != self.min:
             return f"'{path}' requires {self.min} argument{'s' if self.min != 1 else ''}"
         if n < self.min:

@@ -495,7 +495,8 @@ def cmd_rename(cli: Cli, ns: argparse.Namespace) -> int:
     try:
         cli.client.api.rename(old, new)
     except docker.errors.APIError as e:
-        raise CliError(f"Error response from daemon: {api_message(e)}") from None
+        raise CliError(f"Error response from daemon: {api_message(e)}\n"
+                       f"Error: failed to rename container named {old}") from None
     return 0
 
 

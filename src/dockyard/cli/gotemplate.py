@@ -431,11 +431,14 @@ def go_float(f: float) -> str:
 
 
 def go_json(value: Any) -> str:
-    """docker's ``json`` template function: compact, HTML-escaped, like Go's json.Marshal."""
+    """docker's ``json`` template function: Go's encoder, compact, with HTML escaping off
+    (``SetEscapeHTML(false)``); a formatter row's own MarshalJSON is json.Marshal, which escapes."""
+    escape_html = isinstance(value, FieldSource)
     value = _go_maps(value)
     text = _json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    if escape_html:
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _go_maps(value: Any) -> Any:

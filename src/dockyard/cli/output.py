@@ -135,17 +135,13 @@ def render_template(fmt: str, values: Iterable[Any], missing_key_error: bool = T
 
 
 def indented_json(value: Any) -> str:
-    """docker's inspect output: the daemon's JSON re-indented by four, HTML-escaped as Go's encoder does."""
-    return _escape_html(json.dumps(value, indent=4, ensure_ascii=False))
+    """docker's inspect output: the daemon's JSON re-indented by four (no HTML escaping, as docker's encoder)."""
+    return json.dumps(value, indent=4, ensure_ascii=False)
 
 
 def compact_json(value: Any) -> str:
     """``--format json`` of inspect: the daemon's JSON, compacted, key order kept."""
-    return _escape_html(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
-
-
-def _escape_html(text: str) -> str:
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- units (go-units)
