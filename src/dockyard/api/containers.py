@@ -23,6 +23,7 @@ LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "i
                           "label", "name", "network", "publish", "since", "status", "volume"})
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+STDIN_PACKET = 8192
 MUX = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
 
@@ -212,26 +213,36 @@ async def _pump(c: Container, sock: socket.socket, client: RawStream, stdin: boo
     detached = asyncio.Event()
 
     async def input_pump() -> None:
-        matched = 0
+        matched = 0  # how much of the detach sequence the last bytes were; held back until it is decided
         while True:
             data = await client.read()
             if not data:
-                if c.config.get("StdinOnce") or not c.config.get("OpenStdin"):
+                if tty:
+                    detached.set()  # as dockerd: with a TTY, the client's EOF ends the attach, not stdin
+                elif c.config.get("StdinOnce") or not c.config.get("OpenStdin"):
                     sock.shutdown(socket.SHUT_WR)  # stdin EOF reaches the process
                 return
             if tty and detach:
-                for i, byte in enumerate(data):
+                out = bytearray()
+                for byte in data:
                     if byte == detach[matched]:
                         matched += 1
                         if matched == len(detach):
-                            head = data[:max(0, i + 1 - len(detach))]
-                            if head:
-                                await loop.sock_sendall(sock, head)
+                            for i in range(0, len(out), STDIN_PACKET):
+                                await loop.sock_sendall(sock, bytes(out[i:i + STDIN_PACKET]))
                             detached.set()
                             return
+                        continue
+                    out += detach[:matched]
+                    matched = 0
+                    if byte == detach[0]:
+                        matched = 1
                     else:
-                        matched = 0
-            await loop.sock_sendall(sock, data)
+                        out.append(byte)
+                data = bytes(out)
+            # one packet per read on the shim's side: conmon truncates packets larger than its buffer
+            for i in range(0, len(data), STDIN_PACKET):
+                await loop.sock_sendall(sock, data[i:i + STDIN_PACKET])
 
     async def output_pump() -> None:
         while True:
@@ -255,7 +266,7 @@ async def _pump(c: Container, sock: socket.socket, client: RawStream, stdin: boo
         detach_task.cancel()
         if in_task is not None:
             in_task.cancel()
-        stdin_open_once = bool(c.config.get("OpenStdin") and c.config.get("StdinOnce"))
+        stdin_open_once = bool(c.config.get("OpenStdin") and c.config.get("StdinOnce")) and not tty
         if not out_task.done() and stdin_open_once:
             # closing would close the container's stdin; let the output drain until the shim ends it
             out_task.cancel()

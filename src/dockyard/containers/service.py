@@ -298,7 +298,9 @@ class ContainerService:
             info = self.shims.create(
                 runtime, c.id, tty=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
                 log_path=copier.journal if copier else None,
-                leave_stdin_open=bool(c.config.get("OpenStdin")) and not c.config.get("StdinOnce"))
+                # with a TTY an attach's end never closes stdin (dockerd), so only pipes pass EOF on
+                leave_stdin_open=bool(c.config.get("OpenStdin")) and (
+                    not c.config.get("StdinOnce") or bool(c.config.get("Tty"))))
         except StartError as e:
             self._fail_start(c, runtime, str(e))
             raise errors.InvalidParameter(str(e)) from None
