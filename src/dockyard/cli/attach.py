@@ -241,8 +241,9 @@ def copy_input(conn: Hijacked, in_fd: int, detach: bytes, stop: threading.Event)
                 if byte == detach[len(matched)]:
                     matched += bytes([byte])
                     if len(matched) == len(detach):
-                        if out:
-                            conn.sock.sendall(bytes(out))
+                        # the keys go to the daemon too: it then detaches its end without closing the stdin
+                        with contextlib.suppress(OSError):
+                            conn.sock.sendall(bytes(out) + matched)
                         return True
                     continue
                 out += matched

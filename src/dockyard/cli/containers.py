@@ -343,11 +343,14 @@ def _start_and_stream(cli: Cli, ns: argparse.Namespace, cid: str, conn: attachmo
             if run:
                 return _run_failure(cli, ns, f"Error response from daemon: {message}", _start_status(message))
             raise
-        if tty_mode and not stdin and os.isatty(sys.stdout.fileno()):
-            _quiet_resize(lambda: api.resize(cid, *attachmod.terminal_size(sys.stdout.fileno())))
+        # the size sent on entering the session met a container not yet started; send it again now
+        term = next((fd for fd in (sys.stdout.fileno(), sys.stdin.fileno()) if os.isatty(fd)), None)
+        if tty_mode and term is not None:
+            _quiet_resize(lambda: api.resize(cid, *attachmod.terminal_size(term)))
         with attachmod.proxy_signals(lambda s: api.kill(cid, s), ns.sig_proxy and not tty_mode):
             detached = attachmod.stream(conn, tty_mode=tty_mode, stdin=stdin, detach_keys=keys)
     if detached:
+        waiter.res.close()
         return 0
     return waiter.status()
 
@@ -411,16 +414,15 @@ def cmd_attach(cli: Cli, ns: argparse.Namespace) -> int:
     if ns.detach_keys:
         params["detachKeys"] = ns.detach_keys
     cid = info["Id"]
+    waiter = _Waiter(cli, cid, "not-running")
     conn = attachmod.hijack(cli, f"/containers/{cid}/attach", params)
     with attachmod.session_terminal(tty_mode and stdin, lambda h, w: api.resize(cid, h, w)):
         with attachmod.proxy_signals(lambda s: api.kill(cid, s), ns.sig_proxy and not tty_mode):
             detached = attachmod.stream(conn, tty_mode=tty_mode, stdin=stdin, detach_keys=keys)
     if detached:
+        waiter.res.close()
         return 0
-    after = api.inspect_container(cid).get("State") or {}
-    if after.get("Running"):
-        return 0
-    return int(after.get("ExitCode") or 0)
+    return waiter.status()
 
 
 # ---------------------------------------------------------------- several-container commands

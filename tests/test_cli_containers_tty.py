@@ -1,0 +1,63 @@
+"""`dockyard run -it` and `dockyard attach` under a real terminal (tmux): raw mode, resize, detach keys, exit code."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from test_cli import DOCKYARD
+from test_containers_tty import Pane
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@pytest.fixture(scope="module")
+def d(daemon, busybox_tar):
+    daemon.cli("load", "-i", busybox_tar.path)
+    yield daemon
+    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
+    if ids:
+        daemon.cli("rm", "-f", *ids, check=False)
+
+
+def test_run_it_shell_resize_exit_code(d) -> None:
+    pane = Pane(d.env(), f"{DOCKYARD} run -it --rm --name tty1 busybox sh", width=90, height=25)
+    try:
+        pane.wait_for(lambda s: "/ #" in s)
+        pane.type("echo $((6*7)); stty size\n")
+        pane.wait_for(lambda s: "42" in s and "25 90" in s)
+        pane.resize(120, 40)
+        pane.type("stty size\n")
+        pane.wait_for(lambda s: "40 120" in s)
+        pane.type("sleep 100\n")
+        pane.keys("C-c")  # raw mode: ^C goes to the container's terminal, not to the CLI
+        pane.type("echo still-here\n")
+        pane.wait_for(lambda s: "still-here\n" in s.replace("echo still-here", ""))
+        pane.type("exit 7\n")
+        pane.wait_for(lambda s: "EXIT=7" in s)
+    finally:
+        pane.close()
+
+
+def test_detach_keys_and_attach_again(d) -> None:
+    pane = Pane(d.env(), f"{DOCKYARD} run -it --name tty2 busybox sh")
+    try:
+        pane.wait_for(lambda s: "/ #" in s)
+        pane.type("touch /marker\n")
+        pane.keys("C-p", "C-q")
+        pane.wait_for(lambda s: "EXIT=0" in s)
+    finally:
+        pane.close()
+    assert d.cli("inspect", "-f", "{{.State.Running}}", "tty2").stdout_text == "true\n"
+    pane = Pane(d.env(), f"{DOCKYARD} attach tty2")
+    try:
+        time.sleep(0.5)
+        pane.keys("Enter")
+        pane.wait_for(lambda s: "/ #" in s)
+        pane.type("ls /marker && exit 3")
+        pane.keys("Enter")
+        pane.wait_for(lambda s: "EXIT=3" in s)
+    finally:
+        pane.close()
+    d.cli("rm", "tty2")
