@@ -24,6 +24,7 @@ from . import engines, registry_workloads  # noqa: F401  (registers pull, push)
 from .engines import DOCKERD, DOCKYARD, Engine, EngineFactory
 from .workloads import WORKLOADS, Context, Sample, Workload
 from . import tls_workloads  # noqa: F401  (registers tls-version, tls-keepalive)
+from . import container_workloads  # noqa: F401  (registers run, run20, logs, shim-rss, ps300, containers-json)
 from . import volume_workloads  # noqa: F401  (registers volume-run-10k, volume-write-1g)
 from . import build_workloads  # noqa: F401  (registers build-10-nocache, build-10-cached, build-copy-200m)
 
