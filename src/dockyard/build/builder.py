@@ -21,7 +21,6 @@ import shutil
 import stat
 import tarfile
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -32,6 +31,7 @@ from . import copier
 from .cache import BuildCache, step_key
 from .context import Context
 from .parser import Node, ParseError, parse
+from .runstep import StepRunner
 from .shell import Lexer
 from .stages import Plan, Stage, flag, plan
 
@@ -102,6 +102,7 @@ class Builder:
         self.total = 0
         self.escape = "\\"
         self.quiet_buffer: list[dict[str, Any]] = []
+        self._runner: StepRunner | None = None
 
     # -- output --------------------------------------------------------------------------
     def out(self, text: str) -> None:
@@ -631,75 +632,43 @@ class Builder:
             self._commit(state, created_by, None, key)
             return
         env = list(state.config.get("Env") or []) + run_args
-        # the command as the entrypoint: the image's own ENTRYPOINT and CMD play no part in a RUN
-        body = {"Image": state.image_id, "Entrypoint": cmd, "Cmd": None, "Env": env,
-                "WorkingDir": state.config.get("WorkingDir") or "", "User": state.config.get("User") or "",
-                "HostConfig": {"NetworkMode": self.opts.network or "default",
-                               "LogConfig": {"Type": "json-file", "Config": {}}}}
-        containers = self.engine.containers
-        c = containers.create(None, body)
-        self.out(f" ---> Running in {c.id[:12]}\n")
+        container_id = secrets.token_hex(32)
+        snap_key = "build-" + container_id[:32]
+        top = self.images.store.get(state.image_id).top_layer
+        self.engine.snapshotter.prepare(snap_key, top)
+        self.out(f" ---> Running in {container_id[:12]}\n")
         failed = True
         try:
-            code = self._run_container(c)
+            code = self._steps().run(container_id, snap_key, cmd, env, state.config.get("WorkingDir") or "",
+                                     state.config.get("User") or "", self.out, self.cancel)
             if code != 0:
                 raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
-            chunks = self._diff(c.id)
+            chunks = self._diff(snap_key)
             self._commit_chunks(state, created_by, chunks, key)
             failed = False
         finally:
+            # the step's container has no record to keep, so a failed one goes too (dockerd keeps it without --rm)
+            with contextlib.suppress(errors.NotFound):
+                self.engine.snapshotter.remove(snap_key)
             if self.opts.force_remove or (self.opts.remove and not failed):
-                with contextlib.suppress(errors.NotFound):
-                    containers.remove(c.id, force=True)
-                self.out(f"Removing intermediate container {c.id[:12]}\n")
+                self.out(f"Removing intermediate container {container_id[:12]}\n")
 
-    def _run_container(self, c: Any) -> int:
-        containers = self.engine.containers
-        containers.start(c.id)
-        fut = containers.wait(c.id)
-        offset = 0
-        pending = b""
-        while True:
-            done = fut.done() or _wait(fut, 0.05)
-            if self.cancel.is_set() and not done:
-                with contextlib.suppress(errors.DockyardError):
-                    containers.kill(c.id)
-            offset, pending = self._relay_log(c.log_path, offset, pending)
-            if done:
-                break
-        # the shim may report the exit before it has written the last output: read until it settles
-        quiet_reads = 0
-        while quiet_reads < 3:
-            time.sleep(0.01)
-            before = offset
-            offset, pending = self._relay_log(c.log_path, offset, pending)
-            quiet_reads = quiet_reads + 1 if offset == before else 0
-        if pending:
-            self.out(_log_text(pending))
-        if self.cancel.is_set():
-            raise errors.InvalidParameter("build cancelled")
-        return int(fut.result().get("StatusCode", 0))
+    def _steps(self) -> StepRunner:
+        if self._runner is None:
+            self._runner = StepRunner(self.engine, os.path.join(self.workdir, "steps-" + secrets.token_hex(6)),
+                                      self.opts.network)
+        return self._runner
 
-    def _relay_log(self, path: str | None, offset: int, pending: bytes) -> tuple[int, bytes]:
-        if not path:
-            return offset, pending
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            return offset, pending
-        offset += len(data)
-        data = pending + data
-        lines = data.split(b"\n")
-        for line in lines[:-1]:
-            if line:
-                self.out(_log_text(line))
-        return offset, lines[-1]
+    def close(self) -> None:
+        """Release what the build's steps shared (its network, its working directory)."""
+        if self._runner is not None:
+            self._runner.close()
+            shutil.rmtree(self._runner.workdir, ignore_errors=True)
+            self._runner = None
 
-    def _diff(self, container_id: str) -> Iterator[bytes] | None:
+    def _diff(self, snap_key: str) -> Iterator[bytes] | None:
         """The container's changes as a layer tar, without runc's mount points; None when nothing changed."""
-        snap = self.engine.snapshotter.snapshot(container_id)
+        snap = self.engine.snapshotter.snapshot(snap_key)
         upper = snap.upperdir
         for rel in MOUNTPOINTS:
             path = os.path.join(upper, rel)
@@ -716,27 +685,10 @@ class Builder:
                 os.rmdir(etc)
         if not os.listdir(upper):
             return None
-        chunks = self.engine.snapshotter.diff(container_id)
+        chunks = self.engine.snapshotter.diff(snap_key)
         if self.epoch is None:
             return chunks
         return _clamp_tar(chunks, self.epoch)
-
-
-def _wait(fut: Any, timeout: float) -> bool:
-    try:
-        fut.result(timeout=timeout)
-        return True
-    except TimeoutError:
-        return False
-    except Exception:
-        return True
-
-
-def _log_text(line: bytes) -> str:
-    try:
-        return json.loads(line).get("log", "")
-    except ValueError:
-        return line.decode("utf-8", "replace") + "\n"
 
 
 def _clamp_tar(chunks: Iterator[bytes], epoch: int) -> Iterator[bytes]:

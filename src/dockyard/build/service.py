@@ -46,8 +46,11 @@ class BuildService:
         on_context()
         try:
             builder = Builder(self.engine, self.cache, self.tmp, ctx, opts, emit, cancel)
-            plan, needed = builder.prepare()
-            return builder.run(plan, needed)
+            try:
+                plan, needed = builder.prepare()
+                return builder.run(plan, needed)
+            finally:
+                builder.close()
         finally:
             ctx.close()
 

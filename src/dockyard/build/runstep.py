@@ -1,0 +1,194 @@
+"""RUN steps as lean containers: ``runc run`` on a throwaway overlay, straight from a worker thread.
+
+A build step needs a real container (namespaces, capabilities, seccomp and
+the build's network, with the same OCI spec ``docker run`` gets) but none of
+what a long-lived container carries: no record on disk, no conmon, no
+json-file log, no events. The step's output comes from runc's pipes and is
+relayed line by line; runc deletes its state when the process exits.
+
+The network is per build, not per step: the first RUN on the default bridge
+joins it once (a namespace, a veth, hosts and resolv.conf) and every later
+step of the build enters that namespace, as BuildKit shares one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import errors
+from ..runtime import spec as specmod
+
+SPECIAL = ("none", "host")
+
+
+@dataclass
+class _BuildNet:
+    """What a build's steps share: a network namespace (None for ``host``) and the files bound into /etc."""
+
+    netns: str | None
+    files: specmod.Files
+
+
+@dataclass
+class _NetOwner:
+    """The shape the network service reads from a container when it plugs one in."""
+
+    id: str
+    host_config: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+
+class StepRunner:
+    """Runs the RUN steps of one build; ``close()`` releases the build's network."""
+
+    def __init__(self, engine: Any, workdir: str, network: str) -> None:
+        self.engine = engine
+        self.workdir = workdir
+        self.mode = network or "default"
+        self.net: _BuildNet | None = None
+        self._net_id = ""
+        self._runtime = engine.containers.runtime(engine.containers.config.default_runtime)
+
+    # -- the build's network ----------------------------------------------------------------
+    def _network(self) -> _BuildNet:
+        if self.net is not None:
+            return self.net
+        netdir = os.path.join(self.workdir, "net")
+        os.makedirs(netdir, exist_ok=True)
+        hosts, resolv = os.path.join(netdir, "hosts"), os.path.join(netdir, "resolv.conf")
+        if self.mode == "host":
+            self.net = _BuildNet(None, specmod.Files(hosts="/etc/hosts", resolv_conf="/etc/resolv.conf"))
+            return self.net
+        _write_default_files(hosts, resolv)
+        if self.mode == "none":
+            # a fresh namespace per step (runc brings its loopback up), nothing else in it
+            self.net = _BuildNet(None, specmod.Files(hosts=hosts, resolv_conf=resolv))
+            return self.net
+        if self.mode.startswith("container:"):
+            raise errors.InvalidParameter(f"network mode {self.mode} is not supported for builds")
+        networks = self.engine.networks
+        self._net_id = secrets.token_hex(32)
+        owner = _NetOwner(self._net_id, {"NetworkMode": self.mode}, {"Hostname": "buildkitsandbox"})
+        networks.register(owner.id, "build-" + owner.id[:12], owner.host_config, None)
+        try:
+            ns = networks.attach(owner, hosts, resolv)
+        except BaseException:
+            networks.unregister(owner.id)
+            self._net_id = ""
+            raise
+        self.net = _BuildNet(ns, specmod.Files(hosts=hosts, resolv_conf=resolv))
+        return self.net
+
+    def close(self) -> None:
+        if self._net_id:
+            with contextlib.suppress(Exception):
+                self.engine.networks.unregister(self._net_id)
+            self._net_id = ""
+        self.net = None
+
+    # -- one step ---------------------------------------------------------------------------
+    def run(self, container_id: str, snapshot_key: str, cmd: list[str], env: list[str], workdir: str, user: str,
+            out: Callable[[str], None], cancel: threading.Event) -> int:
+        """Run ``cmd`` on the prepared snapshot ``snapshot_key``; returns its exit status.
+
+        The snapshot stays (unmounted) for the caller to diff and remove.
+        """
+        net = self._network()
+        bundle = os.path.join(self.workdir, "run-" + container_id[:12])
+        rootfs = os.path.join(bundle, "rootfs")
+        os.makedirs(rootfs)
+        snap = self.engine.snapshotter
+        try:
+            snap.mount(snapshot_key, rootfs)
+            try:
+                spec = specmod.build(
+                    container_id=container_id, rootfs=rootfs, image_config={},
+                    config={"Entrypoint": cmd, "Cmd": None, "Env": env, "WorkingDir": workdir, "User": user},
+                    host_config={"NetworkMode": self.mode}, files=net.files, netns_path=net.netns)
+                with open(os.path.join(bundle, "config.json"), "w", encoding="utf-8") as f:
+                    json.dump(spec, f)
+                return self._runc_run(container_id, bundle, out, cancel)
+            finally:
+                snap.unmount(rootfs)
+        finally:
+            shutil.rmtree(bundle, ignore_errors=True)
+
+    def _runc_run(self, container_id: str, bundle: str, out: Callable[[str], None], cancel: threading.Event) -> int:
+        runtime = self._runtime
+        log_path = os.path.join(bundle, "runc.log")
+        # runc's own errors go to its log; the process's stdout and stderr share one pipe, as in the build output
+        proc = subprocess.Popen(
+            [runtime.binary, *runtime.global_args, "--log", log_path, "--log-format", "json", "run",
+             "--bundle", bundle, container_id],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=bundle)
+        stop = threading.Event()
+
+        def watch_cancel() -> None:
+            while not stop.wait(0.1):
+                if cancel.is_set():
+                    with contextlib.suppress(Exception):
+                        runtime.kill(container_id, 9, all_processes=True)
+                    return
+
+        watcher = threading.Thread(target=watch_cancel, daemon=True)
+        watcher.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out(line.decode("utf-8", "replace"))
+            code = proc.wait()
+        finally:
+            stop.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(Exception):
+                runtime.delete(container_id, force=True)
+        if cancel.is_set():
+            raise errors.InvalidParameter("build cancelled")
+        failure = _runc_failure(log_path)
+        if failure:
+            # the process never ran: dockerd reports the runtime's refusal, not an exit status
+            raise errors.InvalidParameter(failure)
+        return code
+
+
+def _write_default_files(hosts: str, resolv: str) -> None:
+    """localhost only, and the host's non-loopback resolvers: what a step sees unless its network writes its own."""
+    with open(hosts, "w", encoding="utf-8") as f:
+        f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f if not (ln.startswith("nameserver") and
+                                            (" 127." in ln or " ::1" in ln))]
+    except OSError:
+        lines = []
+    with open(resolv, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+
+
+def _runc_failure(log_path: str) -> str:
+    """runc's error when it could not start the process ('' when the process ran)."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("level") in ("error", "fatal"):
+            return "failed to create task for container: OCI runtime create failed: runc create failed: " + \
+                str(entry.get("msg", ""))
+    return ""
