@@ -152,3 +152,18 @@ def test_prune_matches_docker(d) -> None:
     assert sorted(res.stdout_text.split("\n\n")[0].splitlines()[1:]) == sorted(ids)
     assert res.stdout_text.endswith("Total reclaimed space: 0B\n")
     same(d, "container", "prune", "-f", "--filter", "label=prune=yes")
+
+
+def test_exec_matches_docker(d, pair) -> None:
+    for args, code in ((["exec", "runner", "sh", "-c", "echo out; echo err >&2; exit 5"], 5),
+                       (["exec", "-w", "/etc", "-u", "1:2", "-e", "A=b", "runner", "sh", "-c",
+                         "echo $A $(pwd) $(id -u):$(id -g)"], 0),
+                       (["exec", "nope", "true"], 1), (["exec", "runner", "nope"], 127),
+                       (["exec", "runner"], 1), (["exec", "-t", "runner", "echo", "tty"], 0)):
+        same(d, *args, exit_code=code)
+    assert same(d, "exec", "-i", "runner", "sh", "-c", "cat; echo end", input=b"fed\n") == "fed\nend\n"
+    assert dockyard(d, "exec", "-d", "runner", "touch", "/detached").returncode == 0
+    deadline = time.time() + 5
+    while d.cli("exec", "runner", "ls", "/detached", check=False).returncode and time.time() < deadline:
+        time.sleep(0.05)
+    assert d.cli("exec", "runner", "ls", "/detached").stdout_text == "/detached\n"

@@ -61,3 +61,16 @@ def test_detach_keys_and_attach_again(d) -> None:
     finally:
         pane.close()
     d.cli("rm", "tty2")
+
+
+def test_exec_it_shell(d) -> None:
+    d.cli("run", "-d", "--name", "host3", "busybox", "sleep", "1000")
+    pane = Pane(d.env(), f"{DOCKYARD} exec -it host3 sh", width=80, height=20)
+    try:
+        pane.wait_for(lambda s: "/ #" in s)
+        pane.type("stty size; exit 6")
+        pane.keys("Enter")
+        pane.wait_for(lambda s: "20 80" in s and "EXIT=6" in s)
+    finally:
+        pane.close()
+        d.cli("rm", "-f", "host3")

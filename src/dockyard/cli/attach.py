@@ -23,6 +23,7 @@ import struct
 import sys
 import termios
 import threading
+import time
 import tty
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode, urlsplit
@@ -182,11 +183,18 @@ def terminal_size(fd: int) -> tuple[int, int]:
 def follow_resize(fd: int, resize: Callable[[int, int], None]) -> Iterator[None]:
     """Send the size now and on each SIGWINCH (docker's MonitorTtySize)."""
 
-    def send(*_: Any) -> None:
-        with contextlib.suppress(Exception):
+    def send(*_: Any) -> bool:
+        try:
             resize(*terminal_size(fd))
+            return True
+        except Exception:
+            return False
 
-    send()
+    # the process may not be up yet: retry as docker's initTtySize does
+    for attempt in range(10):
+        if send():
+            break
+        time.sleep(0.01 * (attempt + 1))
     previous = signal.signal(signal.SIGWINCH, send)
     try:
         yield

@@ -425,6 +425,37 @@ def cmd_attach(cli: Cli, ns: argparse.Namespace) -> int:
     return waiter.status()
 
 
+def cmd_exec(cli: Cli, ns: argparse.Namespace) -> int:
+    """docker exec: create the exec, then start it detached or on a hijacked stream; exit with its code."""
+    api = cli.client.api
+    name, *command = ns.args
+    env = [e for e in (item if "=" in item else (f"{item}={os.environ[item]}" if item in os.environ else None)
+                       for item in ns.env) if e is not None]
+    for path in ns.env_file:
+        with open(path, encoding="utf-8") as f:
+            env.extend(ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#"))
+    if ns.tty and ns.interactive and not os.isatty(sys.stdin.fileno()):
+        raise CliError("the input device is not a TTY")
+    body: dict[str, Any] = {"User": ns.user, "Privileged": ns.privileged, "Tty": ns.tty,
+                            "AttachStdin": ns.interactive and not ns.detach, "AttachStdout": not ns.detach,
+                            "AttachStderr": not ns.detach, "Detach": ns.detach, "DetachKeys": ns.detach_keys,
+                            "Env": env, "WorkingDir": ns.workdir, "Cmd": command}
+    api.inspect_container(name)  # docker looks the container up first: "No such container" before any exec
+    exec_id = raw_post(cli.client, f"/containers/{name}/exec", data=_json(body),
+                       headers={"Content-Type": "application/json"}).json()["Id"]
+    if ns.detach:
+        raw_post(cli.client, f"/exec/{exec_id}/start", data=_json({"Detach": True, "Tty": ns.tty}),
+                 headers={"Content-Type": "application/json"})
+        return 0
+    keys = attachmod.detach_sequence(ns.detach_keys or attachmod.DEFAULT_DETACH_KEYS)
+    conn = attachmod.hijack(cli, f"/exec/{exec_id}/start", body={"Detach": False, "Tty": ns.tty})
+    with attachmod.session_terminal(ns.tty and ns.interactive, lambda h, w: api.exec_resize(exec_id, h, w)):
+        detached = attachmod.stream(conn, tty_mode=ns.tty, stdin=ns.interactive, detach_keys=keys)
+    if detached:
+        return 0
+    return int(api.exec_inspect(exec_id).get("ExitCode") or 0)
+
+
 # ---------------------------------------------------------------- several-container commands
 
 def _each(cli: Cli, names: list[str], action: Any, echo: bool = True) -> int:
@@ -680,6 +711,18 @@ def _attach_flags(p: argparse.ArgumentParser) -> None:
     add_bool(p, "--sig-proxy", default=True, help="Proxy all received signals to the process")
 
 
+def _exec_flags(p: argparse.ArgumentParser) -> None:
+    add_bool(p, "-d", "--detach", help="Detached mode: run command in the background")
+    p.add_argument("--detach-keys", default="", metavar="string", help="Override the key sequence for detaching a container")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="list", help="Set environment variables")
+    p.add_argument("--env-file", action="append", default=[], metavar="list", help="Read in a file of environment variables")
+    add_bool(p, "-i", "--interactive", help="Keep STDIN open even if not attached")
+    add_bool(p, "--privileged", help="Give extended privileges to the command")
+    add_bool(p, "-t", "--tty", help="Allocate a pseudo-TTY")
+    p.add_argument("-u", "--user", default="", metavar="string", help="Username or UID (format: \"<name|uid>[:<group|gid>]\")")
+    p.add_argument("-w", "--workdir", default="", metavar="string", help="Working directory inside the container")
+
+
 def _stop_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--signal", default="", metavar="string", help="Signal to send to the container")
     p.add_argument("-t", "--timeout", "--time", type=int, default=None, metavar="int",
@@ -731,6 +774,8 @@ def register(tree: CommandTree) -> None:
     tree.add(["attach", "container attach"], "[OPTIONS] CONTAINER",
              "Attach local standard input, output, and error streams to a running container",
              cmd_attach, _attach_flags, Arity(1, 1))
+    tree.add(["exec", "container exec"], "[OPTIONS] CONTAINER COMMAND [ARG...]",
+             "Execute a command in a running container", cmd_exec, _exec_flags, Arity(2), interspersed=False)
     tree.add(["stop", "container stop"], "[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
              cmd_stop, _stop_flags, Arity(1))
     tree.add(["restart", "container restart"], "[OPTIONS] CONTAINER [CONTAINER...]",
