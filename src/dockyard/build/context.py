@@ -35,6 +35,31 @@ def _is_tar(head: bytes) -> bool:
     return len(head) >= 262 and head[257:262] == b"ustar"
 
 
+class _Completed:
+    """The tar with its last block padded and an end-of-archive marker added.
+
+    docker 28 with ``-f -`` and a directory context appends the Dockerfile to
+    the context tar without closing the tar writer: the last file's data ends
+    unpadded and no trailer follows. dockerd's Go reader takes that; so do we.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._total = 0
+        self._tail: bytes | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._tail is None:
+            data = self._raw.read(n)
+            if data:
+                self._total += len(data)
+                return data
+            self._tail = b"\0" * ((-self._total) % 512 + 1024)
+        out = self._tail if n is None or n < 0 else self._tail[:n]
+        self._tail = self._tail[len(out):]
+        return out
+
+
 def receive(body: IO[bytes], workdir: str, dockerfile_name: str) -> Context:
     """Unpack ``body`` under ``workdir`` and read the Dockerfile named ``dockerfile_name`` from it."""
     root = os.path.join(workdir, secrets.token_hex(8))
@@ -47,7 +72,7 @@ def receive(body: IO[bytes], workdir: str, dockerfile_name: str) -> Context:
         head = plain.peek(512)
         if _is_tar(head) or (len(head) == 512 and head == b"\0" * 512):
             try:
-                extract(plain, root, devices=False, same_owner=False)  # type: ignore[arg-type]
+                extract(_Completed(plain), root, devices=False, same_owner=False)  # type: ignore[arg-type]
             except UnsafeArchive as e:
                 raise errors.InvalidParameter(f"failed to unpack the build context: {e}") from None
             except (tarfile.TarError, EOFError) as e:
