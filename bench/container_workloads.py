@@ -162,4 +162,3 @@ def containers_json(engine: Engine, ctx: Context) -> float:
     if len(json.loads(body)) != PS_CONTAINERS:
         raise RuntimeError(f"{engine.name}: listed {len(json.loads(body))} containers, not {PS_CONTAINERS}")
     return seconds
-del os
