@@ -32,3 +32,42 @@ def test_dockerfile_on_stdin_with_directory_context(d, tmp_path):
                 input=b"FROM busybox\nCOPY a.txt /a.txt\n")
     assert res.returncode == 0, res.stderr_text
     assert cat(d, "stdin-df", "/a.txt") == "from context\n"
+
+
+@pytest.mark.parametrize("mode", ["none", "host", "default"])
+def test_network_modes(d, tmp_path, mode):
+    # the interfaces a step sees: loopback only with none, the host's with host, eth0 on the bridge
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN ls /sys/class/net | sort > /ifaces\n"})
+    before = {p.name for p in Path("/sys/class/net").iterdir()}
+    d.cli("build", "-q", "--network", mode, "-t", f"net-{mode}", context)
+    steady = before & {p.name for p in Path("/sys/class/net").iterdir()}  # other tests add and drop veths
+    ifaces = cat(d, f"net-{mode}", "/ifaces").split()
+    if mode == "none":
+        assert ifaces == ["lo"]
+    elif mode == "host":
+        assert steady <= set(ifaces)
+    else:
+        assert "lo" in ifaces and not steady - {"lo"} <= set(ifaces)
+
+
+def test_quiet_prints_only_the_id_and_platform(d, tmp_path):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo noisy\nLABEL a=b\n"})
+    res = d.cli("build", "-q", "--platform", "linux/amd64", "-t", "quiet", context)
+    out = res.stdout_text.strip()
+    assert out.startswith("sha256:") and "\n" not in out and "noisy" not in out
+    assert d.cli("image", "inspect", "-f", "{{.Id}}", "quiet").stdout_text.strip() == out
+    bad = d.cli("build", "-q", "--platform", "windows/amd64", context, check=False)
+    assert bad.returncode != 0 and "unsupported platform" in bad.stderr_text
+
+
+def test_heredoc_variables(d, tmp_path):
+    # RUN heredocs are run by the shell (its variables, ENV and build args); COPY heredocs expand at build time
+    dockerfile = ("FROM busybox\nARG WHO=arg\nENV GREETING=hello\n"
+                  "RUN <<EOF\necho \"$GREETING $WHO\" > /run.txt\nEOF\n"
+                  "COPY <<EOF /copy.txt\n$GREETING ${WHO:-x}\nEOF\n"
+                  "COPY <<'EOF' /raw.txt\n$GREETING\nEOF\n")
+    context = write(tmp_path, {"Dockerfile": dockerfile})
+    d.cli("build", "-q", "--build-arg", "WHO=world", "-t", "heredoc-vars", context)
+    assert cat(d, "heredoc-vars", "/run.txt") == "hello world\n"
+    assert cat(d, "heredoc-vars", "/copy.txt") == "hello world\n"
+    assert cat(d, "heredoc-vars", "/raw.txt") == "$GREETING\n"

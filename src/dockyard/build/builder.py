@@ -512,7 +512,7 @@ class Builder:
                 names = {h.name for h in node.heredocs}
                 for h in node.heredocs:
                     with open(os.path.join(heredoc_dir, h.name), "w", encoding="utf-8") as f:
-                        f.write(h.content)
+                        f.write(lexer.expand(h.content) if h.expand else h.content)
                 words = [w for w in words if w.lstrip("<-").strip("'\"") not in names]
             if len(words) < 1 or (len(words) < 2 and not node.heredocs):
                 raise ParseError(node.line, f"{instr} requires at least two arguments")

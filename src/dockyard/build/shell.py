@@ -21,6 +21,23 @@ class Lexer:
         """``text`` expanded and unquoted as one word (spaces kept)."""
         return "".join(self._scan(text, split=False)[0]) if text else ""
 
+    def expand(self, text: str) -> str:
+        """Variables in ``text`` expanded, quotes and escapes left as written (a heredoc's body)."""
+        out: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            ch = text[i]
+            if ch == self.escape and i + 1 < n:
+                out.append(text[i:i + 2])
+                i += 2
+            elif ch == "$":
+                value, i = self._dollar(text, i)
+                out.append(value)
+            else:
+                out.append(ch)
+                i += 1
+        return "".join(out)
+
     def words(self, text: str) -> list[str]:
         """``text`` split into words the way the shell splits them, each expanded and unquoted."""
         return self._scan(text, split=True)
