@@ -9,6 +9,7 @@ import time
 from typing import Any, AsyncIterator
 
 from .. import errors
+from ..containers import health
 from ..containers import logs as logmod
 from ..containers import mounts
 from ..containers.record import PAUSED, RUNNING, Container, parse_iso
@@ -401,7 +402,7 @@ def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
+        "ExecIDs": engine.execs.of_container(c.id) or None,
         "HostConfig": host_config,
         "GraphDriver": {"Name": engine.storage_driver_name(),
                         "Data": {"UpperDir": snap_dir, "MergedDir": engine.containers.rootfs(c.id),
@@ -413,6 +414,9 @@ def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[
                    "OnBuild": None, "Labels": {}, **c.config},
         "NetworkSettings": _network_settings(engine, c),
     }
+    health_state = engine.health.get(c.id)
+    if health_state is not None:
+        data["State"]["Health"] = health_state.to_json()
     if size:
         data["SizeRw"] = 0
         data["SizeRootFs"] = 0
@@ -430,7 +434,7 @@ def _summary(engine: Engine, c: Container, size: bool) -> dict[str, Any]:
         "Ports": engine.networks.port_summary(c),
         "Labels": c.config.get("Labels") or {},
         "State": c.state.status,
-        "Status": status_text(c),
+        "Status": status_text(c) + (engine.health.status_suffix(c.id) if c.state.status == RUNNING else ""),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
         "NetworkSettings": {"Networks": _network_settings(engine, c)["Networks"]},
         "Mounts": mounts.inspect(c.mounts),
@@ -457,6 +461,9 @@ def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, li
             ancestors.add(engine.images.resolve(ref).id)
         except errors.DockyardError:
             pass
+    for value in wanted.get("health", []):
+        if value not in health.FILTER_VALUES:
+            raise errors.InvalidParameter(f"Unrecognised filter value for health: {value}")
     out = []
     for c in containers:
         if not (all_ or limit > 0 or wanted.get("status") or wanted.get("exited")) and not c.state.running:
@@ -481,8 +488,8 @@ def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, li
             continue
         if wanted.get("volume") and not any(mounts.matches(c.mounts, v) for v in wanted["volume"]):
             continue
-        if wanted.get("health") == ["healthy"] or wanted.get("health") == ["unhealthy"]:
-            continue  # no health checks yet: nothing matches
+        if wanted.get("health") and engine.health.status(c.id) not in wanted["health"]:
+            continue
         out.append(_summary(engine, c, size))
         if limit > 0 and len(out) >= limit:
             break

@@ -88,8 +88,9 @@ class ExecService:
         return e
 
     def of_container(self, container_id: str) -> list[str]:
+        """The container's execs not yet ended (created or running): inspect's ``ExecIDs``, as dockerd."""
         with self._lock:
-            return [e.id for e in self._execs.values() if e.container_id == container_id]
+            return [e.id for e in self._execs.values() if e.container_id == container_id and e.exit_code is None]
 
     def forget_container(self, container_id: str) -> None:
         with self._lock:

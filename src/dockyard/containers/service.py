@@ -23,6 +23,7 @@ from ..daemon.config import DaemonConfig
 from ..runtime import spec as specmod
 from ..runtime.runc import Runc
 from ..runtime.shim import Exit, ShimManager, StartError
+from . import health as healthmod
 from . import jsonlog
 from . import logs as logmod
 from . import mounts as mountsmod
@@ -186,6 +187,8 @@ class ContainerService:
                     config["Entrypoint"] = image_config.get("Entrypoint")
                 elif config["Entrypoint"] == [""]:
                     config["Entrypoint"] = None
+            elif key == "Healthcheck" and (config.get(key) or image_config.get(key)):
+                config[key] = healthmod.merge_config(config.get(key), image_config.get(key))
             elif not config.get(key) and image_config.get(key):
                 config[key] = image_config[key]
         container_id = secrets.token_hex(32)

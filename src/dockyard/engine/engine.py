@@ -15,6 +15,7 @@ from ..containers import mounts
 from ..containers.archive import ContainerFiles
 from ..containers.commit import Committer
 from ..containers.exec import ExecService
+from ..containers.health import HealthMonitor
 from ..containers.stats import StatsService
 from ..containers.service import ContainerService
 from ..distribution.service import Distribution
@@ -49,6 +50,9 @@ class Engine:
         self.volumes.set_usage_check(lambda name: mounts.users(self.containers.all(), name))
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
         self.execs = ExecService(self.containers, self.events.publish)
+        self.health = HealthMonitor(self.containers, self.execs, self.events.publish)
+        self.events.subscribe(self.health.on_event)
+        self.health.resume()
         self.container_files = ContainerFiles(self.containers)
         self.committer = Committer(self.containers, self.images, self.snapshotter)
         self.stats = StatsService(self.containers)
@@ -98,6 +102,7 @@ class Engine:
         self.distribution.pull(parse_reference(name), platform, auth or AuthConfig(), progress)
 
     def close(self) -> None:
+        self.health.close()
         self.containers.close()
         self.networks.close()
         self.distribution.close()
