@@ -219,13 +219,12 @@ def cmd_logout(cli: Cli, ns: argparse.Namespace) -> int:
     data = config.load()
     auths = data.get("auths") or {}
     keys = [k for k in dict.fromkeys([hostname, server, f"http://{hostname}", f"https://{hostname}"]) if k in auths]
-    if not keys:
-        cli.out.write(f"Not logged in to {hostname}\n")
-        return 0
+    # docker 28 says this whether or not there was anything stored
     cli.out.write(f"Removing login credentials for {hostname}\n")
     for k in keys:
         del auths[k]
-    _save_config(data)
+    if keys:
+        _save_config(data)
     return 0
 
 
