@@ -71,3 +71,20 @@ def test_heredoc_variables(d, tmp_path):
     assert cat(d, "heredoc-vars", "/run.txt") == "hello world\n"
     assert cat(d, "heredoc-vars", "/copy.txt") == "hello world\n"
     assert cat(d, "heredoc-vars", "/raw.txt") == "$GREETING\n"
+
+
+def test_cache_from_an_image_with_no_local_cache(d, tmp_path):
+    # the image comes back from a tarball (no build cache records point at it): --cache-from reuses its steps
+    context = write(tmp_path / "c", {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo built > /f\nCMD [\"cat\", \"/f\"]\n"})
+    first = d.cli("build", "-q", "-t", "cache-src", context).stdout_text.strip()
+    saved = str(tmp_path / "src.tar")
+    d.cli("save", "-o", saved, "cache-src")
+    d.cli("rmi", "cache-src")
+    d.cli("builder", "prune", "-f")
+    d.cli("load", "-q", "-i", saved)
+    without = d.cli("build", "-t", "cache-none", context).stdout_text
+    assert "Using cache" not in without
+    d.cli("rmi", "cache-none")
+    res = d.cli("build", "--cache-from", "cache-src", "-t", "cache-hit", context).stdout_text
+    assert res.count("Using cache") == 3 and "Running in" not in res
+    assert d.cli("image", "inspect", "-f", "{{.Id}}", "cache-hit").stdout_text.strip() == first

@@ -103,6 +103,7 @@ class Builder:
         self.escape = "\\"
         self.quiet_buffer: list[dict[str, Any]] = []
         self._runner: StepRunner | None = None
+        self._sources: list[Any] | None = None
 
     # -- output --------------------------------------------------------------------------
     def out(self, text: str) -> None:
@@ -309,13 +310,54 @@ class Builder:
                 cached_key: str | None = None) -> None:
         key = cached_key or step_key(state.image_id or "", created_by, state.config)
         if not self.opts.no_cache:
-            hit = self.cache.get(key)
+            hit = self._cached(state, key, created_by)
             if hit:
                 self.out(" ---> Using cache\n")
                 state.image_id = hit
                 return
         chunks = layer() if layer else None
         self._commit_chunks(state, created_by, chunks, key)
+
+    def _cached(self, state: StageState, key: str, created_by: str) -> str | None:
+        """The image a step can reuse: from the build cache, else restored from a ``--cache-from`` image."""
+        hit = self.cache.get(key)
+        if hit or not self.opts.cache_from:
+            return hit
+        parent = self.images.store.get(state.image_id) if state.image_id else None
+        base = parent.config if parent else {}
+        history = list(base.get("history") or [])
+        diff_ids = list((base.get("rootfs") or {}).get("diff_ids") or [])
+        for source in self._cache_sources():
+            theirs = list(source.config.get("history") or [])
+            their_ids = list((source.config.get("rootfs") or {}).get("diff_ids") or [])
+            # as dockerd's image cache: the source's history and layers start with the parent's, then this step
+            if len(theirs) <= len(history) or theirs[:len(history)] != history or \
+                    their_ids[:len(diff_ids)] != diff_ids or theirs[len(history)].get("created_by") != created_by:
+                continue
+            if len(theirs) == len(history) + 1:
+                self.cache.put(key, source.id, state.image_id or "", created_by)
+                return str(source.id)
+            entry = theirs[len(history)]
+            config = {**{k: v for k, v in source.config.items() if k in ("architecture", "os", "author")},
+                      "config": _full_config(state.config), "created": entry.get("created"),
+                      "docker_version": source.config.get("docker_version", ""),
+                      "history": history + [entry],
+                      "rootfs": {"type": "layers", "diff_ids": diff_ids + (
+                          [] if entry.get("empty_layer") else [their_ids[len(diff_ids)]])}}
+            image = self.images.create_image_from_config(config, state.image_id)
+            self.cache.put(key, image.id, state.image_id or "", created_by)
+            return image.id
+        return None
+
+    def _cache_sources(self) -> list[Any]:
+        if self._sources is None:
+            self._sources = []
+            for name in self.opts.cache_from:
+                try:
+                    self._sources.append(self.images.resolve(name))
+                except errors.DockyardError:
+                    pass  # as dockerd: a cache source that is not here is skipped
+        return self._sources
 
     def _commit_chunks(self, state: StageState, created_by: str, chunks: Iterator[bytes] | None, key: str) -> None:
         parent = state.image_id
@@ -479,7 +521,7 @@ class Builder:
         shell = state.config.get("Shell") or DEFAULT_SHELL
         created_by = " ".join([*shell, "#(nop) ", f"WORKDIR {state.config['WorkingDir']}"])
         key = step_key(state.image_id or "", created_by, state.config)
-        if not self.opts.no_cache and self.cache.get(key):
+        if not self.opts.no_cache and self._cached(state, key, created_by):
             self._commit(state, created_by, None, key)
             return
         with self._mounted(state.image_id) as root:
@@ -533,7 +575,7 @@ class Builder:
                 created_by = " ".join([*shell, f"#(nop) {instr} {kind}:{digest} in {dest} "])
                 flags_key = {"chown": flag(node, "chown"), "chmod": flag(node, "chmod")}
                 key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})
-                if not self.opts.no_cache and self.cache.get(key):
+                if not self.opts.no_cache and self._cached(state, key, created_by):
                     self._commit(state, created_by, None, key)
                     return
                 target = dest if dest.startswith("/") else posixpath.join(state.config.get("WorkingDir") or "/",
@@ -628,7 +670,7 @@ class Builder:
         if shown:
             created_by = f"|{len(shown)} {' '.join(shown)} {created_by}"
         key = step_key(state.image_id, created_by, {**state.config, "_network": self.opts.network})
-        if not self.opts.no_cache and self.cache.get(key):
+        if not self.opts.no_cache and self._cached(state, key, created_by):
             self._commit(state, created_by, None, key)
             return
         env = list(state.config.get("Env") or []) + run_args

@@ -25,7 +25,7 @@ from .content import ContentStore
 from .layers import LayerStore, PendingLayer, chain_id
 from .load import ArchiveReader, ExistingLayer, LoadedImage
 from .save import write_archive
-from .store import Image, ImageStore, parse_created
+from .store import Image, ImageStore, chain_ids, parse_created
 
 log = logging.getLogger("dockyard.images")
 
@@ -418,6 +418,22 @@ class ImageService:
         finally:
             if pending is not None:
                 self.layers.discard(pending)
+
+    def create_image_from_config(self, config: dict[str, Any], parent_id: str | None) -> Image:
+        """An image whose layers are all in the store already (the build cache restoring a --cache-from step)."""
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        chain = chain_ids(list(config.get("rootfs", {}).get("diff_ids") or []))
+        with self._lock:
+            self.layers.acquire(chain)
+            try:
+                image, fresh = self.store.add(config_bytes, parent=parent_id or "")
+            except BaseException:
+                self.layers.release(chain)
+                raise
+            if not fresh:
+                self.layers.release(chain)
+            image.size = self._size(image)
+            return image
 
     # -- usage ---------------------------------------------------------------------------
     def count(self) -> int:
