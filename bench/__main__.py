@@ -27,6 +27,7 @@ from . import tls_workloads  # noqa: F401  (registers tls-version, tls-keepalive
 from . import container_workloads  # noqa: F401  (registers run, run20, logs, shim-rss, ps300, containers-json)
 from . import volume_workloads  # noqa: F401  (registers volume-run-10k, volume-write-1g)
 from . import build_workloads  # noqa: F401  (registers build-10-nocache, build-10-cached, build-copy-200m)
+from . import inside_workloads  # noqa: F401  (registers exec, cp-out, cp-in, stats20)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
