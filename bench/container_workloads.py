@@ -146,7 +146,7 @@ def containers_json(engine: Engine, ctx: Context) -> float:
     conn = _UnixHTTPConnection(engine.daemon.socket)
 
     def get() -> bytes:
-        conn.request("GET", "/v1.44/containers/json?all=1")
+        conn.request("GET", "/v1.41/containers/json?all=1")  # dockerd 20.10 serves up to 1.41
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
