@@ -161,6 +161,8 @@ class ContainerService:
         image_config = (image.config.get("config") or {})
         specmod.validate_host_config(host_config)
         _validate_restart_policy(host_config)
+        if config.get("StopSignal"):
+            parse_signal(config["StopSignal"])  # a 400 now rather than at stop time, as dockerd
         host_config["LogConfig"] = _merge_log_config(host_config.get("LogConfig") or {}, self.config)
         log_policy = jsonlog.validate(host_config["LogConfig"])
         if host_config.get("AutoRemove") and (host_config.get("RestartPolicy") or {}).get("Name") not in (None, "", "no"):

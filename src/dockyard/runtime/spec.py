@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,15 +106,54 @@ def normalize_cap(name: str) -> str:
     return cap
 
 
+_SKIPPED_DEV_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
+
+
+def host_devices() -> list[dict[str, Any]]:
+    """Every device node under the host's /dev, as dockerd gives a privileged container."""
+    out: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        if dirpath == "/dev":
+            dirnames[:] = [d for d in dirnames if d not in _SKIPPED_DEV_DIRS]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if path == "/dev/console":
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode):
+                kind = "c"
+            elif stat.S_ISBLK(st.st_mode):
+                kind = "b"
+            else:
+                continue
+            out.append({"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                        "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return out
+
+
+def available_caps() -> list[str]:
+    """ALL_CAPS (in kernel number order) less those outside the daemon's bounding set, as dockerd's
+    GetAllCapabilities: asking runc for a capability the daemon lacks fails the start."""
+    try:
+        with open("/proc/self/status") as f:
+            bounding = int(next(line.split()[1] for line in f if line.startswith("CapBnd:")), 16)
+    except (OSError, StopIteration, ValueError):
+        return list(ALL_CAPS)
+    return [cap for number, cap in enumerate(ALL_CAPS) if bounding >> number & 1]
+
+
 def capabilities(host_config: dict[str, Any]) -> list[str]:
     """dockerd's TweakCapabilities: defaults, then adds, then drops (ALL allowed in both)."""
     if host_config.get("Privileged"):
-        return list(ALL_CAPS)
+        return available_caps()
     adds = [normalize_cap(c) for c in host_config.get("CapAdd") or []]
     drops = [normalize_cap(c) for c in host_config.get("CapDrop") or []]
     caps = list(DEFAULT_CAPS)
     if "ALL" in adds:
-        caps = list(ALL_CAPS)
+        caps = available_caps()
     else:
         caps += [c for c in adds if c not in caps]
     if "ALL" in drops:
@@ -520,7 +560,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path(container_id, hc.get("CgroupParent") or ""),
         "resources": resources(hc),
-        "devices": [] if privileged else [
+        "devices": host_devices() if privileged else [
             {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}
             for kind, major, minor, path in DEFAULT_DEVICES],
     }
