@@ -162,6 +162,11 @@ class ContainerContext(Context):
         labels = self.c.get("Labels") or {}
         return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
+    METHODS = {"Label": 1}
+
+    def Label(self, name: str) -> str:
+        return (self.c.get("Labels") or {}).get(name, "")
+
     def Mounts(self) -> str:
         names = []
         for m in self.c.get("Mounts") or []:

@@ -40,6 +40,16 @@ class FieldSource(Protocol):
         """What ``{{json .}}`` marshals."""
 
 
+@runtime_checkable
+class MethodSource(Protocol):
+    """A row with methods that take arguments (docker's ``ContainerContext.Label(name)``)."""
+
+    METHODS: Mapping[str, int]  # method name -> number of arguments
+
+    def call(self, name: str, args: list[Any]) -> Any:
+        """Call the method ``name`` with the template's arguments."""
+
+
 # ---------------------------------------------------------------- lexing
 
 _TOKEN = re.compile(r"""
@@ -687,10 +697,27 @@ class _Exec:
                 raise self.err(first.pos, name, str(e)) from None
             except (TypeError, AttributeError, ValueError) as e:
                 raise self.err(first.pos, name, f"error calling {name}: {e}") from None
+        if isinstance(first, _Field) and (len(cmd.args) > 1 or final is not _UNSET):
+            return self.method(first, cmd, dot, vars_, final)
         if len(cmd.args) > 1 or final is not _UNSET:
             raise self.err(cmd.pos, self.src[cmd.pos:cmd.pos + 20].split("}}")[0].strip(),
                            "can't give argument to non-function")
         return self.arg(first, dot, vars_)
+
+    def method(self, first: _Field, cmd: _Cmd, dot: Any, vars_: list[tuple[str, Any]], final: Any) -> Any:
+        """``{{.Label "x"}}``: a method with arguments on a row (``MethodSource``), as Go calls a struct's method."""
+        receiver = self.walk(dot, first.names[:-1], first.pos, first.text)
+        name = first.names[-1]
+        args = [self.arg(a, dot, vars_) for a in cmd.args[1:]]
+        if final is not _UNSET:
+            args.append(final)
+        if isinstance(receiver, MethodSource) and name in receiver.METHODS:
+            want = receiver.METHODS[name]
+            if len(args) != want:
+                raise self.err(first.pos, first.text,
+                               f"wrong number of args for {name}: want {want} got {len(args)}")
+            return receiver.call(name, args)
+        raise self.err(cmd.pos, first.text, "can't give argument to non-function " + first.text)
 
     def arg(self, node: _Operand, dot: Any, vars_: list[tuple[str, Any]]) -> Any:
         if isinstance(node, _Dot):
@@ -757,6 +784,15 @@ class Template:
     def execute(self, data: Any, funcs: dict[str, Callable[..., Any]] | None = None) -> str:
         ex = _Exec(self.src, funcs or self.funcs, self.missing_key_error, self.typed_nils)
         ex.run(self.nodes, data, [("$", data)])
+        return "".join(ex.out)
+
+    def execute_partial(self, data: Any, funcs: dict[str, Callable[..., Any]] | None = None) -> str:
+        """What Go's Execute has written when it stops at an error (docker ignores its header pass's errors)."""
+        ex = _Exec(self.src, funcs or self.funcs, self.missing_key_error, self.typed_nils)
+        try:
+            ex.run(self.nodes, data, [("$", data)])
+        except TemplateError:
+            pass
         return "".join(ex.out)
 
 

@@ -29,7 +29,11 @@ class Context:
     """
 
     HEADERS: Mapping[str, str] = {}
+    METHODS: Mapping[str, int] = {}  # methods taking arguments (``Label``): name -> argument count
     type_name = "*formatter.Context"
+
+    def call(self, name: str, args: list[Any]) -> Any:
+        return getattr(self, name)(*args)
 
     def field(self, name: str) -> Any:
         if name not in self.HEADERS:
@@ -104,7 +108,7 @@ def write_formatted(out: TextIO, fmt: Format, rows: Iterable[Context], header_ct
     body = "".join(tmpl.execute(row) + "\n" for row in rows)
     if fmt.is_table:
         header_data = {k: v for k, v in header_ctx.HEADERS.items()}
-        header = tmpl.execute(_HeaderMap(header_data), funcs=HEADER_FUNCS)
+        header = tmpl.execute_partial(_HeaderMap(header_data), funcs=HEADER_FUNCS)
         out.write(tabwrite(header + "\n" + body))
     else:
         out.write(body)
@@ -113,8 +117,15 @@ def write_formatted(out: TextIO, fmt: Format, rows: Iterable[Context], header_ct
 class _HeaderMap(dict):  # type: ignore[type-arg]
     """Header pass data: an unknown field prints ``<no value>`` as on docker's header map."""
 
+    # docker's SubHeaderContext.Label: the header of ``{{.Label "com.example.some-key"}}`` is ``some key``
+    METHODS = {"Label": 1}
+
     def __missing__(self, key: str) -> Any:
         return NO_VALUE
+
+    def call(self, name: str, args: list[Any]) -> Any:
+        last = str(args[0]).split(".")[-1]
+        return last.replace("-", " ").replace("_", " ")
 
 
 # Fields of the Engine API's inspect types that are Go slices or maps: a null there prints as
