@@ -356,3 +356,152 @@ def test_attached_stdin_ends_and_output_still_comes(hosts, remote_env, remote_bu
                          input="hi there\n", capture_output=True, text=True, env=remote_env, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "hi there\nlate\n"
+
+
+# -- streams over TLS: terminals, attach, follow, build, pull -----------------------
+
+@pytest.fixture
+def remote_pane(hosts, remote_env, remote_busybox):
+    """tmux panes running the real docker CLI in the client's namespace, over TLS."""
+    from test_containers_tty import Pane
+
+    panes: list[Pane] = []
+
+    def make(command: str) -> Pane:
+        tls = f"DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={remote_env['DOCKER_CERT_PATH']}"
+        p = Pane(remote_env, f"ip netns exec {hosts.client_ns} env {tls} {command}")
+        panes.append(p)
+        return p
+
+    yield make
+    for p in panes:
+        p.close()
+
+
+@pytest.fixture
+def remote_cleanup(hosts, remote_env):
+    """Names of containers a test made, removed afterwards."""
+    names: list[str] = []
+    yield names
+    if names:
+        docker_in(hosts.client_ns, remote_env, "rm", "-f", *names)
+
+
+def test_run_it_over_tls(remote_pane):
+    p = remote_pane(f"{DOCKER} run -it --rm busybox sh")
+    p.wait_for(lambda s: "/ #" in s)
+    p.type("echo $((6*7)); stty size")
+    p.keys("Enter")
+    p.wait_for(lambda s: "\n42\n30 100" in s)
+    p.type("exit 3")
+    p.keys("Enter")
+    p.wait_for(lambda s: "EXIT=3" in s)
+
+
+def test_exec_it_over_tls(hosts, remote_env, remote_pane, remote_cleanup):
+    remote_cleanup.append("tls-exec")
+    res = docker_in(hosts.client_ns, remote_env, "run", "-d", "--name", "tls-exec", "busybox", "sleep", "300")
+    assert res.returncode == 0, res.stderr
+    p = remote_pane(f"{DOCKER} exec -it tls-exec sh")
+    p.wait_for(lambda s: "/ #" in s)
+    p.type("echo in-$((2+3)) $(cat /proc/1/cmdline | tr '\\0' ' ')")
+    p.keys("Enter")
+    p.wait_for(lambda s: "in-5 sleep 300" in s)
+    p.type("exit 4")
+    p.keys("Enter")
+    p.wait_for(lambda s: "EXIT=4" in s)
+
+
+def test_attach_after_run_dit_over_tls(hosts, remote_env, remote_pane, remote_cleanup):
+    remote_cleanup.append("tls-attach")
+    res = docker_in(hosts.client_ns, remote_env, "run", "-dit", "--name", "tls-attach", "busybox", "sh")
+    assert res.returncode == 0, res.stderr
+    p = remote_pane(f"{DOCKER} attach tls-attach")
+    time.sleep(0.3)  # the attach is up before the first keys reach the shell
+    p.type("echo att-$((3*3))")
+    p.keys("Enter")
+    p.wait_for(lambda s: "att-9" in s)
+    p.keys("C-p", "C-q")
+    # what the docker CLI says and returns on a detach from `docker attach`, against dockerd too
+    p.wait_for(lambda s: "read escape sequence\nEXIT=1" in s)
+    res = docker_in(hosts.client_ns, remote_env, "inspect", "-f", "{{.State.Running}}", "tls-attach")
+    assert res.stdout.strip() == "true"
+
+
+def test_logs_follow_over_tls(hosts, remote_env, remote_cleanup):
+    remote_cleanup.append("tls-logs")
+    res = docker_in(hosts.client_ns, remote_env, "run", "-d", "--name", "tls-logs", "busybox", "sh", "-c",
+                    "echo first; sleep 1.5; echo second")
+    assert res.returncode == 0, res.stderr
+    started = time.monotonic()
+    proc = subprocess.Popen(["ip", "netns", "exec", hosts.client_ns, DOCKER, "logs", "-f", "tls-logs"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=remote_env)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "first\n"
+        assert time.monotonic() - started < 1.5  # seen before the container wrote its second line
+        assert proc.stdout.readline() == "second\n"
+        assert proc.wait(15) == 0  # the follow ends with the container
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_build_over_tls(hosts, remote_env, remote_busybox, tmp_path):
+    (tmp_path / "hello.txt").write_text("sent over TLS\n")
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /\nRUN cat /hello.txt > /copy.txt\n")
+    env = {**remote_env, "DOCKER_BUILDKIT": "0"}
+    res = docker_in(hosts.client_ns, env, "build", "-t", "tls-built", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "Step 3/3 : RUN cat /hello.txt > /copy.txt" in res.stdout
+    assert "Successfully tagged tls-built:latest" in res.stdout
+    res = docker_in(hosts.client_ns, remote_env, "run", "--rm", "tls-built", "cat", "/copy.txt")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "sent over TLS\n"
+    docker_in(hosts.client_ns, remote_env, "rmi", "tls-built")
+
+
+@pytest.fixture
+def remote_registry(hosts, tmp_path):
+    """Debian's docker-registry on the loopback of the daemon's namespace: 127.0.0.1 there, insecure by default."""
+    from registry import REGISTRY_BIN
+
+    if not os.path.exists(REGISTRY_BIN):
+        pytest.skip("docker-registry is not installed")
+    port = 5000
+    config = tmp_path / "registry.yml"
+    config.write_text("\n".join([
+        "version: 0.1", "log:", "  level: info", "storage:", "  filesystem:",
+        f"    rootdirectory: {tmp_path / 'storage'}", "http:", f"  addr: 127.0.0.1:{port}"]) + "\n")
+    log_path = tmp_path / "registry.log"
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{hosts.server_ns}", REGISTRY_BIN, "serve",
+                                 str(config)], stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while "listening on" not in log_path.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_push_and_pull_over_tls(hosts, remote_env, remote_busybox, remote_registry):
+    ref = f"{remote_registry}/tls/busybox:pulled"
+    for args in (("tag", "busybox", ref), ("push", ref), ("rmi", ref)):
+        res = docker_in(hosts.client_ns, remote_env, *args)
+        assert res.returncode == 0, (args, res.stderr)
+    res = docker_in(hosts.client_ns, remote_env, "pull", ref)
+    assert res.returncode == 0, res.stderr
+    assert "pulled: Pulling from tls/busybox" in res.stdout and "Digest: sha256:" in res.stdout
+    assert res.stdout.endswith(f"\n{ref}\n")
+    res = docker_in(hosts.client_ns, remote_env, "run", "--rm", ref, "echo", "pulled")
+    assert res.stdout == "pulled\n", res.stderr
+    docker_in(hosts.client_ns, remote_env, "rmi", ref)
