@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -99,6 +100,32 @@ class Daemon:
         self.stop()
         self.start()
 
+    def teardown(self) -> None:
+        """Remove what the tests left (containers outlive a stopped daemon), stop, drop the bridge.
+
+        A test that killed the daemon gets it started again first, so its
+        containers are reaped by the engine rather than left on the machine.
+        """
+        if self.proc is None and os.path.exists(self.data_root):
+            try:
+                self.start()
+            except RuntimeError:
+                pass
+        if self.proc is not None:
+            try:
+                api = docker.APIClient(base_url=self.host, version="1.44", timeout=60)
+                for c in api.containers(all=True, quiet=True):
+                    api.remove_container(c["Id"], force=True, v=True)
+                for n in api.networks():
+                    if n["Name"] not in ("bridge", "host", "none"):
+                        api.remove_network(n["Id"])
+            except docker.errors.DockerException:
+                pass
+        self.stop()
+        for arg in self.bridge_args()[1:]:
+            subprocess.run(["ip", "link", "del", arg], capture_output=True)
+            _drop_rules(arg)
+
     def log(self) -> str:
         try:
             return Path(self.log_path).read_text(errors="replace")[-20000:]
@@ -126,6 +153,15 @@ class Daemon:
         return docker.APIClient(base_url=self.host, version="auto", timeout=120)
 
 
+def _drop_rules(word: str) -> None:
+    """iptables rules naming ``word`` (a bridge dockerd would keep across restarts) deleted."""
+    for table in ("filter", "nat"):
+        out = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("-A ") and word in line.split():
+                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(line[3:])], capture_output=True)
+
+
 def make_daemon(tmp: Path, extra_args: list[str] | None = None) -> Daemon:
     # Unix socket paths are limited to 108 bytes; keep the socket short.
     sock_dir = tempfile.mkdtemp(prefix="dy", dir="/tmp")
@@ -145,7 +181,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory):
     d = make_daemon(tmp_path_factory.mktemp("dockyardd"))
     d.start()
     yield d
-    d.stop()
+    d.teardown()
 
 
 @pytest.fixture
@@ -153,4 +189,4 @@ def fresh_daemon(tmp_path: Path):
     """A dockyardd of the test's own, for tests that restart or break it."""
     d = make_daemon(tmp_path)
     yield d
-    d.stop()
+    d.teardown()
