@@ -18,7 +18,7 @@ import docker
 import requests
 
 from .. import __version__
-from . import build, containers, images, inspect, registry, remote, system, volumes
+from . import build, containers, images, inspect, networks, registry, remote, system, volumes
 from .command import PROG, CliError, CommandTree, Parser, UsageError, add_bool, fail_usage, parse
 from .connection import (ConnectionError_, ConnectionOptions, StreamError, api_message, cannot_connect, connect,
                          resolve_host)
@@ -27,7 +27,7 @@ from .gotemplate import TemplateError
 # Each module's ``register(tree)``; later resources (containers, networks, ...) add theirs here.
 MODULES: list[Callable[[CommandTree], None]] = [images.register, inspect.register, system.register, remote.register,
                                                 containers.register, registry.register, build.register,
-                                                volumes.register]
+                                                volumes.register, networks.register]
 
 
 class Cli:
