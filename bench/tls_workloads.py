@@ -11,6 +11,7 @@ import ipaddress
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +22,13 @@ from dockyard.tlscerts.layout import CertDir
 from .engines import Engine
 from .workloads import Context, Sample, workload
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from fixtures.busybox import build_busybox  # noqa: E402
+
 KEEPALIVE_REQUESTS = 200
+KEEPALIVE_CONTAINERS = 20
+# dockerd 20.10 serves API versions up to 1.41
+LIST_PATH = "/v1.41/containers/json?all=1"
 # Where each engine's TLS listener is, by engine base dir (an Engine is a plain dataclass).
 _PORTS: dict[Path, int] = {}
 
@@ -81,23 +88,34 @@ def _session(ctx: Context) -> requests.Session:
     return s
 
 
-@workload("tls-keepalive", "s", f"{KEEPALIVE_REQUESTS} sequential GET /containers/json over one keep-alive "
-          "mutual-TLS connection (requests.Session; /images/json while dockyard has no /containers/json)",
-          prepare=_prepare_tls)
+def _prepare_containers(engine: Engine, ctx: Context) -> None:
+    _prepare_tls(engine, ctx)
+    path, _ = ctx.artifact("busybox.tar", lambda p: build_busybox(str(p)))
+    engine.cli("load", "-i", str(path))
+    ids = engine.cli("ps", "-aq").stdout_text.split()
+    if ids:
+        engine.cli("rm", "-f", *ids)
+    for i in range(KEEPALIVE_CONTAINERS):
+        engine.cli("create", "--network", "none", "--name", f"tls{i}", "--label", f"n={i}", "busybox", "true")
+
+
+@workload("tls-keepalive", "s", f"{KEEPALIVE_REQUESTS} sequential GET /containers/json?all=1 "
+          f"({KEEPALIVE_CONTAINERS} containers) over one keep-alive mutual-TLS connection (requests.Session)",
+          prepare=_prepare_containers)
 def tls_keepalive(engine: Engine, ctx: Context) -> Sample:
-    base = f"https://127.0.0.1:{_PORTS[engine.base]}"
+    url = f"https://127.0.0.1:{_PORTS[engine.base]}{LIST_PATH}"
     with _session(ctx) as s:
-        # connect and handshake outside the timing; pick the path both engines serve
-        path = "/containers/json" if s.get(f"{base}/containers/json").status_code == 200 else "/images/json"
-        url = base + path
+        s.get(url)  # connect and handshake outside the timing
         t0 = time.perf_counter()
         for _ in range(KEEPALIVE_REQUESTS):
             r = s.get(url)
             if r.status_code != 200:
-                raise RuntimeError(f"{engine.name}: GET {path} answered {r.status_code}: {r.text[:200]}")
+                raise RuntimeError(f"{engine.name}: GET {LIST_PATH} answered {r.status_code}: {r.text[:200]}")
         seconds = time.perf_counter() - t0
-        pools = s.get_adapter(base).poolmanager.pools
+        if len(r.json()) != KEEPALIVE_CONTAINERS:
+            raise RuntimeError(f"{engine.name}: listed {len(r.json())} containers, not {KEEPALIVE_CONTAINERS}")
+        pools = s.get_adapter(url).poolmanager.pools
         opened = sum(pools[key].num_connections for key in pools.keys())
         if opened != 1:
             raise RuntimeError(f"{engine.name}: {opened} connections were opened, not one")
-    return seconds, {"path": path}
+    return seconds, {"bytes": len(r.content)}
