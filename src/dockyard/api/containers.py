@@ -94,9 +94,11 @@ def routes(engine: Engine) -> list[Route]:
 
     async def list_(request: Request) -> Response:
         wanted = flt.parse(request.q("filters"), LIST_FILTERS)
-        out = await asyncio.to_thread(list_containers, engine, request.qbool("all"), request.qint("limit", -1) or -1,
-                                      wanted, request.qbool("size"))
-        return json_response(out)
+        args = (engine, request.qbool("all"), request.qint("limit", -1) or -1, wanted, request.qbool("size"))
+        if request.qbool("size"):
+            return json_response(await asyncio.to_thread(list_containers, *args))
+        # records, states and network memberships are in memory: a thread hop would cost more than the list
+        return json_response(list_containers(*args))
 
     async def top(request: Request) -> Response:
         return json_response(await asyncio.to_thread(top_processes, engine, request.params["name"],

@@ -29,7 +29,8 @@ def parse_iso(value: str) -> float:
     if not value or value.startswith("0001-"):
         return 0.0
     main, _, frac = value.rstrip("Z").partition(".")
-    dt = datetime.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    # fromisoformat rather than strptime: a tenth of the cost, and `ps` parses one per container
+    dt = datetime.datetime.fromisoformat(main).replace(tzinfo=datetime.timezone.utc)
     return dt.timestamp() + (float("0." + frac) if frac else 0.0)
 
 
