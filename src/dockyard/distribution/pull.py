@@ -266,7 +266,7 @@ class Puller:
         body = _Body(resp, progress.meter(layer.id, "Downloading", desc.size), desc, ref, cancel)
         try:
             if streamed:
-                pending = self.images.layers.unpack(body)  # type: ignore[arg-type]
+                pending = self.images.layers.unpack(body, blob_digest=lambda: body.digest)  # type: ignore[arg-type]
                 body.finish()
                 progress.layer(layer.id, "Verifying Checksum")
                 if pending.blob_digest != desc.digest:
@@ -324,7 +324,8 @@ class _Body:
         self._cancel = cancel
         self.size = 0
         self.error: DockyardError | None = None
-        # the layer store hashes too, but a blob that fails to decompress is only explained by its digest
+        # the one hash of the blob as received: the layer store uses it, and a blob that fails to
+        # decompress is only explained by its digest
         self._hash = hashlib.sha256()
 
     @property

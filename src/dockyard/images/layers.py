@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from .. import errors
 from ..storage.archive import extract
@@ -28,6 +28,8 @@ from .streams import HashingReader, Peekable, compression_of, decompressed
 from .tarsplit import Recorder, replay
 
 log = logging.getLogger("dockyard.images")
+
+READ_CHUNK = 1024 * 1024
 
 # failures of the host rather than of the data sent
 HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
@@ -72,16 +74,22 @@ class LayerStore:
                 snapshotter.remove_layer(cid)
 
     # -- unpack / commit -----------------------------------------------------------
-    def unpack(self, raw: IO[bytes], parent: str | None = None) -> PendingLayer:
-        """Decompress, hash and extract ``raw`` into a build dir (nothing visible yet)."""
+    def unpack(self, raw: IO[bytes], parent: str | None = None,
+               blob_digest: Callable[[], str] | None = None) -> PendingLayer:
+        """Decompress, hash and extract ``raw`` into a build dir (nothing visible yet).
+
+        ``blob_digest``: the caller's own reader already hashes the blob as
+        received (a download does); read after ``raw`` is drained.
+        """
         base = None if self.snap.independent_layers else parent
         build = self.snap.new_layer(base)
         try:
             head = Peekable(raw)
-            # An uncompressed blob's digest is its diff ID: hash it once, not twice.
-            outer = HashingReader(head) if compression_of(head.peek(6)) else None
+            # An uncompressed blob's digest is its diff ID, and a caller's hash is as good: hash once.
+            compressed = compression_of(head.peek(6)) is not None
+            outer = HashingReader(head) if compressed and blob_digest is None else None
             try:
-                plain = decompressed(outer) if outer else head  # type: ignore[arg-type]
+                plain = decompressed(outer or head) if compressed else head  # type: ignore[arg-type]
             except ValueError as e:
                 raise errors.InvalidParameter(str(e)) from None
             with open(os.path.join(build, TAR_SPLIT), "wb", buffering=1024 * 1024) as ts:
@@ -89,9 +97,11 @@ class LayerStore:
                 result = extract(rec, os.path.join(build, "diff"), whiteouts=self.snap.whiteouts, devices=True,
                                  on_payload=rec.payload)
                 diff_id, tar_size = rec.finish()
-            if outer:
-                outer.drain()
-            return PendingLayer(build, diff_id, result.size, tar_size, outer.digest if outer else diff_id, base)
+            # the compressed stream may go on past the tar's end: the blob's digest covers it all
+            while (outer or head).read(READ_CHUNK):
+                pass
+            digest = blob_digest() if blob_digest else outer.digest if outer else diff_id
+            return PendingLayer(build, diff_id, result.size, tar_size, digest, base)
         except errors.DockyardError:
             self.snap.discard(build)
             raise

@@ -15,13 +15,15 @@ import json
 import logging
 import posixpath
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .. import errors
+from ..storage.archive import ForwardReader
 from . import reference as refs
 from .layers import LayerStore, PendingLayer
-from .streams import HashingReader, compression_of
+from .streams import HashingReader, compression_of, decompressed
 
 log = logging.getLogger("dockyard.images")
 
@@ -68,6 +70,24 @@ class _Chain:
         return True
 
 
+class _Member:
+    """A member's content read straight from the archive stream (no tarfile buffering in between)."""
+
+    def __init__(self, stream: ForwardReader, offset: int, size: int) -> None:
+        stream.seek(offset)
+        self._stream = stream
+        self._left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._stream.read(n)
+        self._left -= len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
 def _looks_like_layer(head: bytes) -> bool:
     if compression_of(head) is not None:
         return True
@@ -88,7 +108,11 @@ class ArchiveReader:
 
     def read(self, stream: IO[bytes]) -> None:
         try:
-            with tarfile.open(fileobj=stream, mode="r|*", bufsize=1024 * 1024) as tar:  # type: ignore[call-overload]
+            try:
+                plain = ForwardReader(decompressed(stream))  # type: ignore[arg-type]
+            except ValueError as e:
+                raise errors.InvalidParameter(f"invalid tar archive: {e}") from None
+            with tarfile.TarFile(fileobj=plain, mode="r") as tar:  # type: ignore[arg-type]
                 for m in tar:
                     name = posixpath.normpath(m.name.lstrip("/"))
                     if m.issym():
@@ -96,12 +120,13 @@ class ArchiveReader:
                     elif m.islnk():
                         self.links[name] = posixpath.normpath(m.linkname.lstrip("/"))
                     elif m.isreg():
-                        src = tar.extractfile(m)
+                        src: IO[bytes] = tar.extractfile(m) if m.sparse is not None else \
+                            _Member(plain, m.offset_data, m.size)  # type: ignore[assignment]
                         assert src is not None
                         self._member(name, m.size, src)
                 while stream.read(1024 * 1024):
                     pass
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             if isinstance(e, OSError) and e.errno is not None:
                 raise
             raise errors.InvalidParameter(f"invalid tar archive: {e or 'unexpected end of data'}") from None

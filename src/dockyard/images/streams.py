@@ -7,8 +7,12 @@ so an upload flows through decompression, hashing and extraction in one pass.
 from __future__ import annotations
 
 import hashlib
+import zlib
+from types import ModuleType
 from typing import IO, Any
 
+# compressed bytes fed to the decompressor at a time (gzip.GzipFile feeds 8 KiB, which costs a call per 8 KiB)
+INFLATE_INPUT = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 BZIP2_MAGIC = b"BZh"
@@ -68,8 +72,7 @@ def decompressed(raw: IO[bytes], allow: tuple[str, ...] = ("gzip", "zstd", "xz",
     if kind not in allow:
         raise ValueError(f"unsupported compression {kind}")
     if kind == "gzip":
-        import gzip
-        return gzip.GzipFile(fileobj=p, mode="rb")  # type: ignore[arg-type]
+        return GzipReader(p)  # type: ignore[return-value]
     if kind == "zstd":
         import zstandard
         return zstandard.ZstdDecompressor().stream_reader(p, read_across_frames=True)  # type: ignore[arg-type]
@@ -78,6 +81,70 @@ def decompressed(raw: IO[bytes], allow: tuple[str, ...] = ("gzip", "zstd", "xz",
         return lzma.LZMAFile(p)  # type: ignore[arg-type]
     import bz2
     return bz2.BZ2File(p)  # type: ignore[arg-type]
+
+
+def _zlib() -> ModuleType:
+    """ISA-L's zlib when installed (same API and checks, about 2x faster inflate), else the standard one.
+
+    Imported on first use so the daemon's idle footprint does not carry it.
+    """
+    try:
+        from isal import isal_zlib
+        return isal_zlib
+    except ImportError:
+        return zlib
+
+
+class GzipReader:
+    """A gzip stream (one or more members, zero padding after) decompressed in big steps.
+
+    zlib's gzip mode (wbits 31) checks each member's CRC-32 and length itself.
+    Output per read is bounded by ``n``, so a small blob cannot balloon memory.
+    Corrupt data raises ``zlib.error`` whichever zlib inflates (tarfile and the
+    callers know that one), a truncated stream ``EOFError``.
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._z = _zlib()
+        self._d: Any = self._z.decompressobj(31)
+        self._input = b""  # compressed bytes not yet given to the decompressor
+        self._between = False  # the last member ended; another may follow
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self.read(INFLATE_INPUT):
+                parts.append(chunk)
+            return b"".join(parts)
+        while not self._eof and n:
+            if not self._input:
+                self._input = self._raw.read(INFLATE_INPUT)
+                if not self._input:
+                    if not self._between:
+                        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+                    self._eof = True
+                    break
+            if self._between:
+                self._input = self._input.lstrip(b"\0")
+                if not self._input:
+                    continue
+                self._d, self._between = self._z.decompressobj(31), False
+            try:
+                out = self._d.decompress(self._input, n)
+            except self._z.error as e:
+                raise zlib.error(str(e)) from None
+            self._input = self._d.unconsumed_tail
+            if self._d.eof:
+                self._input = self._d.unused_data + self._input
+                self._between = True
+            if out:
+                return out
+        return b""
+
+    def readable(self) -> bool:
+        return True
 
 
 class HashingReader:

@@ -17,11 +17,12 @@ Whiteouts (``.wh.NAME``, ``.wh..wh..opq``) are handled per ``whiteouts``:
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import IO, Callable, Literal
+from typing import IO, Callable, Iterator, Literal
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
@@ -42,6 +43,87 @@ class ExtractResult:
     size: int = 0  # bytes of regular file content written
     entries: int = 0
     _dir_times: list[tuple[str, int]] = field(default_factory=list)
+
+
+class ForwardReader:
+    """A forward-only stream that tarfile can read in its seekable mode.
+
+    tarfile's stream mode ("r|") re-copies its whole read-ahead buffer on
+    every read, i.e. about a megabyte per 512-byte header; here reads are
+    slices of the chunk in hand, and file contents can be written from it
+    without another copy. Seeking goes forward by reading, or back only
+    within the chunk in hand (tarfile steps back one byte after a member
+    whose data ends on a block boundary); anything else is refused.
+    """
+
+    def __init__(self, raw: IO[bytes], chunk: int = COPY_CHUNK) -> None:
+        self._raw = raw
+        self._size = chunk
+        self._chunk = b""
+        self._off = 0  # position in _chunk
+        self._pos = 0  # position in the stream
+
+    def _fill(self) -> bool:
+        self._chunk = self._raw.read(self._size)
+        self._off = 0
+        return bool(self._chunk)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def views(self, n: int) -> "Iterator[memoryview]":
+        """Up to ``n`` next bytes as views of the chunks they arrive in (short only at the end of the stream)."""
+        while n > 0:
+            if self._off >= len(self._chunk) and not self._fill():
+                return
+            take = min(n, len(self._chunk) - self._off)
+            view = memoryview(self._chunk)[self._off:self._off + take]
+            self._off += take
+            self._pos += take
+            n -= take
+            yield view
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [bytes(v) for v in self.views(len(self._chunk) - self._off)]
+            while self._fill():
+                parts.append(self._chunk)
+                self._pos += len(self._chunk)
+                self._off = len(self._chunk)
+            return b"".join(parts)
+        if self._off + n <= len(self._chunk):  # the common case: no copy beyond the slice
+            data = self._chunk[self._off:self._off + n]
+            self._off += n
+            self._pos += n
+            return data
+        return b"".join(self.views(n))
+
+    def readinto(self, b: "memoryview | bytearray") -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("seek from the end of a stream")
+        back = self._pos - offset
+        if back > 0:
+            if back > self._off:
+                raise io.UnsupportedOperation("seek back on a forward-only stream")
+            self._off -= back
+            self._pos = offset
+        else:
+            for _ in self.views(-back):
+                pass
+        return self._pos
 
 
 def clean_name(name: str) -> list[str]:
@@ -169,10 +251,11 @@ def extract(fileobj: IO[bytes], dest: str, *, whiteouts: Whiteouts = None, devic
     """
     result = ExtractResult()
     root = _Root(dest)
+    stream = ForwardReader(fileobj)
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|", bufsize=COPY_CHUNK) as tar:
+        with tarfile.TarFile(fileobj=stream, mode="r") as tar:  # type: ignore[arg-type]
             for member in tar:
-                _extract_one(tar, member, root, result, whiteouts, devices, same_owner, on_payload)
+                _extract_one(tar, stream, member, root, result, whiteouts, devices, same_owner, on_payload)
         # Directory mtimes last: creating their children changed them.
         for rel, mtime_ns in reversed(result._dir_times):
             try:
@@ -186,7 +269,7 @@ def extract(fileobj: IO[bytes], dest: str, *, whiteouts: Whiteouts = None, devic
     return result
 
 
-def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, root: _Root, result: ExtractResult,
+def _extract_one(tar: tarfile.TarFile, stream: ForwardReader, m: tarfile.TarInfo, root: _Root, result: ExtractResult,
                  whiteouts: Whiteouts, devices: bool, same_owner: bool,
                  on_payload: PayloadHook | None) -> None:
     parts = clean_name(m.name)
@@ -213,15 +296,7 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, root: _Root, result: 
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=dfd)
             try:
-                src = tar.extractfile(m)
-                assert src is not None
-                remaining = m.size
-                while remaining > 0:
-                    chunk = src.read(min(COPY_CHUNK, remaining))
-                    if not chunk:
-                        raise UnsafeArchive(f"{m.name}: unexpected end of archive")
-                    _write_all(fd, chunk)
-                    remaining -= len(chunk)
+                _copy_content(tar, stream, m, fd)
                 _metadata_fd(fd, m, mode, same_owner)
             finally:
                 os.close(fd)
@@ -261,7 +336,25 @@ def _extract_one(tar: tarfile.TarFile, m: tarfile.TarInfo, root: _Root, result: 
         os.close(dfd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _copy_content(tar: tarfile.TarFile, stream: ForwardReader, m: tarfile.TarInfo, fd: int) -> None:
+    remaining = m.size
+    if m.sparse is not None:  # tarfile maps the holes
+        src = tar.extractfile(m)
+        assert src is not None
+        chunks: Iterator[bytes | memoryview] = iter(lambda: src.read(min(COPY_CHUNK, remaining)), b"")
+    else:  # the content follows its header: write it from the stream's chunks
+        stream.seek(m.offset_data)
+        chunks = stream.views(m.size)
+    for chunk in chunks:
+        _write_all(fd, chunk)
+        remaining -= len(chunk)
+        if remaining <= 0:
+            break
+    if remaining > 0:
+        raise UnsafeArchive(f"{m.name}: unexpected end of archive")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
