@@ -97,3 +97,20 @@ def test_symlinks_never_reach_the_host(d, tmp_path) -> None:
 
 def stat_of(api, path):
     return api.get_archive("cpbox", path)[1]
+
+
+def test_cp_never_replaces_a_directory_with_a_file(d, tmp_path) -> None:
+    # the CLI sends noOverwriteDirNonDir: a file must not replace a directory, nor a directory a file
+    d.cli("run", "-d", "--name", "nooverwrite", "busybox", "sleep", "300")
+    d.cli("exec", "nooverwrite", "sh", "-c", "mkdir -p /tmp/adir && touch /tmp/adir/keep /tmp/afile")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "adir").write_text("file\n")
+    res = d.cli("cp", f"{src}/.", "nooverwrite:/tmp", check=False)
+    assert res.returncode != 0 and "cannot overwrite directory" in res.stderr_text
+    (src / "adir").unlink()
+    (src / "afile").mkdir()
+    res = d.cli("cp", f"{src}/.", "nooverwrite:/tmp", check=False)
+    assert res.returncode != 0 and "cannot overwrite non-directory" in res.stderr_text
+    assert d.cli("exec", "nooverwrite", "sh", "-c", "test -d /tmp/adir && test -f /tmp/afile && echo ok"
+                 ).stdout_text == "ok\n"

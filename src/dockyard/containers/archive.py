@@ -116,8 +116,13 @@ class ContainerFiles:
                 user = specmod.resolve_user(root, c.config["User"])
                 owner = (user.uid, user.gid)
             try:
-                reader = TarFilter(body, _owned(owner, host if no_overwrite_dir_non_dir else None))
-                tarsafe.extract(reader, host, devices=False, same_owner=True)
+                if owner == (0, 0) and os.geteuid() == 0:
+                    # the daemon's own files are root's: the stream passes unchanged, only checked
+                    guard = host if no_overwrite_dir_non_dir else None
+                    tarsafe.extract(GuardedTar(body, guard), host, devices=False, same_owner=False)
+                else:
+                    reader = TarFilter(body, _owned(owner, host if no_overwrite_dir_non_dir else None))
+                    tarsafe.extract(reader, host, devices=False, same_owner=True)
             except tarsafe.UnsafeArchive as e:
                 raise errors.InvalidParameter(str(e)) from None
 
@@ -195,6 +200,121 @@ class TarFilter:
         self._out += out.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         self._current = out
         self._remaining = out.size if out.isreg() else 0
+
+
+class GuardedTar:
+    """A tar stream passed through byte for byte, each entry's headers held back until it is checked.
+
+    The cheap path of an upload (no ownership to rewrite): headers are read
+    here (ustar, pax and GNU long names), contents are only counted, so the
+    extractor parses each header once and no data is copied twice.
+    """
+
+    def __init__(self, body: IO[bytes], guard_dir: str | None) -> None:
+        self._body = body
+        self._guard_dir = guard_dir
+        self._in = bytearray()  # read from the body, not yet released
+        self._released = 0  # how much of _in may go out
+        self._data_left = 0  # content (and padding) of the current entry still to come
+        self._pending: list[bytes] = []  # pax / long-name blocks of the entry being read
+        self._global: dict[str, str] = {}  # pax global records: tarfile applies them to every later entry
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        want = n if n >= 0 else 1 << 62
+        while self._released < want and not self._eof:
+            self._advance(want)
+        if self._eof:
+            self._released = len(self._in)
+        k = min(want, self._released)
+        data = bytes(self._in[:k])
+        del self._in[:k]
+        self._released -= k
+        return data
+
+    def _fill(self, size: int) -> bool:
+        """At least ``size`` unreleased bytes buffered; False at the body's end."""
+        while len(self._in) - self._released < size:
+            chunk = self._body.read(max(CHUNK, size))
+            if not chunk:
+                return False
+            self._in += chunk
+        return True
+
+    def _advance(self, want: int) -> None:
+        if self._data_left:
+            if not self._fill(1):
+                raise tarsafe.UnsafeArchive("invalid tar archive: unexpected end of data")
+            take = min(self._data_left, len(self._in) - self._released)
+            self._released += take
+            self._data_left -= take
+            return
+        held = sum(len(b) for b in self._pending)
+        if not self._fill(held + tarfile.BLOCKSIZE):
+            self._eof = True  # a truncated end: the extractor says what is wrong
+            return
+        start = self._released + held
+        block = bytes(self._in[start:start + tarfile.BLOCKSIZE])
+        if block == bytes(tarfile.BLOCKSIZE):
+            self._eof = True  # the end-of-archive blocks and whatever follows go out as they are
+            return
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as e:
+            raise tarsafe.UnsafeArchive(f"invalid tar archive: {e}") from None
+        padded = info.size + (-info.size % tarfile.BLOCKSIZE)
+        if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+            # an extended header: its payload belongs to the next entry, checked with it
+            if not self._fill(held + tarfile.BLOCKSIZE + padded):
+                raise tarsafe.UnsafeArchive("invalid tar archive: unexpected end of data")
+            self._pending.append(bytes(self._in[start:start + tarfile.BLOCKSIZE + padded]))
+            return
+        if info.type == tarfile.GNUTYPE_SPARSE and block[482]:
+            # old GNU sparse: more extent blocks follow the header, each saying whether another does
+            ext_end = start + tarfile.BLOCKSIZE
+            while True:
+                if not self._fill(ext_end - self._released + tarfile.BLOCKSIZE):
+                    raise tarsafe.UnsafeArchive("invalid tar archive: unexpected end of data")
+                more = self._in[ext_end + 504]
+                ext_end += tarfile.BLOCKSIZE
+                if not more:
+                    break
+        else:
+            ext_end = start + tarfile.BLOCKSIZE
+        name, size = info.name, info.size
+        records = dict(self._global)
+        for ext in self._pending:
+            kind = ext[156:157]
+            payload = ext[tarfile.BLOCKSIZE:]
+            if kind == tarfile.GNUTYPE_LONGNAME:
+                name = payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            elif kind == tarfile.XGLTYPE:
+                self._global.update(_pax_records(payload))
+                records.update(self._global)
+            elif kind == tarfile.XHDTYPE:
+                records.update(_pax_records(payload))
+        name = records.get("path", name)
+        if "size" in records:
+            size = int(records["size"])
+        if self._guard_dir is not None:
+            info.name = name
+            _check_overwrite(self._guard_dir, info)
+        self._released = ext_end
+        self._pending = []
+        self._data_left = size + (-size % tarfile.BLOCKSIZE) if info.type in tarfile.REGULAR_TYPES else 0
+
+
+def _pax_records(payload: bytes) -> dict[str, str]:
+    """The ``len key=value\\n`` records of a pax extended header."""
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(payload) and payload[pos:pos + 1] not in (b"", b"\0"):
+        space = payload.index(b" ", pos)
+        length = int(payload[pos:space])
+        key, _, value = payload[space + 1:pos + length - 1].partition(b"=")
+        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
 
 
 def _owned(owner: tuple[int, int], guard_dir: str | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
