@@ -1,7 +1,11 @@
-"""docker build: Dockerfile on stdin with a directory context, --network, -q, --platform, --cache-from, heredocs."""
+"""docker build: Dockerfile on stdin with a directory context, --network, -q, --platform, --cache-from, heredocs,
+intermediate containers as dockerd 20.10's classic builder shows and keeps them, builder prune."""
 
 from __future__ import annotations
 
+import io
+import re
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -88,3 +92,89 @@ def test_cache_from_an_image_with_no_local_cache(d, tmp_path):
     res = d.cli("build", "--cache-from", "cache-src", "-t", "cache-hit", context).stdout_text
     assert res.count("Using cache") == 3 and "Running in" not in res
     assert d.cli("image", "inspect", "-f", "{{.Id}}", "cache-hit").stdout_text.strip() == first
+
+
+def _ps(d) -> list[list[str]]:
+    out = d.cli("ps", "-a", "--no-trunc", "--format", "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.Status}}").stdout_text
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_failed_run_keeps_its_container_unless_force_rm(d, tmp_path):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo part > /partial; exit 3\n"})
+    before = {row[0] for row in _ps(d)}  # by ID: the status of older containers ages
+    res = d.cli("build", "-t", "kept-fail", context, check=False)
+    assert res.returncode == 3  # the CLI exits with the step's code
+    assert "The command '/bin/sh -c echo part > /partial; exit 3' returned a non-zero code: 3" in res.stderr_text
+    step = res.stdout_text.split("Step 3/3 : ")[1]
+    short = re.search(r" ---> Running in ([0-9a-f]{12})\n", step).group(1)
+    assert "Removing intermediate container" not in step
+    parent = res.stdout_text.split("Step 3/3")[0].rstrip().rsplit(" ---> ", 1)[1]
+    [kept] = [row for row in _ps(d) if row[0] not in before]
+    # as dockerd shows it: from the parent image (by ID), the step's command, its exit status
+    assert kept[0].startswith(short)
+    assert kept[1].removeprefix("sha256:").startswith(parent)
+    assert kept[2] == "\"/bin/sh -c 'echo part > /partial; exit 3'\""
+    assert kept[3].startswith("Exited (3) ")
+    # its filesystem holds what the step wrote before it failed
+    assert "A /partial" in d.cli("diff", short).stdout_text
+    assert d.cli("inspect", "-f", "{{.State.ExitCode}} {{.Config.Env}}", short).stdout_text.startswith("3 [")
+    d.cli("rm", short)
+    # --force-rm removes it, and says so
+    res = d.cli("build", "--force-rm", context, check=False)
+    assert res.returncode == 3
+    short = re.search(r"Step 3/3 .*? ---> Running in ([0-9a-f]{12})\n", res.stdout_text, re.S).group(1)
+    assert f"Removing intermediate container {short}\n" in res.stdout_text
+    assert {row[0] for row in _ps(d)} == before
+
+
+def test_metadata_steps_show_their_container_as_dockerd(d, tmp_path):
+    dockerfile = "FROM busybox\nENV A=1\nLABEL x=y\nWORKDIR /w\nEXPOSE 80\nUSER 1\nCMD [\"sh\"]\n"
+    write(tmp_path, {"Dockerfile": dockerfile})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        t.add(tmp_path / "Dockerfile", "Dockerfile")
+    api = d.api()
+    lines = [m.get("stream") for m in api.build(fileobj=io.BytesIO(buf.getvalue()), custom_context=True,
+                                                 decode=True, nocache=True, rm=True) if "stream" in m]
+    text = "".join(lines)
+    steps = text.split("Step ")[2:]
+    assert len(steps) == 6
+    for step in steps:
+        # e.g. "2/7 : ENV A=1\n ---> Running in ID\nRemoving intermediate container ID\n ---> IMAGE\n"
+        m = re.fullmatch(r"\d/7 : [^\n]+\n ---> Running in ([0-9a-f]{12})\n"
+                         r"Removing intermediate container \1\n ---> [0-9a-f]{12}\n(Successfully built .*)?", step,
+                         re.S)
+        assert m, step
+    again = d.cli("build", tmp_path.as_posix()).stdout_text
+    assert again.count(" ---> Using cache\n") == 6 and "Running in" not in again
+
+
+def test_rm_false_keeps_every_step_container(d, tmp_path):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo one > /one\n"})
+    before = {row[0] for row in _ps(d)}
+    res = d.cli("build", "--rm=false", "--no-cache", context)
+    assert "Removing intermediate container" not in res.stdout_text
+    ids = re.findall(r" ---> Running in ([0-9a-f]{12})", res.stdout_text)
+    new = [row for row in _ps(d) if row[0] not in before]
+    assert sorted(row[0][:12] for row in new) == sorted(ids)
+    states = {row[0][:12]: row[3] for row in new}
+    assert states[ids[0]] == "Created"  # the ENV step's container is created, never started
+    assert states[ids[1]].startswith("Exited (0) ")
+    assert "A /one" in d.cli("diff", ids[1]).stdout_text
+    d.cli("rm", *ids)
+
+
+def test_builder_prune_with_the_cli(d, tmp_path):
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo prune-me > /p\nLABEL p=1\n"})
+    d.cli("build", "-t", "prune-me", context)
+    res = d.cli("builder", "prune", "-f")
+    assert res.stdout_text.startswith("Deleted build cache objects:\n")
+    assert re.search(r"\nTotal reclaimed space: \d", res.stdout_text)
+    # the records are gone (the tagged image and its layers stay): the same build runs its steps again
+    again = d.cli("build", "-t", "prune-me", context).stdout_text
+    assert "Using cache" not in again and "Successfully tagged prune-me:latest\n" in again
+    res = d.cli("builder", "prune", "-f")
+    assert res.stdout_text.startswith("Deleted build cache objects:\n")
+    assert d.cli("builder", "prune", "-f").stdout_text == "Total reclaimed space: 0B\n"
+    df = d.cli("system", "df", "--format", "{{.Type}} {{.TotalCount}}").stdout_text
+    assert "Build Cache 0" in df

@@ -61,7 +61,7 @@ def test_ps_matches_docker(d, pair) -> None:
     assert clock.sub("T", ours.stdout_text) == clock.sub("T", ref.stdout_text)
     assert ours.stdout_text.splitlines()[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
                                                         "PORTS", "NAMES"]
-    assert '"echo a very long co…"' in ours.stdout_text
+    assert "\"echo 'a very long c…\"" in ours.stdout_text  # dockerd quotes an argument with a space
     ref, ours = both(d, "ps", "-a", "--format", "json")
     strip = lambda text: [{k: v for k, v in json.loads(line).items() if k not in ("RunningFor", "Status")}
                           for line in text.splitlines()]

@@ -309,8 +309,8 @@ async def _log_stream(svc: ContainerService, c: Container, reader: logmod.LogRea
 
 # -- shaping --------------------------------------------------------------------------
 def _command(c: Container) -> str:
-    parts = [c.path, *c.args]
-    return " ".join(parts)
+    # dockerd's list quotes the arguments (not the path) that hold a space
+    return " ".join([c.path, *(f"'{a}'" if " " in a else a for a in c.args)])
 
 
 def human_duration(seconds: float) -> str:

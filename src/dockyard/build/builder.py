@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .. import errors
+from ..containers.record import now_iso
 from ..images import reference as refs
 from ..util.iterio import IterReader
 from . import copier
@@ -302,21 +303,48 @@ class Builder:
 
     def _meta_step(self, state: StageState, comment: str) -> None:
         """Commit a config-only step (as dockerd, an image with an empty layer)."""
-        shell = state.config.get("Shell") or DEFAULT_SHELL
-        created_by = " ".join([*shell, "#(nop) ", comment])
-        self._commit(state, created_by, None)
+        cmd = [*(state.config.get("Shell") or DEFAULT_SHELL), "#(nop) ", comment]
+        created_by = " ".join(cmd)
+        key = step_key(state.image_id or "", created_by, state.config)
+        if self._use_cache(state, key, created_by):
+            return
+        with self._step_container(state, cmd):
+            self._commit_chunks(state, created_by, None, key)
 
-    def _commit(self, state: StageState, created_by: str, layer: Callable[[], Iterator[bytes] | None] | None,
-                cached_key: str | None = None) -> None:
-        key = cached_key or step_key(state.image_id or "", created_by, state.config)
-        if not self.opts.no_cache:
-            hit = self._cached(state, key, created_by)
-            if hit:
-                self.out(" ---> Using cache\n")
-                state.image_id = hit
-                return
-        chunks = layer() if layer else None
-        self._commit_chunks(state, created_by, chunks, key)
+    def _use_cache(self, state: StageState, key: str, created_by: str) -> bool:
+        """Take the step's image from the cache when it is there, saying so as dockerd does."""
+        if self.opts.no_cache:
+            return False
+        hit = self._cached(state, key, created_by)
+        if not hit:
+            return False
+        self.out(" ---> Using cache\n")
+        state.image_id = hit
+        return True
+
+    @contextlib.contextmanager
+    def _step_container(self, state: StageState, cmd: list[str]) -> Iterator[None]:
+        """The container dockerd creates from the parent to commit a config-only step (or WORKDIR):
+        shown, then removed after the commit; with --rm=false it stays, created and never started."""
+        container_id = secrets.token_hex(32)
+        if not (self.opts.remove or self.opts.force_remove) and state.image_id:
+            container_id = self.engine.containers.create(None, self._container_body(state, cmd)).id
+        self.out(f" ---> Running in {container_id[:12]}\n")
+        yield
+        if self.opts.remove or self.opts.force_remove:
+            self.out(f"Removing intermediate container {container_id[:12]}\n")
+
+    def _container_body(self, state: StageState, cmd: list[str], env: list[str] | None = None,
+                        image: str | None = None) -> dict[str, Any]:
+        """A step's container as dockerd's builder creates it: from the parent image, the stage's config
+        with the step's command, no entrypoint or healthcheck, the build's network."""
+        body: dict[str, Any] = {**_full_config(state.config), "Image": image or state.image_id, "Cmd": cmd,
+                                "Entrypoint": [""], "Healthcheck": {"Test": ["NONE"]}, "OnBuild": None}
+        if env is not None:
+            body["Env"] = env
+        if self.opts.network:
+            body["HostConfig"] = {"NetworkMode": self.opts.network}
+        return body
 
     def _cached(self, state: StageState, key: str, created_by: str) -> str | None:
         """The image a step can reuse: from the build cache, else restored from a ``--cache-from`` image."""
@@ -521,18 +549,17 @@ class Builder:
         shell = state.config.get("Shell") or DEFAULT_SHELL
         created_by = " ".join([*shell, "#(nop) ", f"WORKDIR {state.config['WorkingDir']}"])
         key = step_key(state.image_id or "", created_by, state.config)
-        if not self.opts.no_cache and self._cached(state, key, created_by):
-            self._commit(state, created_by, None, key)
+        if self._use_cache(state, key, created_by):
             return
-        with self._mounted(state.image_id) as root:
-            parents = _missing_dirs(root, state.config["WorkingDir"])
-            if not parents:
-                self._commit_chunks(state, created_by, None, key)
-                return
-            existing = [(p, _lstat(root, p)) for p in parents]
-            opts = copier.Options(epoch=self.epoch)
-            chunks = list(copier.layer_tar([], "/", True, existing, opts))
-        self._commit_chunks(state, created_by, iter(chunks), key)
+        with self._step_container(state, [*shell, "#(nop) ", f"WORKDIR {state.config['WorkingDir']}"]):
+            chunks = None
+            with self._mounted(state.image_id) as root:
+                parents = _missing_dirs(root, state.config["WorkingDir"])
+                if parents:
+                    existing = [(p, _lstat(root, p)) for p in parents]
+                    opts = copier.Options(epoch=self.epoch)
+                    chunks = iter(list(copier.layer_tar([], "/", True, existing, opts)))
+            self._commit_chunks(state, created_by, chunks, key)
 
     # -- COPY / ADD ---------------------------------------------------------------------------------
     def _i_copy(self, state: StageState, node: Node) -> None:
@@ -575,8 +602,7 @@ class Builder:
                 created_by = " ".join([*shell, f"#(nop) {instr} {kind}:{digest} in {dest} "])
                 flags_key = {"chown": flag(node, "chown"), "chmod": flag(node, "chmod")}
                 key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})
-                if not self.opts.no_cache and self._cached(state, key, created_by):
-                    self._commit(state, created_by, None, key)
+                if self._use_cache(state, key, created_by):
                     return
                 target = dest if dest.startswith("/") else posixpath.join(state.config.get("WorkingDir") or "/",
                                                                           dest)
@@ -670,30 +696,44 @@ class Builder:
         if shown:
             created_by = f"|{len(shown)} {' '.join(shown)} {created_by}"
         key = step_key(state.image_id, created_by, {**state.config, "_network": self.opts.network})
-        if not self.opts.no_cache and self._cached(state, key, created_by):
-            self._commit(state, created_by, None, key)
+        if self._use_cache(state, key, created_by):
             return
         env = list(state.config.get("Env") or []) + run_args
+        # the snapshot is keyed as a container's, so that a step kept as dockerd keeps it becomes one as is
         container_id = secrets.token_hex(32)
-        snap_key = "build-" + container_id[:32]
-        top = self.images.store.get(state.image_id).top_layer
-        self.engine.snapshotter.prepare(snap_key, top)
+        parent = state.image_id
+        top = self.images.store.get(parent).top_layer
+        self.engine.snapshotter.prepare(container_id, top)
         self.out(f" ---> Running in {container_id[:12]}\n")
-        failed = True
+        code: int | None = None
+        kept = False
+        started = now_iso()
         try:
-            code = self._steps().run(container_id, snap_key, cmd, env, state.config.get("WorkingDir") or "",
+            code = self._steps().run(container_id, container_id, cmd, env, state.config.get("WorkingDir") or "",
                                      state.config.get("User") or "", self.out, self.cancel)
+            finished = now_iso()
             if code != 0:
                 raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
-            chunks = self._diff(snap_key)
-            self._commit_chunks(state, created_by, chunks, key)
-            failed = False
+            self._commit_chunks(state, created_by, self._diff(container_id), key)
         finally:
-            # the step's container has no record to keep, so a failed one goes too (dockerd keeps it without --rm)
-            with contextlib.suppress(errors.NotFound):
-                self.engine.snapshotter.remove(snap_key)
-            if self.opts.force_remove or (self.opts.remove and not failed):
+            # as dockerd: a step's container goes with --force-rm, or with --rm (the default) once it
+            # succeeded; a failed one stays, exited, for the user to look into
+            if self.opts.force_remove or (self.opts.remove and code == 0):
                 self.out(f"Removing intermediate container {container_id[:12]}\n")
+            elif code is not None:
+                kept = self._keep_container(self._container_body(state, cmd, env, parent), container_id, code,
+                                            started, finished)
+            if not kept:
+                with contextlib.suppress(errors.NotFound):
+                    self.engine.snapshotter.remove(container_id)
+
+    def _keep_container(self, body: dict[str, Any], container_id: str, code: int, started: str,
+                        finished: str) -> bool:
+        try:
+            self.engine.containers.adopt_exited(container_id, body, code, started, finished)
+        except errors.DockyardError:
+            return False
+        return True
 
     def _steps(self) -> StepRunner:
         if self._runner is None:

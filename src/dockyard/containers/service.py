@@ -151,7 +151,7 @@ class ContainerService:
         c.save(self.directory(c.id))
 
     # -- create ----------------------------------------------------------------
-    def create(self, name: str | None, body: dict[str, Any]) -> Container:
+    def create(self, name: str | None, body: dict[str, Any], *, _snapshot: str | None = None) -> Container:
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         host_config = dict(body.get("HostConfig") or {})
         image_ref = config.get("Image") or ""
@@ -193,7 +193,7 @@ class ContainerService:
                 config[key] = healthmod.merge_config(config.get(key), image_config.get(key))
             elif not config.get(key) and image_config.get(key):
                 config[key] = image_config[key]
-        container_id = secrets.token_hex(32)
+        container_id = _snapshot or secrets.token_hex(32)
         config.setdefault("Hostname", "")
         if not config["Hostname"] and network_mode != "host":
             config["Hostname"] = container_id[:12]
@@ -215,7 +215,8 @@ class ContainerService:
         directory = self.directory(container_id)
         try:
             os.makedirs(os.path.join(directory, "rootfs"), mode=0o710)
-            self.snapshotter.prepare(container_id, image.top_layer)
+            if _snapshot is None:
+                self.snapshotter.prepare(container_id, image.top_layer)
             c = Container(id=container_id, name=full, created=now_iso(), image_id=image.id, image_name=image_ref,
                           config=config, host_config=host_config, path=args[0], args=args[1:],
                           runtime=runtime_name)
@@ -239,6 +240,20 @@ class ContainerService:
         with self._lock:
             self._containers[container_id] = c
         self._event(c, "create")
+        return c
+
+    def adopt_exited(self, container_id: str, body: dict[str, Any], exit_code: int, started_at: str,
+                     finished_at: str) -> Container:
+        """Record a process that ran outside the service on the prepared snapshot ``container_id``
+        (a classic build's RUN step, which dockerd keeps as an exited container when it fails or
+        with ``--rm=false``), so that ps, inspect, diff, cp, commit, start and rm work on it."""
+        c = self.create(None, body, _snapshot=container_id)
+        with self._op_lock(c.id):
+            c.state.status = EXITED
+            c.state.exit_code = exit_code
+            c.state.started_at = started_at
+            c.state.finished_at = finished_at
+            self._save(c)
         return c
 
     def _write_network_files(self, c: Container) -> None:
