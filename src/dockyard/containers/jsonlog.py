@@ -251,16 +251,35 @@ class Copier:
         with self._lock:
             try:
                 self._sync_locked()
+            except FileNotFoundError:
+                pass  # no journal: nothing to copy, but a stale offset must still go
+            try:
                 if self._converter.pending:
                     with open(self.json_path, "ab") as out:
                         self._write(out, self._converter.flush(), b"").close()
                 with open(self.journal, "r+b") as j:
                     j.truncate(0)
             except FileNotFoundError:
-                return
+                pass
             self._offset = 0
             self._punched = 0
-            self._save_position()
+            try:
+                self._save_position()
+            except FileNotFoundError:
+                pass  # the container was removed meanwhile
+
+    def before_start(self) -> None:
+        """A new shim is about to append to the journal: whatever an earlier run left (the daemon was down
+        when it ended, or was killed while emptying the journal) is copied and the journal emptied first, so
+        the new run's lines are never truncated away or skipped by a stale offset."""
+        with self._lock:
+            try:
+                size = os.path.getsize(self.journal)
+            except FileNotFoundError:
+                size = 0
+            if size == 0 and self._offset == 0 and not self._converter.pending:
+                return
+        self.finish()
 
     def _sync_locked(self) -> None:
         with open(self.journal, "rb") as j:
@@ -331,7 +350,6 @@ class Copier:
         if policy.max_file <= 1:
             open(path, "wb").close()
             return
-        suffix = ".gz" if policy.compress else ""
         for i in range(policy.max_file - 1, 0, -1):
             for ext in (".gz", ""):
                 src = f"{path}.{i}{ext}"
@@ -341,13 +359,14 @@ class Copier:
                     os.unlink(src)
                 else:
                     os.replace(src, f"{path}.{i + 1}{ext}")
-        if suffix:
-            with open(path, "rb") as src_f, gzip.open(f"{path}.1.gz.tmp", "wb", compresslevel=6) as dst:
+        # renamed before it is compressed: a crash in between leaves a plain rotated file (readers take
+        # either), never the same lines in both the live file and a rotated one
+        os.replace(path, f"{path}.1")
+        if policy.compress:
+            with open(f"{path}.1", "rb") as src_f, gzip.open(f"{path}.1.gz.tmp", "wb", compresslevel=6) as dst:
                 shutil.copyfileobj(src_f, dst, READ_CHUNK)
             os.replace(f"{path}.1.gz.tmp", f"{path}.1.gz")
-            os.unlink(path)
-        else:
-            os.replace(path, f"{path}.1")
+            os.unlink(f"{path}.1")
 
     def _punch(self, fd: int) -> None:
         upto = self._offset & ~0xFFF

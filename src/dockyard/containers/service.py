@@ -315,6 +315,8 @@ class ContainerService:
                 extra_mounts=mountsmod.attach(c.id, c.mounts, self.volumes, rootfs))
             self.shims.prepare(c.id, spec)
             copier = self.log_copier(c)
+            if copier:
+                copier.before_start()
             info = self.shims.create(
                 runtime, c.id, tty=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
                 log_path=copier.journal if copier else None,
@@ -703,6 +705,8 @@ class ContainerService:
     def _restore(self) -> None:
         """Rebuild the view from the records and the shims (live restore)."""
         to_start = []
+        exited: list[Container] = []  # their shim ended while the daemon was down
+        finishing: list[Callable[[], None]] = []
         for cid in sorted(os.listdir(self.root)):
             directory = os.path.join(self.root, cid)
             try:
@@ -721,7 +725,7 @@ class ContainerService:
             if not c.state.running:
                 copier = self.log_copier(c)
                 if copier and os.path.exists(copier.journal) and os.path.getsize(copier.journal):
-                    threading.Thread(target=copier.finish, daemon=True).start()  # copy what the shim left
+                    finishing.append(copier.finish)  # copy what the shim left
                 policy = (c.host_config.get("RestartPolicy") or {}).get("Name")
                 if policy == "always" or (policy == "unless-stopped" and not c.state.stopped_by_user):
                     to_start.append(c.id)
@@ -729,7 +733,7 @@ class ContainerService:
             info = self.shims.load(c.id)
             fd = self.shims.open_pidfd(info) if info else None
             if fd is None:
-                threading.Thread(target=self._handle_exit, args=(c.id,), daemon=True).start()
+                exited.append(c)
                 continue
             state = self.runtime(c.runtime).state(c.id) or {}
             c.state.status = PAUSED if state.get("status") == "paused" else RUNNING
@@ -738,8 +742,17 @@ class ContainerService:
             if copier:
                 self._log_copy.add(c.id, copier)  # catches up with what the shim wrote while we were down
             self._monitor.watch(c.id, fd)
+        # settled before the API serves: `ps` right after a restart must show their real state and exit code
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for fut in [pool.submit(self._restore_exit, c) for c in exited] + [pool.submit(f) for f in finishing]:
+                fut.result()
         for cid in to_start:
             threading.Thread(target=self._restart_by_policy, args=(cid,), daemon=True).start()
+
+    def _restore_exit(self, c: Container) -> None:
+        with self._op_lock(c.id):
+            self._finish(c, self.shims.exit_status(c.id) or self.shims.lost(c.id))
+        threading.Thread(target=self._after_exit, args=(c,), daemon=True).start()
 
     def _finish_removal(self, container_id: str) -> None:
         try:
