@@ -178,3 +178,54 @@ def test_builder_prune_with_the_cli(d, tmp_path):
     assert d.cli("builder", "prune", "-f").stdout_text == "Total reclaimed space: 0B\n"
     df = d.cli("system", "df", "--format", "{{.Type}} {{.TotalCount}}").stdout_text
     assert "Build Cache 0" in df
+
+
+def test_scratch_platform_exec_form_arg_scopes_proxy_args_and_copy_from_image(d, tmp_path):
+    dockerfile = ("ARG TOP=top\n"
+                  "FROM --platform=linux/amd64 busybox AS first\n"
+                  "ARG STAGE=one\n"
+                  "RUN [\"sh\", \"-c\", \"echo [$TOP][$STAGE][$HTTP_PROXY] > /seen\"]\n"
+                  "FROM busybox\n"
+                  "ARG TOP\n"
+                  "RUN echo [$TOP][$STAGE] > /seen2\n"
+                  "FROM scratch\n"
+                  "COPY --from=first /seen /\n"
+                  "COPY --from=1 /seen2 /\n"
+                  "COPY --from=busybox /bin/busybox /bin/cat\n"
+                  "CMD [\"/bin/cat\", \"/seen\", \"/seen2\"]\n")
+    context = write(tmp_path, {"Dockerfile": dockerfile})
+    d.cli("build", "--build-arg", "HTTP_PROXY=http://proxy.invalid:3128", "-t", "scoped", context)
+    # a meta ARG is seen only where a stage declares it again, a stage's ARG only in that stage; proxy args
+    # need no ARG line
+    assert d.cli("run", "--rm", "scoped").stdout_text == "[][one][http://proxy.invalid:3128]\n[top][]\n"
+    # scratch: only what was copied in, and no proxy value kept in the history
+    assert d.cli("image", "inspect", "-f", "{{len .RootFS.Layers}}", "scoped").stdout_text.strip() == "3"
+    history = d.cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", "scoped").stdout_text
+    assert "proxy.invalid" not in history
+    first_history = d.cli("history", "--no-trunc", "--format", "{{.CreatedBy}}",
+                          d.cli("build", "-q", "--target", "first", "--build-arg",
+                                "HTTP_PROXY=http://proxy.invalid:3128", context).stdout_text.strip()).stdout_text
+    assert "|1 STAGE=one sh -c echo [$TOP][$STAGE][$HTTP_PROXY] > /seen" in first_history
+    assert "proxy.invalid" not in first_history
+
+
+def test_pull_refreshes_the_base_from_its_registry(d, tmp_path):
+    from registry import REGISTRY_BIN, Registry
+
+    if not Path(REGISTRY_BIN).exists():
+        pytest.skip("docker-registry is not installed")
+    with Registry(tmp_path / "reg") as reg:
+        base = f"{reg.host}/base/busybox:1"
+        d.cli("tag", "busybox", base)
+        d.cli("push", base)
+        context = write(tmp_path / "c", {"Dockerfile": f"FROM {base}\nRUN echo pulled > /p\n"})
+        # without --pull the local image is used; with it the base is pulled again first
+        assert "Pulling from" not in d.cli("build", context).stdout_text
+        out = d.cli("build", "--pull", "-t", "pulled-base", context).stdout_text
+        assert "Pulling from base/busybox" in out and "Digest: sha256:" in out
+        assert cat(d, "pulled-base", "/p") == "pulled\n"
+        d.cli("rmi", base, "pulled-base")
+        # a base that is not here is pulled without --pull too
+        out = d.cli("build", "-t", "pulled-base", context).stdout_text
+        assert "Pulling from base/busybox" in out
+        d.cli("rmi", base, "pulled-base")
