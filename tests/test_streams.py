@@ -160,3 +160,25 @@ def test_layer_unpack_once_hashed(tmp_path, inflater):
     theirs = store.unpack(Counting(blob), blob_digest=lambda: "sha256:" + seen.hexdigest())  # type: ignore[arg-type]
     assert theirs.blob_digest == own.blob_digest  # the whole blob was read, padding included
     store.discard(theirs)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "xz", "bzip2", "zstd"])
+def test_corrupt_compressed_archive_is_a_bad_request(tmp_path, kind):
+    """`docker load` of a compressed archive that is corrupt or cut short: a 400, not a 500."""
+    import bz2
+    import lzma
+
+    import zstandard
+
+    from dockyard import errors
+    from dockyard.images.load import ArchiveReader
+
+    compress = {"gzip": gzip.compress, "xz": lzma.compress, "bzip2": bz2.compress,
+                "zstd": zstandard.ZstdCompressor(write_checksum=True).compress}[kind]  # as the zstd CLI
+    archive = compress(_tar([_file("manifest.json", b"[]"), _file("blob", os.urandom(1 << 20))]))
+    corrupt = bytearray(archive)
+    corrupt[len(corrupt) // 2:len(corrupt) // 2 + 64] = bytes(64)
+    store = LayerStore(OverlaySnapshotter(str(tmp_path / "o")))
+    for bad in (archive[:len(archive) // 2], bytes(corrupt)):
+        with pytest.raises(errors.InvalidParameter, match="invalid tar archive"):
+            ArchiveReader(store).read(io.BytesIO(bad))

@@ -15,7 +15,6 @@ import json
 import logging
 import posixpath
 import tarfile
-import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -23,7 +22,7 @@ from .. import errors
 from ..storage.archive import ForwardReader
 from . import reference as refs
 from .layers import LayerStore, PendingLayer
-from .streams import HashingReader, compression_of, decompressed
+from .streams import HashingReader, compression_of, corrupt_data_errors, decompressed
 
 log = logging.getLogger("dockyard.images")
 
@@ -126,7 +125,7 @@ class ArchiveReader:
                         self._member(name, m.size, src)
                 while stream.read(1024 * 1024):
                     pass
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        except (tarfile.TarError, OSError, *corrupt_data_errors()) as e:
             if isinstance(e, OSError) and e.errno is not None:
                 raise
             raise errors.InvalidParameter(f"invalid tar archive: {e or 'unexpected end of data'}") from None

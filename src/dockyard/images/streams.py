@@ -7,6 +7,7 @@ so an upload flows through decompression, hashing and extraction in one pass.
 from __future__ import annotations
 
 import hashlib
+import sys
 import zlib
 from types import ModuleType
 from typing import IO, Any
@@ -93,6 +94,16 @@ def _zlib() -> ModuleType:
         return isal_zlib
     except ImportError:
         return zlib
+
+
+def corrupt_data_errors() -> tuple[type[Exception], ...]:
+    """What the decompressors raise for bad input (as opposed to a failing host).
+
+    zstandard is only asked about when it was imported, i.e. when a zstd stream was met.
+    """
+    import lzma
+    zstd = sys.modules.get("zstandard")
+    return (EOFError, zlib.error, lzma.LZMAError) + ((zstd.ZstdError,) if zstd else ())
 
 
 class GzipReader:
