@@ -84,7 +84,9 @@ def fail_usage(err: UsageError) -> int:
     hint = "Run"
     if not err.flag_error and err.show_usage:
         # docker 28's argument-count errors: RequiresMinArgs says "See", RequiresMaxArgs "SRun" (sic)
-        hint = "See" if "requires at least" in str(err) else "SRun" if "requires at most" in str(err) else "Run"
+        text = str(err)
+        hint = "Run" if " and at most " in text else "See" if "requires at least" in text \
+            else "SRun" if "requires at most" in text else "Run"
     sys.stderr.write(f"{hint} '{path} --help' for more information\n")
     return USAGE_EXIT if err.flag_error else 1
 
@@ -116,6 +118,9 @@ class Arity:
             return f"'{path}' accepts no arguments"
         if self.max is not None and self.min == self.max and n != self.min:
             return f"'{path}' requires {self.min} argument{'s' if self.min != 1 else ''}"
+        if self.min and self.max is not None and not self.min <= n <= self.max:
+            # docker's RequiresRangeArgs
+            return f"'{path}' requires at least {self.min} and at most {self.max} argument{'s' if self.max != 1 else ''}"
         if n < self.min:
             return f"'{path}' requires at least {self.min} argument{'s' if self.min != 1 else ''}"
         if self.max is not None and n > self.max:

@@ -18,7 +18,7 @@ import docker
 import requests
 
 from .. import __version__
-from . import build, containers, images, inspect, networks, registry, remote, system, volumes
+from . import build, container_fs, containers, images, inspect, networks, registry, remote, system, volumes
 from .command import PROG, CliError, CommandTree, Parser, UsageError, add_bool, fail_usage, parse
 from .connection import (ConnectionError_, ConnectionOptions, StreamError, api_message, cannot_connect, connect,
                          resolve_host)
@@ -27,7 +27,8 @@ from .gotemplate import TemplateError
 # Each module's ``register(tree)``; later resources (containers, networks, ...) add theirs here.
 MODULES: list[Callable[[CommandTree], None]] = [images.register, inspect.register, system.register, remote.register,
                                                 containers.register, registry.register, build.register,
-                                                volumes.register, networks.register]
+                                                volumes.register, networks.register,
+                                                container_fs.register]
 
 
 class Cli:
