@@ -83,6 +83,9 @@ def server_context(c: cfg.DaemonConfig) -> ssl.SSLContext | None:
     _check_key_pair(cert_path, key_path)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No TLS 1.3 session tickets (OpenSSL makes two per handshake): a docker CLI is a new process each
+    # time and never resumes, so they would only cost every `docker ...` command a little time.
+    ctx.num_tickets = 0
     try:
         ctx.load_cert_chain(cert_path, key_path)
     except (ssl.SSLError, OSError) as e:
