@@ -229,3 +229,15 @@ def test_pull_refreshes_the_base_from_its_registry(d, tmp_path):
         out = d.cli("build", "-t", "pulled-base", context).stdout_text
         assert "Pulling from base/busybox" in out
         d.cli("rmi", base, "pulled-base")
+
+
+def test_dockerfile_by_path_in_and_outside_the_context(d, tmp_path):
+    context = write(tmp_path / "c", {"f.txt": "ctx\n", "sub/dev.Dockerfile": "FROM busybox\nCOPY f.txt /in\n",
+                                     "Dockerfile": "FROM busybox\nRUN false\n"})
+    # the CLI takes -f from its working directory; inside the context it is sent by its path there
+    d.cli("build", "-q", "-f", f"{context}/sub/dev.Dockerfile", "-t", "df-in", context)
+    assert cat(d, "df-in", "/in") == "ctx\n"
+    outside = write(tmp_path / "o", {"Other": "FROM busybox\nCOPY f.txt /out\n"})
+    d.cli("build", "-q", "-f", f"{outside}/Other", "-t", "df-out", context)
+    assert cat(d, "df-out", "/out") == "ctx\n"
+    d.cli("rmi", "df-in", "df-out")
