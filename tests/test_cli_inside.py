@@ -220,3 +220,109 @@ def test_commit_matches_docker(d) -> None:
 def test_ps_label_method_matches_docker(d) -> None:
     same(d, "ps", "--format", 'table {{.Names}}\t{{.Label "team"}}')
     same(d, "ps", "--format", '{{.Names}} {{.Label "team"}} {{.Label "nope"}}')
+
+
+# ---------------------------------------------------------------- stats, update
+
+def test_stats_figures_are_computed_as_docker_does() -> None:
+    from dockyard.cli.stats import StatsContext, entry_from_sample
+    sample = {"name": "/web", "id": "ab" * 32,
+              "precpu_stats": {"cpu_usage": {"total_usage": 100}, "system_cpu_usage": 1000},
+              "cpu_stats": {"cpu_usage": {"total_usage": 300, "percpu_usage": [1, 2]}, "system_cpu_usage": 1400,
+                            "online_cpus": 4},
+              "memory_stats": {"usage": 1000, "limit": 4000, "stats": {"inactive_file": 200}},
+              "networks": {"eth0": {"rx_bytes": 1500, "tx_bytes": 20}, "eth1": {"rx_bytes": 500, "tx_bytes": 0}},
+              "blkio_stats": {"io_service_bytes_recursive": [{"op": "read", "value": 4096},
+                                                             {"op": "Write", "value": 10}, {"op": "", "value": 7}]},
+              "pids_stats": {"current": 3}}
+    row = StatsContext(entry_from_sample("web", sample))
+    assert (row.CPUPerc(), row.MemUsage(), row.MemPerc(), row.NetIO(), row.BlockIO(), row.PIDs(), row.Name(),
+            row.ID()) == ("200.00%", "800B / 3.906KiB", "20.00%", "2kB / 20B", "4.1kB / 10B", "3", "web", "ab" * 6)
+    # no online_cpus: the per-CPU list's length; a cgroup v1 sample: total_inactive_file
+    sample["cpu_stats"].pop("online_cpus")
+    sample["memory_stats"]["stats"] = {"total_inactive_file": 600, "inactive_file": 1}
+    row = StatsContext(entry_from_sample("web", sample))
+    assert (row.CPUPerc(), row.MemUsage(), row.MemPerc()) == ("100.00%", "400B / 3.906KiB", "10.00%")
+
+
+def test_stats_no_stream_matches_docker(d) -> None:
+    d.cli("create", "--name", "idle", "busybox", "true")
+    try:
+        for args in (["stats", "--no-stream", "--format", "{{.Name}} {{.Container}} {{.ID}} {{.PIDs}}", "inside"],
+                     ["container", "stats", "--no-stream", "--no-trunc", "--format", "{{.ID}}\t{{.Name}}", "inside"],
+                     ["stats", "--no-stream", "-a", "--format", "{{.Name}}"],
+                     ["stats", "--no-stream", "--format", "{{.Name}}"],
+                     ["stats", "--no-stream", "--format", "table {{.Container}}\t{{.PIDs}}", "inside"]):
+            same(d, *args)
+        ref, ours = both(d, "stats", "--no-stream", "--format", "json", "inside")
+        assert json.loads(ours.stdout_text).keys() == json.loads(ref.stdout_text).keys()
+        ref, ours = both(d, "stats", "--no-stream", "inside")
+        assert ours.stdout_text.splitlines()[0] == ref.stdout_text.splitlines()[0]
+        import re
+        row = r"[0-9a-f]{12}   inside +\d+\.\d\d% +[\d.]+[KMG]?i?B / [\d.]+[KMG]?i?B +\d+\.\d\d% +.* / .* +.* / .* +1$"
+        assert re.match(row, ours.stdout_text.splitlines()[1]), ours.stdout_text
+        for args in (["stats", "--no-stream", "nosuch"], ["stats", "--no-stream", "inside", "nosuch"],
+                     ["stats", "--no-stream", "--format", "{{.Bogus}}", "inside"]):
+            same(d, *args, exit_code=None)
+    finally:
+        d.cli("rm", "idle")
+
+
+def test_stats_stream_redraws_as_docker_does(d) -> None:
+    import subprocess
+    import time
+    from test_cli import DOCKYARD
+    outputs = []
+    for argv in (["/usr/local/bin/docker"], [DOCKYARD]):
+        p = subprocess.Popen(argv + ["stats", "--format", "{{.Name}} {{.PIDs}}", "inside"], env=d.env(),
+                             stdout=subprocess.PIPE)
+        time.sleep(3)
+        p.kill()
+        outputs.append(p.communicate()[0].decode())
+    tick = "\x1b[Hinside 1\n\x1b[Hinside 1 \x1b[K\n \x1b[K\n\x1b[J"
+    for out in outputs:
+        assert out.startswith(tick + tick), out
+
+
+def test_stats_without_names_follows_started_containers(d) -> None:
+    import subprocess
+    import time
+    from test_cli import DOCKYARD
+    p = subprocess.Popen([DOCKYARD, "stats", "--format", "{{.Name}}"], env=d.env(), stdout=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        d.cli("run", "-d", "--name", "late", "busybox", "sleep", "1000")
+        time.sleep(2.5)
+        d.cli("rm", "-f", "late")
+        time.sleep(1.5)
+    finally:
+        p.kill()
+    ticks = p.communicate()[0].decode().split("\x1b[J")
+    assert any("late \x1b[K" in t for t in ticks)
+    assert "late" not in ticks[-2]
+
+
+def test_update_matches_docker(d) -> None:
+    for name in ("upd_ref", "upd_ours"):
+        d.cli("run", "-d", "--name", name, "busybox", "sleep", "1000")
+    try:
+        args = ["-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m", "--cpus", "0.5",
+                "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "50", "--restart", "on-failure:3",
+                "--blkio-weight", "300"]
+        assert d.cli("update", *args, "upd_ref").stdout_text == "upd_ref\n"
+        res = dockyard(d, "container", "update", *args, "upd_ours")
+        assert (res.returncode, res.stdout_text, res.stderr_text) == (0, "upd_ours\n", "")
+        keys = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpusetCpus", "PidsLimit",
+                "RestartPolicy", "BlkioWeight")
+        ref, ours = (json.loads(d.cli("inspect", n).stdout_text)[0]["HostConfig"] for n in ("upd_ref", "upd_ours"))
+        assert {k: ours[k] for k in keys} == {k: ref[k] for k in keys}
+        assert ours["Memory"] == 64 << 20 and ours["PidsLimit"] == 50
+        for args in (["update", "upd_ours"], ["update", "-m", "64m", "nosuch"], ["update", "-m", "64m"],
+                     ["update", "--restart", "bogus", "upd_ours"], ["update", "--pids-limit", "-1", "upd_ours"],
+                     ["update", "-m", "64m", "upd_ours", "nosuch"], ["update", "--restart", "always:x", "upd_ours"]):
+            same(d, *args, exit_code=None)
+        for args in (["update", "-m", "lots", "upd_ours"], ["update", "--cpus", "x", "upd_ours"],
+                     ["update", "-c", "x", "upd_ours"]):
+            same(d, *args, exit_code=125)
+    finally:
+        d.cli("rm", "-f", "upd_ref", "upd_ours")
