@@ -387,7 +387,7 @@ def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[
         "Created": c.created,
         "Path": c.path,
         "Args": c.args,
-        "State": {"Status": st.status, "Running": st.status in (RUNNING, PAUSED),
+        "State": {"Status": st.status, "Running": st.running,
                   "Paused": st.status == PAUSED, "Restarting": st.status == "restarting",
                   "OOMKilled": st.oom_killed, "Dead": st.status == "dead", "Pid": st.pid,
                   "ExitCode": st.exit_code, "Error": st.error, "StartedAt": st.started_at,
@@ -420,8 +420,7 @@ def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[
     if health_state is not None:
         data["State"]["Health"] = health_state.to_json()
     if size:
-        data["SizeRw"] = 0
-        data["SizeRootFs"] = 0
+        data["SizeRw"], data["SizeRootFs"] = engine.containers.sizes(c)
     return data
 
 
@@ -442,8 +441,7 @@ def _summary(engine: Engine, c: Container, size: bool) -> dict[str, Any]:
         "Mounts": mounts.inspect(c.mounts),
     }
     if size:
-        out["SizeRw"] = 0
-        out["SizeRootFs"] = 0
+        out["SizeRw"], out["SizeRootFs"] = engine.containers.sizes(c)
     return out
 
 

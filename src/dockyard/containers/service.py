@@ -29,8 +29,8 @@ from . import logs as logmod
 from . import mounts as mountsmod
 from . import names as namegen
 from .monitor import ExitMonitor
-from .record import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RUNNING, Container, State, iso, now_iso,
-                     parse_iso)
+from .record import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, State, iso,
+                     now_iso, parse_iso)
 
 log = logging.getLogger("dockyard.containers")
 
@@ -280,6 +280,7 @@ class ContainerService:
             if c.state.status in (REMOVING, DEAD):
                 raise errors.Conflict(f"cannot start a container marked for removal: {c.id}")
             c.state.stopped_by_user = False
+            c.state.restart_count = 0  # as dockerd: a start by the user begins a new restart history
             try:
                 self._start_locked(c)
                 return c
@@ -449,20 +450,30 @@ class ContainerService:
         ran = parse_iso(c.state.finished_at) - parse_iso(c.state.started_at)
         # dockerd's backoff: doubles from 100 ms, reset when the container ran for 10 s
         delay = 0.1 if ran >= 10 else min(0.1 * (2 ** c.state.restart_count), 60.0)
-        threading.Timer(delay, self._restart_by_policy, args=(c.id,)).start()
+        with self._op_lock(c.id):
+            if c.state.status != EXITED or c.state.stopped_by_user:
+                return
+            c.state.status = RESTARTING  # as dockerd: "Restarting (code) … ago", still listed by `ps`
+            self._save(c)
+        timer = threading.Timer(delay, self._restart_by_policy, args=(c.id,))
+        timer.daemon = True
+        timer.start()
 
     def _restart_by_policy(self, container_id: str) -> None:
         c = self._containers.get(container_id)
         if c is None or self._closed:
             return
         with self._op_lock(container_id):
-            if c.state.running or c.state.stopped_by_user or c.state.status in (REMOVING, DEAD):
+            if c.state.stopped_by_user or c.state.status not in (EXITED, RESTARTING):
                 return
             c.state.restart_count += 1
             try:
                 self._start_locked(c)
             except Exception as e:
                 log.warning("restart policy: starting %s failed: %s", container_id, e)
+                if c.state.status == RESTARTING:
+                    c.state.status = EXITED
+                    self._save(c)
                 return
         self._event(c, "restart")
 
@@ -495,6 +506,9 @@ class ContainerService:
         c = self.get(ref)
         if not c.state.running:
             raise errors.Conflict(f"Container {c.id} is not running")
+        if self._cancel_restart(c):
+            self._event(c, "kill", {"signal": str(sig)})
+            return
         if sig in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
             c.state.stopped_by_user = True
         self._event(c, "kill", {"signal": str(sig)})
@@ -513,6 +527,9 @@ class ContainerService:
         c = self.get(ref)
         if not c.state.running:
             raise errors.NotModified("container already stopped")
+        if self._cancel_restart(c):
+            self._event(c, "stop")
+            return
         stop_signal = parse_signal(sig or c.config.get("StopSignal") or "SIGTERM", signals.SIGTERM)
         if timeout is None:
             timeout = c.config.get("StopTimeout")
@@ -531,6 +548,21 @@ class ContainerService:
                     pass
             self.wait_stopped(c, None)
         self._event(c, "stop")
+
+    def _cancel_restart(self, c: Container) -> bool:
+        """A container waiting out its restart backoff is stopped where it is; False if it is not waiting."""
+        with self._op_lock(c.id):
+            if c.state.status != RESTARTING:
+                return False
+            c.state.stopped_by_user = True
+            c.state.status = EXITED
+            self._save(c)
+        with self._lock:
+            cond = self._exited.get(c.id)
+        if cond:
+            with cond:
+                cond.notify_all()
+        return True
 
     def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
@@ -568,9 +600,11 @@ class ContainerService:
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         """``volumes``: also remove the container's anonymous volumes (`rm -v`, `--rm`)."""
         c = self.get(ref)
+        if c.state.status == RESTARTING and force:
+            self._cancel_restart(c)
         if c.state.running:
             if not force:
-                state = "paused" if c.state.status == PAUSED else "running"
+                state = {PAUSED: "paused", RESTARTING: "restarting"}.get(c.state.status, "running")
                 raise errors.Conflict(
                     f'cannot remove container "{c.name}": container is {state}: stop the container before '
                     f'removing or force remove')
@@ -695,6 +729,18 @@ class ContainerService:
         if copier:
             copier.sync()
 
+    def sizes(self, c: Container) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs) as dockerd: the bytes of the container's own layer, and those plus its image's."""
+        try:
+            rw = _tree_size(self.snapshotter.snapshot(c.id).upperdir)
+        except errors.NotFound:
+            rw = 0
+        try:
+            image_size = self.images.store.get(c.image_id).size
+        except errors.NotFound:
+            image_size = 0
+        return rw, rw + image_size
+
     def top(self, ref: str) -> list[int]:
         c = self.get(ref)
         if not c.state.running:
@@ -722,12 +768,15 @@ class ContainerService:
             if c.state.status == REMOVING:
                 threading.Thread(target=self._finish_removal, args=(c.id,), daemon=True).start()
                 continue
+            if c.state.status == RESTARTING:  # the daemon went down during the backoff
+                c.state.status = EXITED
+                to_start.append(c.id)
+                continue
             if not c.state.running:
                 copier = self.log_copier(c)
                 if copier and os.path.exists(copier.journal) and os.path.getsize(copier.journal):
                     finishing.append(copier.finish)  # copy what the shim left
-                policy = (c.host_config.get("RestartPolicy") or {}).get("Name")
-                if policy == "always" or (policy == "unless-stopped" and not c.state.stopped_by_user):
+                if _restart_at_boot(c):
                     to_start.append(c.id)
                 continue
             info = self.shims.load(c.id)
@@ -765,6 +814,22 @@ class ContainerService:
         self._closed = True
         self._monitor.close()
         self._log_copy.close()
+
+
+def _restart_at_boot(c: Container) -> bool:
+    """Whether the policy restarts a stopped container when the daemon starts (dockerd's ShouldRestart)."""
+    policy = c.host_config.get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if name == "no" or parse_iso(c.state.finished_at) == 0:
+        return False
+    if name == "always":
+        return True  # even after `docker stop`: dockerd brings these back when it starts
+    if c.state.stopped_by_user:
+        return False
+    if name == "on-failure":
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return c.state.exit_code != 0 and not (limit and c.state.restart_count >= limit)
+    return True
 
 
 def _validate_restart_policy(host_config: dict[str, Any]) -> None:
@@ -812,6 +877,33 @@ def _container_resolv_conf(host: str) -> str:
     if not servers:
         lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
     return "\n".join(lines) + "\n"
+
+
+def _tree_size(root: str) -> int:
+    """Bytes of the files under ``root``, each hard-linked file once (moby's directory.Size)."""
+    total = 0
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                if st.st_nlink > 1:
+                    if st.st_ino in seen:
+                        continue
+                    seen.add(st.st_ino)
+                total += st.st_size
+    return total
 
 
 def _read(path: str) -> str:
