@@ -60,3 +60,28 @@ def test_rm_and_prune_match_docker(d) -> None:
     assert sorted(res.stdout_text.split("\n\n")[0].splitlines()[1:]) == ["p1", "p2"]
     assert res.stdout_text.endswith("Total reclaimed space: 0B\n")
     same(d, "volume", "prune", "-a", "-f", "--filter", "label=prune=yes")
+
+
+def test_system_df_verbose_and_system_prune_match_docker(d) -> None:
+    d.cli("volume", "create", "--label", "keep=1", "dfvol")
+    same(d, "system", "df", "-v", "--format", "{{range .Volumes}}{{.Name}} {{end}}")
+    ref, ours = both(d, "system", "df", "-v")
+    volumes = lambda text: text.split("Local Volumes space usage:")[1].split("Build cache")[0]  # noqa: E731
+    assert volumes(ours.stdout_text) == volumes(ref.stdout_text)
+    same(d, "system", "prune", "--volumes", "--filter", "label=a=b", "--filter", "until=1h", exit_code=None)
+    for args in (["system", "prune"], ["system", "prune", "-a", "--volumes"],
+                 ["system", "prune", "--filter", "label=x=1", "--filter", "until=24h"]):
+        same(d, *args, input=b"n\n")
+    for n in ("pc1", "pc2"):
+        d.cli("create", "--name", n, "busybox", "true")
+    d.cli("network", "create", "prunenet")
+    anon = d.cli("volume", "create").stdout_text.strip()
+    res = dockyard(d, "system", "prune", "-f", "--volumes")
+    assert res.returncode == 0, res.stderr_text
+    sections = res.stdout_text.split("\n\n")
+    assert sections[0].startswith("Deleted Containers:\n") and len(sections[0].splitlines()) == 3
+    assert sections[1] == "Deleted Networks:\nprunenet"
+    assert sections[2] == f"Deleted Volumes:\n{anon}"
+    assert sections[-1].startswith("Total reclaimed space: ")
+    assert "dfvol" in d.cli("volume", "ls", "-q").stdout_text
+    same(d, "system", "prune", "-f", "--volumes")
