@@ -326,3 +326,39 @@ def test_update_matches_docker(d) -> None:
             same(d, *args, exit_code=125)
     finally:
         d.cli("rm", "-f", "upd_ref", "upd_ours")
+
+
+def on_terminal(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 20) -> bytes:
+    """What a command writes on a terminal (stdout and stderr are the same pty)."""
+    import pty
+    import select
+    import time
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    out = b""
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
+    return out
+
+
+def test_cp_summary_on_a_terminal_matches_docker(d, tmp_path) -> None:
+    from test_cli import DOCKYARD
+    (tmp_path / "small").write_text("hi\n")
+    for args in (["cp", "inside:/data/dir", "d1"], ["cp", "small", "inside:/tmp/"], ["cp", "-q", "inside:/data/file", "f"]):
+        ref = on_terminal(["/usr/local/bin/docker", *args], d.env(), tmp_path)
+        ours = on_terminal([DOCKYARD, *args], d.env(), tmp_path)
+        assert ours == ref

@@ -264,9 +264,48 @@ def _rebased_tar(src: IO[bytes], old: str, new: str, out: IO[bytes]) -> None:
             tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
 
 
+class _GoTarFile(tarfile.TarFile):
+    """A tar that ends as Go's archive/tar ends one: two zero blocks, no padding to a 10 KiB record.
+
+    docker's summary line counts the bytes sent, so a 3-byte file is ``2.05kB`` as with docker.
+    """
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.fileobj.write(tarfile.NUL * (tarfile.BLOCKSIZE * 2))
+        finally:
+            if not self._extfileobj:
+                self.fileobj.close()
+
+
+class _Position:
+    """A write-only stream that knows its position (TarFile asks; a pipe cannot tell)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.out.write(data)
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+
 def _local_tar(src: CopyInfo, arcname: str, out: IO[bytes]) -> None:
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(src.path, arcname=arcname)
+    with _GoTarFile(fileobj=_Position(out), mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[arg-type]
+        tar.add(src.path, arcname=arcname, filter=_whole_seconds)
+
+
+def _whole_seconds(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """go-archive truncates mtimes to the second (no PAX record for a fraction)."""
+    info.mtime = int(info.mtime)
+    return info
 
 
 class _Counting:
