@@ -148,9 +148,12 @@ class _Sink:
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
+        self.parts.append(data if type(data) is bytes else bytes(data))
         self.size += len(data)
         return len(data)
+
+    def tell(self) -> int:
+        return 0  # tarfile asks once, for where the archive starts
 
     def take(self) -> bytes:
         data = b"".join(self.parts)
@@ -163,7 +166,8 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
               opts: Options) -> Iterator[bytes]:
     """The layer for a COPY/ADD of ``sources`` to ``dest`` (absolute, in the image)."""
     sink = _Sink()
-    tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    # not the stream mode ("w|"): its buffer re-slices on every write; the bytes are the same
+    tar = tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT)  # type: ignore[arg-type]
     written: set[str] = set()
 
     def clamp(t: float) -> int:
@@ -200,8 +204,7 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
             ti.size = st.st_size
             if opts.mode is not None:
                 ti.mode = opts.mode
-            with open(path, "rb") as f:
-                tar.addfile(ti, f)
+            _add_regular(tar, sink, ti, path)
         else:
             return  # devices, fifos and sockets are not copied from a context
         written.add(arc)
@@ -232,6 +235,24 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
                 yield sink.take()
     tar.close()
     yield sink.take()
+
+
+def _add_regular(tar: tarfile.TarFile, sink: _Sink, ti: tarfile.TarInfo, path: str) -> None:
+    """What ``tar.addfile(ti, open(path))`` writes, read whole-file or by chunk without tarfile's 16 KiB copies."""
+    header = ti.tobuf(tar.format, tar.encoding, tar.errors)
+    sink.write(header)
+    left = ti.size
+    with open(path, "rb", buffering=0) as f:
+        while left > 0:
+            data = f.read(min(left, CHUNK))
+            if not data:
+                raise CopyError(f"{ti.name}: file changed size while it was copied")
+            sink.write(data)
+            left -= len(data)
+    pad = -ti.size % tarfile.BLOCKSIZE
+    if pad:
+        sink.write(b"\0" * pad)
+    tar.offset += len(header) + ti.size + pad  # tar.close() pads the stream from this offset
 
 
 def _extract_archive(tar: tarfile.TarFile, sink: _Sink, path: str, base: str, opts: Options,
