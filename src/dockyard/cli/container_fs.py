@@ -21,8 +21,6 @@ import threading
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
-import docker
-
 from .. import errors as engine_errors
 from ..images import reference
 from ..storage import archive as safe_archive
@@ -441,6 +439,7 @@ def copy_to_container(cli: Cli, container: str, src_path: str, dst_path: str, fo
                 why = "got a device" if mode & MODE_DEVICE else "got an irregular file"
                 raise CliError(f'destination "{container}:{dst_path}" must be a directory or a regular file: {why}')
             dst.exists, dst.is_dir = True, bool(mode & MODE_DIR)
+    writer: _PipeWriter | None = None
     if src_path == "-":
         if not dst.is_dir:
             raise CliError(f'destination "{container}:{dst_path}" must be a directory')
@@ -459,6 +458,10 @@ def copy_to_container(cli: Cli, container: str, src_path: str, dst_path: str, fo
         params["copyUIDGID"] = "true"
     api = cli.client.api
     res = api._put(api._url("/containers/{0}/archive", container), params=params, data=iter(counted))
+    if writer is not None:
+        writer.join()
+        if writer.error is not None:  # a local file could not be read: the archive sent is incomplete
+            raise CliError(str(writer.error))
     api._raise_for_status(res)
     _summary(cli, quiet, counted.total, f"{container}:{dst.path}")
 
