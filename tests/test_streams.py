@@ -15,6 +15,7 @@ import os
 import subprocess
 import tarfile
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -121,7 +122,8 @@ def test_forward_reader_refuses_going_back():
         r.seek(10)
 
 
-def test_sparse_member(tmp_path):
+@pytest.mark.parametrize("fmt", ["gnu", "pax"])
+def test_sparse_member(tmp_path, fmt):
     src = tmp_path / "src"
     src.mkdir()
     with open(src / "sparse", "wb") as f:
@@ -129,13 +131,18 @@ def test_sparse_member(tmp_path):
         f.seek(5 << 20)
         f.write(b"tail")
     (src / "after").write_bytes(b"after the sparse one")
-    raw = subprocess.run(["tar", "--sparse", "--format=gnu", "-C", str(src), "-cf", "-", "sparse", "after"],
+    raw = subprocess.run(["tar", "--sparse", f"--format={fmt}", "-C", str(src), "-cf", "-", "sparse", "after"],
                          check=True, capture_output=True).stdout
     dest = tmp_path / "dest"
     dest.mkdir()
     extract(io.BytesIO(raw), str(dest))
     assert (dest / "sparse").read_bytes() == (src / "sparse").read_bytes()
     assert (dest / "after").read_bytes() == b"after the sparse one"
+    # in a layer: its tar (for `docker save`) comes back byte for byte
+    store = LayerStore(OverlaySnapshotter(str(tmp_path / "o")))
+    cid = store.commit(store.unpack(io.BytesIO(raw)), None)
+    assert b"".join(store.tar_stream(cid)) == raw
+    assert (Path(store.path(cid)) / "sparse").read_bytes() == (src / "sparse").read_bytes()
 
 
 def test_layer_unpack_once_hashed(tmp_path, inflater):

@@ -247,7 +247,7 @@ def extract(fileobj: IO[bytes], dest: str, *, whiteouts: Whiteouts = None, devic
 
     ``on_payload(member, real_path)`` is told where each regular file's
     content went, before the content is read (the layer store records it to
-    rebuild the exact tar later).
+    rebuild the exact tar later); sparse members are not announced.
     """
     result = ExtractResult()
     root = _Root(dest)
@@ -291,7 +291,8 @@ def _extract_one(tar: tarfile.TarFile, stream: ForwardReader, m: tarfile.TarInfo
             _remove_at(dfd, name)
         mode = m.mode & 0o7777
         if m.isreg():
-            if on_payload is not None:
+            # a sparse member's bytes in the tar are not the file's: they stay in the caller's raw record
+            if on_payload is not None and m.sparse is None:
                 on_payload(m, rel)
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=dfd)
