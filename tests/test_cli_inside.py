@@ -252,7 +252,9 @@ def test_stats_no_stream_matches_docker(d) -> None:
                      ["container", "stats", "--no-stream", "--no-trunc", "--format", "{{.ID}}\t{{.Name}}", "inside"],
                      ["stats", "--no-stream", "-a", "--format", "{{.Name}}"],
                      ["stats", "--no-stream", "--format", "{{.Name}}"],
-                     ["stats", "--no-stream", "--format", "table {{.Container}}\t{{.PIDs}}", "inside"]):
+                     ["stats", "--no-stream", "--format", "table {{.Container}}\t{{.PIDs}}", "inside"],
+                     ["stats", "--no-stream", "idle"],  # not running: every figure is a deterministic zero
+                     ["stats", "--no-stream", "--format", "json", "idle"]):
             same(d, *args)
         ref, ours = both(d, "stats", "--no-stream", "--format", "json", "inside")
         assert json.loads(ours.stdout_text).keys() == json.loads(ref.stdout_text).keys()
@@ -322,7 +324,7 @@ def test_update_matches_docker(d) -> None:
                      ["update", "-m", "64m", "upd_ours", "nosuch"], ["update", "--restart", "always:x", "upd_ours"]):
             same(d, *args, exit_code=None)
         for args in (["update", "-m", "lots", "upd_ours"], ["update", "--cpus", "x", "upd_ours"],
-                     ["update", "-c", "x", "upd_ours"]):
+                     ["update", "-c", "x", "upd_ours"], ["update", "--device-read-bps", "/dev/sda:1mb", "upd_ours"]):
             same(d, *args, exit_code=125)
     finally:
         d.cli("rm", "-f", "upd_ref", "upd_ours")
