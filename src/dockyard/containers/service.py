@@ -475,7 +475,7 @@ class ContainerService:
                     c.state.status = EXITED
                     self._save(c)
                 return
-        self._event(c, "restart")
+        # no "restart" event here: dockerd reports a policy restart as start (after the die) only
 
     def _wait_result(self, c: Container) -> dict[str, Any]:
         return {"StatusCode": c.state.exit_code, "Error": {"Message": c.state.error} if c.state.error else None}
