@@ -30,7 +30,8 @@ def test_create_ls_inspect_match_docker(d) -> None:
                  ["volume", "ls", "--format", '{{.Name}} {{.Label "team"}} {{.Links}} {{.Size}}'],
                  ["volume", "ls", "--format", 'table {{.Name}}\t{{.Label "team"}}'],
                  ["volume", "ls", "-f", "label=team=b", "-q"], ["volume", "ls", "-f", "name=v1", "-q"],
-                 ["volume", "ls", "-f", "dangling=true", "-q"], ["volume", "inspect", "-f", "{{.Name}} {{.Options}}", "v10", "v2"],
+                 ["volume", "ls", "-f", "dangling=true", "-q"], ["volume", "ls", "-f", "driver=local", "-q"],
+                 ["volume", "ls", "--format", "table {{.Name}}\t{{.Group}}\t{{.Availability}}\t{{.Status}}"], ["volume", "inspect", "-f", "{{.Name}} {{.Options}}", "v10", "v2"],
                  ["volume", "inspect", "--format", "json", "v2"]):
         same(d, *args)
     ref, ours = both(d, "volume", "inspect", "v10", "v2")
