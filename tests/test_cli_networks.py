@@ -70,6 +70,7 @@ def test_errors_match_docker(d, nets) -> None:
                  ["network", "create", "--gateway", "x", "n"], ["network", "create", "--subnet", "x", "n"],
                  ["network", "create", "--subnet", "10.9.0.0/24", "--ip-range", "y", "n"],
                  ["network", "create", "--subnet", "10.9.0.0/24", "--ip-range", "y/9", "n"],
+                 ["network", "create", "--subnet", "10.9.0.0", "--gateway", "10.9.0.1", "n"],
                  ["network", "connect", "--driver-opt", "novalue", "net2", "c"]):
         same(d, *args, exit_code=None)
     same(d, "network", "ls", "--bogus", exit_code=125)

@@ -102,12 +102,14 @@ def cmd_network_ls(cli: Cli, ns: argparse.Namespace) -> None:
 
 def _csv(values: list[str]) -> list[str]:
     """pflag's slice flags: each use may hold several comma-separated values."""
-    return [part.strip() for v in values for part in v.split(",") if part.strip() or v.strip() == ""]
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
 
 
 def _subnet_matches(subnet: str, data: str) -> bool:
     """docker's subnetMatches: does ``subnet`` hold the address (or a network's base address) ``data``."""
     try:
+        if "/" not in subnet:  # Go's ParseCIDR wants the prefix length; Python would take a bare address
+            raise ValueError(subnet)
         net = ipaddress.ip_network(subnet, strict=False)
     except ValueError:
         raise CliError(f"invalid subnet: invalid CIDR address: {subnet}") from None
