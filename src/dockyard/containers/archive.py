@@ -11,6 +11,7 @@ mounted for the copy and unmounted after, as dockerd does.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import os
@@ -206,15 +207,18 @@ class GuardedTar:
     """A tar stream passed through byte for byte, each entry's headers held back until it is checked.
 
     The cheap path of an upload (no ownership to rewrite): headers are read
-    here (ustar, pax and GNU long names), contents are only counted, so the
-    extractor parses each header once and no data is copied twice.
+    here (ustar, pax and GNU long names), contents are only counted, and the
+    body's chunks go out as they came (sliced only where a header still
+    waits), so the extractor parses each header once and no data is copied.
     """
 
     def __init__(self, body: IO[bytes], guard_dir: str | None) -> None:
         self._body = body
         self._guard_dir = guard_dir
-        self._in = bytearray()  # read from the body, not yet released
-        self._released = 0  # how much of _in may go out
+        self._chunks: collections.deque[bytes] = collections.deque()  # read from the body, not yet given out
+        self._off = 0  # given out of _chunks[0]
+        self._avail = 0  # bytes in _chunks not yet given out
+        self._released = 0  # how many of those may go out
         self._data_left = 0  # content (and padding) of the current entry still to come
         self._pending: list[bytes] = []  # pax / long-name blocks of the entry being read
         self._global: dict[str, str] = {}  # pax global records: tarfile applies them to every later entry
@@ -222,30 +226,59 @@ class GuardedTar:
 
     def read(self, n: int = -1) -> bytes:
         want = n if n >= 0 else 1 << 62
-        while self._released < want and not self._eof:
-            self._advance(want)
+        if want == 0:
+            return b""
+        while self._released == 0 and not self._eof:
+            self._advance()
         if self._eof:
-            self._released = len(self._in)
-        k = min(want, self._released)
-        data = bytes(self._in[:k])
-        del self._in[:k]
+            self._released = self._avail
+        if not self._chunks:
+            return b""
+        first = self._chunks[0]
+        k = min(want, self._released, len(first) - self._off)
+        if self._off == 0 and k == len(first):
+            self._chunks.popleft()
+            data = first
+        else:
+            data = first[self._off:self._off + k]
+            self._off += k
+            if self._off == len(first):
+                self._chunks.popleft()
+                self._off = 0
+        self._avail -= k
         self._released -= k
         return data
 
     def _fill(self, size: int) -> bool:
         """At least ``size`` unreleased bytes buffered; False at the body's end."""
-        while len(self._in) - self._released < size:
+        while self._avail - self._released < size:
             chunk = self._body.read(max(CHUNK, size))
             if not chunk:
                 return False
-            self._in += chunk
+            self._chunks.append(bytes(chunk))
+            self._avail += len(chunk)
         return True
 
-    def _advance(self, want: int) -> None:
+    def _peek(self, pos: int, size: int) -> bytes:
+        """``size`` buffered bytes from ``pos`` (counted from the first byte not yet given out)."""
+        pos += self._off
+        parts = []
+        for chunk in self._chunks:
+            if pos >= len(chunk):
+                pos -= len(chunk)
+                continue
+            parts.append(chunk[pos:pos + size])
+            size -= len(parts[-1])
+            pos = 0
+            if size <= 0:
+                break
+        return b"".join(parts)
+
+    def _advance(self) -> None:
         if self._data_left:
             if not self._fill(1):
                 raise tarsafe.UnsafeArchive("invalid tar archive: unexpected end of data")
-            take = min(self._data_left, len(self._in) - self._released)
+            take = min(self._data_left, self._avail - self._released)
             self._released += take
             self._data_left -= take
             return
@@ -254,7 +287,7 @@ class GuardedTar:
             self._eof = True  # a truncated end: the extractor says what is wrong
             return
         start = self._released + held
-        block = bytes(self._in[start:start + tarfile.BLOCKSIZE])
+        block = self._peek(start, tarfile.BLOCKSIZE)
         if block == bytes(tarfile.BLOCKSIZE):
             self._eof = True  # the end-of-archive blocks and whatever follows go out as they are
             return
@@ -267,20 +300,18 @@ class GuardedTar:
             # an extended header: its payload belongs to the next entry, checked with it
             if not self._fill(held + tarfile.BLOCKSIZE + padded):
                 raise tarsafe.UnsafeArchive("invalid tar archive: unexpected end of data")
-            self._pending.append(bytes(self._in[start:start + tarfile.BLOCKSIZE + padded]))
+            self._pending.append(self._peek(start, tarfile.BLOCKSIZE + padded))
             return
+        ext_end = start + tarfile.BLOCKSIZE
         if info.type == tarfile.GNUTYPE_SPARSE and block[482]:
             # old GNU sparse: more extent blocks follow the header, each saying whether another does
-            ext_end = start + tarfile.BLOCKSIZE
             while True:
                 if not self._fill(ext_end - self._released + tarfile.BLOCKSIZE):
                     raise tarsafe.UnsafeArchive("invalid tar archive: unexpected end of data")
-                more = self._in[ext_end + 504]
+                more = self._peek(ext_end + 504, 1)[0]
                 ext_end += tarfile.BLOCKSIZE
                 if not more:
                     break
-        else:
-            ext_end = start + tarfile.BLOCKSIZE
         name, size = info.name, info.size
         records = dict(self._global)
         for ext in self._pending:
