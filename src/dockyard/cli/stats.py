@@ -199,6 +199,9 @@ class Collector:
                     if t.stop.is_set():
                         return
                     self._record(t, sample)
+                # the daemon ended the stream (the container is gone): docker marks the row invalid at once
+                with self.lock:
+                    t.entry.invalid = True
             else:
                 self._record(t, self.api.stats(t.entry.container, stream=False))
         except docker.errors.APIError as e:
