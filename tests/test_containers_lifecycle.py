@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import signal
 import time
 
@@ -246,3 +247,17 @@ def test_on_failure_count_survives_daemon_restarts(fresh_daemon, busybox_tar) ->
         ids = d.cli("ps", "-aq", check=False).stdout_text.split() if d.proc else []
         if ids:
             d.cli("rm", "-f", *ids, check=False)
+
+
+def test_shim_killed_leaves_a_defined_exited_state(d) -> None:
+    cid = d.cli("run", "-d", "busybox", "sleep", "1000").stdout_text.strip()
+    pid = _inspect(d, cid)["State"]["Pid"]
+    with open(f"{d.exec_root}/containers/{cid}/conmon.pid", encoding="ascii") as f:
+        os.kill(int(f.read().strip()), signal.SIGKILL)
+    state = _until(lambda: (s := _inspect(d, cid)["State"])["Status"] == "exited" and s, 15)
+    assert state and state["ExitCode"] == 255 and state["Error"] == "container shim exited unexpectedly"
+    # the orphaned process was killed with its container (pid 1 reaps it)
+    assert _until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+    d.cli("start", cid)  # and it can run again
+    assert _inspect(d, cid)["State"]["Running"]
+    d.cli("rm", "-f", cid)

@@ -26,6 +26,7 @@ STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 STDIN_PACKET = 8192
 MUX = "application/vnd.docker.multiplexed-stream"
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 RAW = "application/vnd.docker.raw-stream"
 
 
@@ -96,9 +97,12 @@ def routes(engine: Engine) -> list[Route]:
         wanted = flt.parse(request.q("filters"), LIST_FILTERS)
         args = (engine, request.qbool("all"), request.qint("limit", -1) or -1, wanted, request.qbool("size"))
         if request.qbool("size"):
-            return json_response(await asyncio.to_thread(list_containers, *args))
-        # records, states and network memberships are in memory: a thread hop would cost more than the list
-        return json_response(list_containers(*args))
+            rows = await asyncio.to_thread(list_containers, *args)
+        else:
+            # records, states and network memberships are in memory: a thread hop would cost more than the list
+            rows = list_containers(*args)
+        # compact, as dockerd encodes it: a tenth fewer bytes for the client to read with hundreds of rows
+        return Response(200, (_COMPACT.encode(rows) + "\n").encode(), "application/json")
 
     async def top(request: Request) -> Response:
         return json_response(await asyncio.to_thread(top_processes, engine, request.params["name"],
