@@ -332,7 +332,7 @@ def cmd_load(cli: Cli, ns: argparse.Namespace) -> None:
 
 def cmd_import(cli: Cli, ns: argparse.Namespace) -> None:
     source = ns.args[0]
-    repo = ns.args[1] if len(ns.args) > 1 else ""
+    repo = ns.args[1] if len(ns.args) == 2 else ""  # docker takes no reference from three or more arguments
     if repo:
         try:
             reference.parse(repo, default_tag=False)
@@ -439,4 +439,4 @@ def register(tree: CommandTree) -> None:
              cmd_load, _load_flags, Arity(0, 0))
     tree.add(["import", "image import"], "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
              "Import the contents from a tarball to create a filesystem image", cmd_import, _import_flags,
-             Arity(1, 2))
+             Arity(1))
