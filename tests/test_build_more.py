@@ -100,11 +100,12 @@ def _ps(d) -> list[list[str]]:
 
 
 def test_failed_run_keeps_its_container_unless_force_rm(d, tmp_path):
-    context = write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo part > /partial; exit 3\n"})
+    context = write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo said; echo part > /partial; exit 3\n"})
     before = {row[0] for row in _ps(d)}  # by ID: the status of older containers ages
     res = d.cli("build", "-t", "kept-fail", context, check=False)
     assert res.returncode == 3  # the CLI exits with the step's code
-    assert "The command '/bin/sh -c echo part > /partial; exit 3' returned a non-zero code: 3" in res.stderr_text
+    assert "The command '/bin/sh -c echo said; echo part > /partial; exit 3' returned a non-zero code: 3" in \
+        res.stderr_text
     step = res.stdout_text.split("Step 3/3 : ")[1]
     short = re.search(r" ---> Running in ([0-9a-f]{12})\n", step).group(1)
     assert "Removing intermediate container" not in step
@@ -113,10 +114,11 @@ def test_failed_run_keeps_its_container_unless_force_rm(d, tmp_path):
     # as dockerd shows it: from the parent image (by ID), the step's command, its exit status
     assert kept[0].startswith(short)
     assert kept[1].removeprefix("sha256:").startswith(parent)
-    assert kept[2] == "\"/bin/sh -c 'echo part > /partial; exit 3'\""
+    assert kept[2] == "\"/bin/sh -c 'echo said; echo part > /partial; exit 3'\""
     assert kept[3].startswith("Exited (3) ")
     # its filesystem holds what the step wrote before it failed
     assert "A /partial" in d.cli("diff", short).stdout_text
+    assert d.cli("logs", short).stdout_text == "said\n"  # what the step printed is its log
     assert d.cli("inspect", "-f", "{{.State.ExitCode}} {{.Config.Env}}", short).stdout_text.startswith("3 [")
     d.cli("rm", short)
     # --force-rm removes it, and says so

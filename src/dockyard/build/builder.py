@@ -21,8 +21,9 @@ import shutil
 import stat
 import tarfile
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from .. import errors
 from ..containers.record import now_iso
@@ -708,9 +709,13 @@ class Builder:
         code: int | None = None
         kept = False
         started = now_iso()
+        # the output is also kept in the shim's journal format, to be the log of a container that stays
+        journal = None if self.opts.force_remove else os.path.join(self.workdir, "journal-" + container_id[:12])
         try:
-            code = self._steps().run(container_id, container_id, cmd, env, state.config.get("WorkingDir") or "",
-                                     state.config.get("User") or "", self.out, self.cancel)
+            with open(journal, "wb") if journal else contextlib.nullcontext() as record:
+                code = self._steps().run(container_id, container_id, cmd, env,
+                                         state.config.get("WorkingDir") or "", state.config.get("User") or "",
+                                         _recording(self.out, record), self.cancel)
             finished = now_iso()
             if code != 0:
                 raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
@@ -722,15 +727,18 @@ class Builder:
                 self.out(f"Removing intermediate container {container_id[:12]}\n")
             elif code is not None:
                 kept = self._keep_container(self._container_body(state, cmd, env, parent), container_id, code,
-                                            started, finished)
+                                            started, finished, journal)
             if not kept:
                 with contextlib.suppress(errors.NotFound):
                     self.engine.snapshotter.remove(container_id)
+            if journal:
+                with contextlib.suppress(OSError):
+                    os.unlink(journal)
 
     def _keep_container(self, body: dict[str, Any], container_id: str, code: int, started: str,
-                        finished: str) -> bool:
+                        finished: str, journal: str | None) -> bool:
         try:
-            self.engine.containers.adopt_exited(container_id, body, code, started, finished)
+            self.engine.containers.adopt_exited(container_id, body, code, started, finished, journal)
         except errors.DockyardError:
             return False
         return True
@@ -771,6 +779,24 @@ class Builder:
         if self.epoch is None:
             return chunks
         return _clamp_tar(chunks, self.epoch)
+
+
+def _recording(out: Callable[[str], None], journal: IO[bytes] | None) -> Callable[[str], None]:
+    """``out`` that also appends each piece of output to ``journal`` as conmon writes its journal
+    (``<RFC3339Nano+00:00> stdout F|P <payload>``; the step's stdout and stderr share one pipe)."""
+    if journal is None:
+        return out
+
+    def both(text: str) -> None:
+        out(text)
+        ns = time.time_ns()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+            f".{ns % 1_000_000_000:09d}+00:00"
+        data = text.encode()
+        full = data.endswith(b"\n")
+        journal.write(f"{stamp} stdout {'F' if full else 'P'} ".encode() + (data[:-1] if full else data) + b"\n")
+
+    return both
 
 
 def _clamp_tar(chunks: Iterator[bytes], epoch: int) -> Iterator[bytes]:

@@ -243,11 +243,14 @@ class ContainerService:
         return c
 
     def adopt_exited(self, container_id: str, body: dict[str, Any], exit_code: int, started_at: str,
-                     finished_at: str) -> Container:
+                     finished_at: str, journal: str | None = None) -> Container:
         """Record a process that ran outside the service on the prepared snapshot ``container_id``
         (a classic build's RUN step, which dockerd keeps as an exited container when it fails or
-        with ``--rm=false``), so that ps, inspect, diff, cp, commit, start and rm work on it."""
+        with ``--rm=false``), so that ps, inspect, diff, cp, commit, start and rm work on it.
+        ``journal``, the process's output in the shim's journal format, becomes its log."""
         c = self.create(None, body, _snapshot=container_id)
+        if journal is not None and c.log_path:
+            os.replace(journal, os.path.join(self.directory(c.id), jsonlog.JOURNAL))
         with self._op_lock(c.id):
             c.state.status = EXITED
             c.state.exit_code = exit_code
