@@ -462,14 +462,16 @@ class ContainerService:
         timer.daemon = True
         timer.start()
 
-    def _restart_by_policy(self, container_id: str) -> None:
+    def _restart_by_policy(self, container_id: str, at_boot: bool = False) -> None:
+        """A restart the policy asks for; ``at_boot``: by the daemon as it starts, which (as dockerd's
+        restore, a start that resets the restart manager) begins a new count."""
         c = self._containers.get(container_id)
         if c is None or self._closed:
             return
         with self._op_lock(container_id):
             if c.state.stopped_by_user or c.state.status not in (EXITED, RESTARTING):
                 return
-            c.state.restart_count += 1
+            c.state.restart_count = 0 if at_boot else c.state.restart_count + 1
             try:
                 self._start_locked(c)
             except Exception as e:
@@ -799,12 +801,15 @@ class ContainerService:
             for fut in [pool.submit(self._restore_exit, c) for c in exited] + [pool.submit(f) for f in finishing]:
                 fut.result()
         for cid in to_start:
-            threading.Thread(target=self._restart_by_policy, args=(cid,), daemon=True).start()
+            threading.Thread(target=self._restart_by_policy, args=(cid, True), daemon=True).start()
 
     def _restore_exit(self, c: Container) -> None:
         with self._op_lock(c.id):
             self._finish(c, self.shims.exit_status(c.id) or self.shims.lost(c.id))
-        threading.Thread(target=self._after_exit, args=(c,), daemon=True).start()
+        if c.host_config.get("AutoRemove"):
+            threading.Thread(target=self._after_exit, args=(c,), daemon=True).start()
+        elif _restart_at_boot(c):  # dockerd's restore treats it as any stopped container
+            threading.Thread(target=self._restart_by_policy, args=(c.id, True), daemon=True).start()
 
     def _finish_removal(self, container_id: str) -> None:
         try:
