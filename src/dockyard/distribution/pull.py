@@ -191,7 +191,8 @@ class Puller:
                 raise
             finally:
                 pool.shutdown(wait=True)
-            image_id = self._register(ref, config_bytes, repo_digest_value, [layer.chain_id for layer in layers])
+            image_id, moved = self._register(ref, config_bytes, repo_digest_value,
+                                             [layer.chain_id for layer in layers])
         finally:
             if held:
                 store.release(held)
@@ -200,18 +201,24 @@ class Puller:
             self.index.add(layer.diff_id, BlobSource(layer.desc.digest, layer.desc.size, layer.desc.media_type,
                                                      ref.name))
         progress.status(f"Digest: {repo_digest_value}")
-        return PullResult(image_id, repo_digest_value, downloaded=bool(missing))
+        # dockerd's "Downloaded newer image" means the reference pulled now points at the image and did
+        # not before, whether or not any layer had to be fetched
+        return PullResult(image_id, repo_digest_value, downloaded=moved)
 
-    def _register(self, ref: Reference, config_bytes: bytes, repo_digest: str, chains: list[str]) -> str:
+    def _register(self, ref: Reference, config_bytes: bytes, repo_digest: str, chains: list[str]
+                  ) -> tuple[str, bool]:
+        """The image's ID, and whether the reference pulled (tag, or digest) was moved to it."""
         image_store = self.images.store
+        by_digest = Reference(ref.domain, ref.path, None, repo_digest)
         with image_store.lock:
             image, created = image_store.add(config_bytes, size=sum(self.images.layers.size(c) for c in chains))
             if created:
                 self.images.layers.acquire(chains)  # the image's own references
+            moved = image_store.references.get(str(ref if ref.tag else by_digest)) != image.id
             if ref.tag:
                 image_store.tag(ref, image.id)
-            image_store.tag(Reference(ref.domain, ref.path, None, repo_digest), image.id)
-        return image.id
+            image_store.tag(by_digest, image.id)
+        return image.id, moved
 
     def _commit_in_order(self, layers: list[_Layer], progress: Progress, cancel: threading.Event,
                          streamed: bool, held: list[str]) -> None:
