@@ -266,3 +266,15 @@ def test_shim_killed_leaves_a_defined_exited_state(d) -> None:
     d.cli("start", cid)  # and it can run again
     assert _inspect(d, cid)["State"]["Running"]
     d.cli("rm", "-f", cid)
+
+
+def test_oom_kill_is_reported(d) -> None:
+    since = str(time.time())
+    res = d.cli("run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", "busybox", "sh", "-c",
+                "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived", check=False)
+    state = _inspect(d, "hog")["State"]
+    assert (res.returncode, state["ExitCode"], state["OOMKilled"]) == (137, 137, True), res.stderr_text
+    actions = d.cli("events", "--since", since, "--until", str(time.time()), "--filter", "container=hog",
+                    "--format", "{{.Action}}").stdout_text.split()
+    assert actions[-2:] == ["oom", "die"]
+    d.cli("rm", "hog")
