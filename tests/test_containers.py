@@ -133,6 +133,13 @@ def test_live_restore_after_kill_9(fresh_daemon, busybox_tar) -> None:
                 break
             time.sleep(0.2)
         assert len(lines) > 40
+        # the restored container is followed and attached as any other
+        follow = d.api().logs("long", stream=True, follow=True, tail=0)
+        assert next(follow).startswith(b"line")
+        follow.close()
+        attached = d.api().attach("long", stream=True, logs=False)
+        assert next(attached).startswith(b"line")
+        attached.close()
         d.cli("stop", "-t", "1", "long")
         assert d.cli("inspect", "-f", "{{.State.Status}}", "long").stdout_text.strip() == "exited"
         d.cli("rm", "long", "short")
