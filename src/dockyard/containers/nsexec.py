@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import gc
 import json
 import os
 import resource
@@ -300,7 +299,6 @@ def _log(fd: int, msg: str) -> None:
 def _runner(p: Prepared, stdin: int, stdout: int, stderr: int, ns_fds: list[int], cg_fds: list[int], log_fd: int,
             pid_w: int, fprog: Any) -> None:
     """In the forked child: join, fork the process, put it in the cgroups, wait for it."""
-    gc.disable()  # a collection here would touch, so copy, the daemon's whole heap
     code = 1
     try:
         _reset_signals()
@@ -407,7 +405,7 @@ def _reset_signals() -> None:
     except ValueError:
         pass
     for sig in signal.valid_signals():
-        if sig not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(sig) not in (signal.SIG_DFL, None):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
             try:
                 signal.signal(sig, signal.SIG_DFL)
             except (OSError, ValueError):
