@@ -29,7 +29,6 @@ from typing import Any, Callable
 from .. import errors
 from ..runtime import spec as specmod
 from ..runtime.runc import error_message
-from . import nsexec
 from .record import PAUSED, RUNNING
 
 Publish = Callable[[str, str, str, dict[str, str]], Any]
@@ -77,7 +76,6 @@ class ExecService:
         self._publish = publish
         self._lock = threading.Lock()
         self._execs: dict[str, Exec] = {}
-        self._targets: dict[str, nsexec.Target] = {}  # container → what its native execs join
         self.spec_dir = os.path.join(containers.config.exec_root, "exec")
         os.makedirs(self.spec_dir, mode=0o700, exist_ok=True)
 
@@ -98,7 +96,6 @@ class ExecService:
         with self._lock:
             for eid in [e.id for e in self._execs.values() if e.container_id == container_id]:
                 del self._execs[eid]
-            self._targets.pop(container_id, None)
 
     def create(self, ref: str, body: dict[str, Any]) -> Exec:
         c = self.containers.get(ref)
@@ -146,14 +143,9 @@ class ExecService:
         spec_path = os.path.join(self.spec_dir, e.id + ".json")
         log_path = os.path.join(self.spec_dir, e.id + ".log")
         pid_path = os.path.join(self.spec_dir, e.id + ".pid")
-        spec = self._spec(c)
-        process = self._process(c, e, spec)
-        runtime = self.containers.runtime(c.runtime)
-        native = None if (e.tty and not detach) else self._native(c, runtime, process, spec)
-        if native is not None:
-            return self._start_native(c, e, native, detach, log_path)
         with open(spec_path, "w", encoding="utf-8") as f:
-            json.dump(process, f)
+            json.dump(self._process(c, e), f)
+        runtime = self.containers.runtime(c.runtime)
         args = [runtime.binary, *runtime.global_args, "--log", log_path, "--log-format", "json", "exec",
                 "--process", spec_path, "--pid-file", pid_path]
         console: socket.socket | None = None
@@ -208,55 +200,10 @@ class ExecService:
             e.pid = e.pid or _read_pid(pid_path)
         return session
 
-    def _native(self, c: Any, runtime: Any, process: dict[str, Any], spec: dict[str, Any]) -> nsexec.Prepared | None:
-        """The exec prepared to run without runc, or None when only runc can run it."""
-        if runtime.name != "runc":
-            return None
-        try:
-            with self._lock:
-                target = self._targets.get(c.id)
-            if target is None or target.init_pid != c.state.pid:
-                target = nsexec.load_target(os.path.join(runtime.root, c.id, "state.json"))
-                with self._lock:
-                    self._targets[c.id] = target
-            return nsexec.prepare(target, process, (spec.get("linux") or {}).get("seccomp"))
-        except (nsexec.Unsupported, OSError, ValueError, KeyError):
-            with self._lock:
-                self._targets.pop(c.id, None)
-            return None
-
-    def _start_native(self, c: Any, e: Exec, prepared: nsexec.Prepared, detach: bool, log_path: str) -> Session:
-        session = Session(e)
-        want_in = e.attach_stdin and not detach
-        to_close: list[int] = []
-        try:
-            if detach:
-                null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                to_close.append(null)
-                stdio = (null, null, null)
-            else:
-                in_r, in_w = os.pipe2(os.O_CLOEXEC) if want_in else (-1, -1)
-                out_r, out_w = os.pipe2(os.O_CLOEXEC)
-                err_r, err_w = os.pipe2(os.O_CLOEXEC)
-                if not want_in:
-                    in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                to_close += [in_r, out_w, err_w]
-                stdio = (in_r, out_w, err_w)
-                session.stdin = in_w if want_in else None
-                session.stdout, session.stderr = out_r, err_r
-            proc, pid = nsexec.spawn(prepared, *stdio, log_path)
-        finally:
-            for fd in to_close:
-                os.close(fd)
-        e.pid = pid
-        e.running = True
-        self._event(c, f"exec_start: {' '.join(e.cmd)}", e.id)
-        threading.Thread(target=self._wait, args=(c, e, proc, log_path, "", ""), daemon=True).start()
-        return session
-
-    def _wait(self, c: Any, e: Exec, proc: Any, log_path: str, pid_path: str, spec_path: str) -> None:
+    def _wait(self, c: Any, e: Exec, proc: subprocess.Popen[bytes], log_path: str, pid_path: str,
+              spec_path: str) -> None:
         code = proc.wait()
-        if not e.pid and pid_path:
+        if not e.pid:
             e.pid = _read_pid(pid_path)
         failure = _runtime_failure(log_path)
         if failure:
@@ -267,8 +214,7 @@ class ExecService:
             e.pid = 0
         for path in (log_path, pid_path, spec_path):
             try:
-                if path:
-                    os.unlink(path)
+                os.unlink(path)
             except FileNotFoundError:
                 pass
         e.exit_code = code if code >= 0 else 128 - code
@@ -277,12 +223,10 @@ class ExecService:
         if not e.done.done():
             e.done.set_result(e.exit_code)
 
-    def _spec(self, c: Any) -> dict[str, Any]:
-        with open(os.path.join(self.containers.shims.bundle(c.id), "config.json"), encoding="utf-8") as f:
-            return json.load(f)
-
-    def _process(self, c: Any, e: Exec, spec: dict[str, Any]) -> dict[str, Any]:
+    def _process(self, c: Any, e: Exec) -> dict[str, Any]:
         """The container's process spec with the exec's command, env, user, cwd and terminal."""
+        with open(os.path.join(self.containers.shims.bundle(c.id), "config.json"), encoding="utf-8") as f:
+            spec = json.load(f)
         process = copy.deepcopy(spec["process"])
         process["args"] = e.cmd
         process["terminal"] = e.tty
