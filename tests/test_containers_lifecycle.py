@@ -50,6 +50,11 @@ def test_ps_size_counts_the_rw_layer(d) -> None:
     assert _inspect(d, "sized")["State"]["Running"]
     full = json.loads(d.cli("inspect", "-s", "sized").stdout_text)[0]
     assert (full["SizeRw"], full["SizeRootFs"]) == (row["SizeRw"], row["SizeRootFs"])
+    df = d.api().df()["Containers"]
+    assert [(c["Names"], c["SizeRw"]) for c in df] == [(["/sized"], row["SizeRw"])]
+    summary = d.cli("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}").stdout_text
+    assert "Containers 1 1" in summary.splitlines()
+    assert "sized" in d.cli("system", "df", "-v").stdout_text
     d.cli("rm", "-f", "sized")
 
 

@@ -91,7 +91,7 @@ class Engine:
 
     def disk_usage(self) -> dict[str, Any]:
         images, layers_size = self.images.disk_usage()
-        return {"images": images, "containers": [], "volumes": self.volumes.disk_usage(),
+        return {"images": images, "volumes": self.volumes.disk_usage(),
                 "build_cache": self.builds.disk_usage(),
                 "layers_size": layers_size}
 
