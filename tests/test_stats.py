@@ -55,6 +55,11 @@ def test_update_memory_cpu_pids_restart(d) -> None:
         assert int(f.read()) == 64 << 20
     assert info["State"]["Status"] == "running"
     assert d.client().containers.get("busy").stats(stream=False)["memory_stats"]["limit"] == 64 << 20
+    res = d.cli("update", "--restart", "bogus", "busy", check=False)
+    assert res.returncode != 0 and "invalid restart policy: unknown policy 'bogus'" in res.stderr_text
+    res = d.cli("update", "--restart", "always:2", "busy", check=False)
+    assert res.returncode != 0 and "maximum retry count can only be used with 'on-failure'" in res.stderr_text
+    assert json.loads(d.cli("inspect", "busy").stdout_text)[0]["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
 
 
 def test_update_below_usage_changes_nothing(d) -> None:

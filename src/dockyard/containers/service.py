@@ -160,7 +160,7 @@ class ContainerService:
         image = self.images.resolve(image_ref)
         image_config = (image.config.get("config") or {})
         specmod.validate_host_config(host_config)
-        _validate_restart_policy(host_config)
+        validate_restart_policy(host_config)
         if config.get("StopSignal"):
             parse_signal(config["StopSignal"])  # a 400 now rather than at stop time, as dockerd
         host_config["LogConfig"] = _merge_log_config(host_config.get("LogConfig") or {}, self.config)
@@ -840,7 +840,7 @@ def _restart_at_boot(c: Container) -> bool:
     return True
 
 
-def _validate_restart_policy(host_config: dict[str, Any]) -> None:
+def validate_restart_policy(host_config: dict[str, Any]) -> None:
     policy = host_config.get("RestartPolicy") or {}
     name = policy.get("Name") or ""
     if name not in RESTART_POLICIES:

@@ -12,6 +12,7 @@ from .. import errors
 from ..runtime import spec as specmod
 from ..runtime.runc import error_message
 from .record import PAUSED, RUNNING
+from .service import validate_restart_policy
 
 RESOURCE_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "CpuShares", "CpuQuota", "CpuPeriod", "NanoCpus",
                  "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight", "KernelMemory")
@@ -41,6 +42,7 @@ def update(containers: Any, publish: Any, ref: str, body: dict[str, Any]) -> lis
             raise errors.InvalidParameter("Restart policy cannot be updated because AutoRemove is enabled for "
                                           "the container")
         new["RestartPolicy"] = {"Name": policy["Name"], "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
+        validate_restart_policy(new)
     specmod.validate_host_config(new)
     if c.state.status in (RUNNING, PAUSED):
         runtime = containers.runtime(c.runtime)
