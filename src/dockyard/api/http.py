@@ -27,6 +27,9 @@ from .. import errors
 log = logging.getLogger("dockyard.api")
 
 READ_CHUNK = 256 * 1024
+# Body reads take whatever the socket has buffered, up to this: fewer, larger
+# hand-offs to h11 while an upload streams in.
+BODY_READ = 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 # How long a connection may sit between requests, and the most a request head
 # may take to arrive, before the connection is closed; bounds what idle, slow
@@ -94,13 +97,26 @@ class Request:
         return "upgrade" in self.headers.get("connection", "").lower() and bool(self.headers.get("upgrade"))
 
     # -- body ------------------------------------------------------------------
-    async def stream(self) -> AsyncIterator[bytes]:
-        """Yield the body in chunks as it arrives."""
+    async def stream(self) -> AsyncIterator[bytes | bytearray]:
+        """Yield the body in chunks as it arrives, as h11 frames them (not copied again here).
+
+        A body cut short (the client went away, or broken chunked framing)
+        raises ``InvalidParameter``: a consumer never takes a short body as whole.
+        """
+        conn = self._conn
+        parser = conn.h11
         while not self._body_done:
-            event = await self._conn.next_event()
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.PAUSED:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as e:
+                self._body_done = True
+                raise errors.InvalidParameter(
+                    "unexpected EOF in request body" if conn.eof else f"invalid request body: {e}") from None
+            if event is h11.NEED_DATA:
+                await conn.receive(BODY_READ)
+            elif type(event) is h11.Data:
+                yield event.data
+            else:
                 self._body_done = True
                 if isinstance(event, h11.ConnectionClosed):
                     raise errors.InvalidParameter("unexpected EOF in request body")
@@ -197,16 +213,26 @@ class _Connection:
         self.app = app
         self.extra_headers = extra_headers
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.eof = False  # the client closed its side
 
-    async def next_event(self, timeout: float | None = None) -> Any:
+    async def receive(self, n: int = READ_CHUNK) -> None:
+        """Read from the socket into h11 (b"" tells it the client closed its side)."""
+        data = await self.reader.read(n)
+        if not data:
+            self.eof = True
+        self.h11.receive_data(data)
+
+    async def next_event(self, timeout: float) -> Any:
+        event = self.h11.next_event()
+        if event is not h11.NEED_DATA:  # pipelined or already buffered: no timer to arm
+            return event
         # ``timeout`` bounds the wait for the whole event, not each read: a client
         # trickling a header a byte at a time must not hold the connection forever.
         async with asyncio.timeout(timeout):
-            while True:
+            while event is h11.NEED_DATA:
+                await self.receive()
                 event = self.h11.next_event()
-                if event is not h11.NEED_DATA:
-                    return event
-                self.h11.receive_data(await self.reader.read(READ_CHUNK))
+            return event
 
     async def send(self, event: Any) -> None:
         data = self.h11.send(event)

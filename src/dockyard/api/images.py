@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import queue
 import threading
@@ -23,66 +24,100 @@ STREAM_QUEUE = 8  # chunks buffered between a worker thread and the connection
 class BodyReader:
     """A blocking file-like view of a request body, for a worker thread.
 
-    A task on the event loop reads the body ahead into a bounded queue, so
-    receiving the upload overlaps with the worker's decompression and
-    extraction, and nothing is spooled to disk.
+    A task on the event loop reads the body ahead while the worker reads it,
+    so receiving the upload overlaps with the worker's decompression and
+    extraction, and nothing is spooled to disk. Chunks pass as h11 framed
+    them, under a lock rather than through a coroutine per hand-off; the
+    worker's ``read`` joins what it asks for (the one copy on this side). At
+    most ``PREFETCH`` bytes wait for the worker: past that the task stops
+    reading, so the socket stops being read and the client is held back.
     """
 
-    PREFETCH = 16  # hand-offs read ahead
-    HANDOFF = 1024 * 1024
+    PREFETCH = 16 * 1024 * 1024
 
     def __init__(self, request: Request, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(self.PREFETCH)
+        self._cond = threading.Condition(threading.Lock())
+        self._chunks: collections.deque[bytes | bytearray] = collections.deque()
+        self._off = 0  # taken from _chunks[0]
+        self._avail = 0  # bytes in _chunks not yet taken
+        self._want: int | None = None  # what the waiting worker needs before it is woken
+        self._end: BaseException | None = None  # set once the body ended: _EOF, or the error the worker raises
+        self._room = asyncio.Event()  # cleared when the read-ahead is full; the worker sets it again
+        self._room.set()
         self._pump = loop.create_task(self._fill(request))
-        self._buf = bytearray()
-        self._eof = False
 
     async def _fill(self, request: Request) -> None:
+        end: BaseException = _EOF
         try:
-            # Clients send small chunks (Go writes 32 KiB); hand the worker big ones.
-            pending: list[bytes] = []
-            size = 0
             async for chunk in request.stream():
-                pending.append(chunk)
-                size += len(chunk)
-                if size >= self.HANDOFF:
-                    await self._queue.put(b"".join(pending))
-                    pending, size = [], 0
-            if pending:
-                await self._queue.put(b"".join(pending))
-            await self._queue.put(b"")
+                with self._cond:
+                    self._chunks.append(chunk)
+                    self._avail += len(chunk)
+                    if self._want is not None and self._avail >= self._want:
+                        self._cond.notify()
+                    # a worker waiting for more than the bound (read(-1)) is let through
+                    full = self._avail >= self.PREFETCH and self._want is None
+                    if full:
+                        self._room.clear()
+                if full:
+                    await self._room.wait()
+        except asyncio.CancelledError:
+            end = errors.InvalidParameter("request body abandoned")
+            raise
         except Exception as e:  # handed to the reader, which raises it in the worker
-            await self._queue.put(e)
+            end = e
+        finally:
+            with self._cond:
+                self._end = end
+                self._cond.notify()
 
     async def aclose(self) -> None:
         """Stop reading ahead (the worker gave up early), so the connection can be drained."""
         self._pump.cancel()
         await asyncio.gather(self._pump, return_exceptions=True)
 
-    def _next(self) -> bytes:
-        item = asyncio.run_coroutine_threadsafe(self._queue.get(), self._loop).result()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buf) < n):
-            chunk = self._next()
-            if not chunk:
-                self._eof = True
-                break
-            self._buf += chunk
-        if n < 0 or n >= len(self._buf):
-            data = bytes(self._buf)
-            self._buf.clear()
-        else:
-            data = bytes(self._buf[:n])
-            del self._buf[:n]
-        return data
+        """``n`` bytes (all that is left if n < 0); fewer only at the end of the body."""
+        with self._cond:
+            want = n if n >= 0 else 1 << 62
+            while self._avail < want and self._end is None:
+                self._want = want
+                if not self._room.is_set():
+                    self._loop.call_soon_threadsafe(self._room.set)
+                self._cond.wait()
+            self._want = None
+            if self._avail < want and self._end is not _EOF:
+                assert self._end is not None
+                raise self._end
+            parts: list[bytes | bytearray | memoryview] = []
+            left = min(want, self._avail)
+            self._avail -= left
+            while left:
+                first = self._chunks[0]
+                take = min(left, len(first) - self._off)
+                if self._off == 0 and take == len(first):
+                    self._chunks.popleft()
+                    parts.append(first)
+                else:
+                    parts.append(memoryview(first)[self._off:self._off + take])
+                    self._off += take
+                    if self._off == len(first):
+                        self._chunks.popleft()
+                        self._off = 0
+                left -= take
+            if self._avail < self.PREFETCH // 2 and not self._room.is_set():
+                self._loop.call_soon_threadsafe(self._room.set)
+        if len(parts) == 1 and type(parts[0]) is bytes:
+            return parts[0]
+        return b"".join(parts)
 
     def readable(self) -> bool:
         return True
+
+
+# the body ended whole (never raised: a sentinel in the reader's end slot)
+_EOF = EOFError("end of request body")
 
 
 async def _consume(request: Request, reader: BodyReader, work: Callable[[], Any]) -> Any:
