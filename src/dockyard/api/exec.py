@@ -65,7 +65,8 @@ def routes(engine: Engine) -> list[Route]:
         return empty_response(200)
 
     async def inspect(request: Request) -> Response:
-        return json_response(inspect_exec(svc.get(request.params["id"])))
+        e = svc.get(request.params["id"])
+        return json_response(inspect_exec(e, svc.pid(e)))
 
     return [
         post("/containers/{name:.*}/exec", create),
@@ -75,7 +76,7 @@ def routes(engine: Engine) -> list[Route]:
     ]
 
 
-def inspect_exec(e: Exec) -> dict[str, Any]:
+def inspect_exec(e: Exec, pid: int) -> dict[str, Any]:
     return {
         "CanRemove": False,
         "ContainerID": e.container_id,
@@ -88,7 +89,7 @@ def inspect_exec(e: Exec) -> dict[str, Any]:
         "ProcessConfig": {"arguments": e.cmd[1:], "entrypoint": e.cmd[0], "privileged": e.privileged,
                           "tty": e.tty, **({"user": e.user} if e.user else {})},
         "Running": e.running,
-        "Pid": e.pid,
+        "Pid": pid,
     }
 
 

@@ -128,8 +128,13 @@ class ExecService:
         self._publish("container", action, c.id, attrs)
 
     # -- start --------------------------------------------------------------------
-    def start(self, exec_id: str, detach: bool = False, quiet: bool = False) -> Session:
-        """Start the process; with ``detach`` its stdio is /dev/null and nothing is returned to pump."""
+    def start(self, exec_id: str, detach: bool = False) -> Session:
+        """Start the process; with ``detach`` its stdio is /dev/null and nothing is returned to pump.
+
+        A detached or TTY start returns once the process runs, as dockerd's (inspect shows its pid). An
+        attached one returns as soon as runc is spawned: its output flows whenever it comes, and waiting
+        here for runc's pid file would only delay the stream (``pid`` reads the file on demand).
+        """
         e = self.get(exec_id)
         with self._lock:
             if e.started:
@@ -194,34 +199,41 @@ class ExecService:
         waiter.start()
         if session.stdout is None and not detach:
             waiter.join()  # the runtime failed before the process had a terminal; e.error says why
-        # as dockerd, start returns once the process runs (inspect shows its pid)
-        self.wait_started(e)
-        if not e.done.done():
-            e.pid = e.pid or _read_pid(pid_path)
+        if detach or e.tty:
+            self.wait_started(e)
+            self.pid(e)
         return session
+
+    def pid(self, e: Exec) -> int:
+        """The process's pid: runc writes it once the process runs; 0 before that or if it never ran."""
+        if not e.pid and e.running and not e.done.done():
+            e.pid = _read_pid(os.path.join(self.spec_dir, e.id + ".pid"))
+        return e.pid
 
     def _wait(self, c: Any, e: Exec, proc: subprocess.Popen[bytes], log_path: str, pid_path: str,
               spec_path: str) -> None:
         code = proc.wait()
         if not e.pid:
             e.pid = _read_pid(pid_path)
-        failure = _runtime_failure(log_path)
+        # runc exits with the process's status: only a failure can have its reason in the log
+        failure = _runtime_failure(log_path) if code != 0 else ""
         if failure:
             msg = f"OCI runtime exec failed: {failure}: unknown"
             low = failure.lower()
             code = 127 if ("executable file not found" in low or "no such file or directory" in low) else 126
             e.error = msg
             e.pid = 0
-        for path in (log_path, pid_path, spec_path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
         e.exit_code = code if code >= 0 else 128 - code
         e.running = False
         self._event(c, "exec_die", e.id, {"exitCode": str(e.exit_code)})
         if not e.done.done():
             e.done.set_result(e.exit_code)
+        # after the result: the client's stream ends on it, the files are ours alone
+        for path in (log_path, pid_path, spec_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def _process(self, c: Any, e: Exec) -> dict[str, Any]:
         """The container's process spec with the exec's command, env, user, cwd and terminal."""
@@ -265,7 +277,7 @@ class ExecService:
             if os.path.exists(pid_path):
                 return
             try:
-                e.done.result(0.005)
+                e.done.result(0.002)
             except concurrent.futures.TimeoutError:
                 pass
 
@@ -316,7 +328,7 @@ class ExecService:
         return code, output
 
     def _kill(self, e: Exec) -> None:
-        if e.pid:
+        if self.pid(e):
             try:
                 os.kill(e.pid, 9)
             except ProcessLookupError:
