@@ -73,6 +73,22 @@ def test_exec_detached_and_inspect(d) -> None:
     assert d.cli("exec", "box", "test", "-e", "/tmp/detached", check=False).returncode == 0
 
 
+def test_attached_exec_inspect_while_running_and_at_end(d) -> None:
+    # an attached start streams before the daemon knows the pid: inspect must still show it, and the exit
+    # code must be there as soon as the stream ends (the CLI inspects right after, without retrying)
+    api = d.api()
+    eid = api.exec_create("box", ["sh", "-c", "echo ready; sleep 1; exit 4"])["Id"]
+    stream = api.exec_start(eid, stream=True)
+    assert next(stream) == b"ready\n"
+    info = api.exec_inspect(eid)
+    assert info["Running"] and info["ExitCode"] is None
+    with open(f"/proc/{info['Pid']}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[:2] == [b"sh", b"-c"]
+    assert b"".join(stream) == b""
+    info = api.exec_inspect(eid)
+    assert (info["Running"], info["ExitCode"]) == (False, 4)
+
+
 def test_docker_py_exec_run(d) -> None:
     box = d.client().containers.get("box")
     code, out = box.exec_run(["sh", "-c", "echo hi; exit 2"])
