@@ -79,6 +79,7 @@ def server(tmp_path):
     t.start()
     yield path, worker
     worker.gate.set()
+    asyncio.run_coroutine_threadsafe(srv.close_connections(1.0), loop).result(10)
     loop.call_soon_threadsafe(listener.close)
     loop.call_soon_threadsafe(loop.stop)
     t.join(5)
@@ -192,6 +193,20 @@ def test_a_worker_that_does_not_read_stops_the_socket_being_read(server):
     s.setblocking(True)
     s.settimeout(30)
     s.sendall(view[sent:])
+    head, body = _response(s)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert body == _expect(payload)
+    s.close()
+
+
+def test_expect_100_continue_is_answered_before_the_body(server):
+    path, worker = server
+    s = _connect(path)
+    payload = os.urandom(100_000)
+    s.sendall(b"PUT /upload HTTP/1.1\r\nHost: d\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+              % len(payload))
+    assert s.recv(65536).startswith(b"HTTP/1.1 100 ")
+    s.sendall(payload)
     head, body = _response(s)
     assert head.startswith(b"HTTP/1.1 200"), head
     assert body == _expect(payload)

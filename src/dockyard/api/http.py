@@ -105,6 +105,9 @@ class Request:
         """
         conn = self._conn
         parser = conn.h11
+        if not self._body_done and parser.they_are_waiting_for_100_continue:
+            # as Go's net/http does once a handler reads the body (curl waits a second for it otherwise)
+            await conn.send(h11.InformationalResponse(status_code=100, headers=[]))
         while not self._body_done:
             try:
                 event = parser.next_event()
