@@ -72,7 +72,10 @@ def server(tmp_path):
         reader = BodyReader(request, asyncio.get_running_loop())
         return json_response(await _consume(request, reader, lambda: worker.run(reader)))
 
-    srv = HTTPServer(App([put("/upload", upload)]), lambda: [])
+    async def ignore(request: Request) -> Response:
+        return json_response({"read": False})
+
+    srv = HTTPServer(App([put("/upload", upload), put("/ignore", ignore)]), lambda: [])
     # the daemon's own stream limit (daemon/main.py)
     listener = loop.run_until_complete(asyncio.start_unix_server(srv.handle, path=path, limit=2**20))
     t = threading.Thread(target=loop.run_forever, daemon=True)
@@ -211,3 +214,22 @@ def test_expect_100_continue_is_answered_before_the_body(server):
     assert head.startswith(b"HTTP/1.1 200"), head
     assert body == _expect(payload)
     s.close()
+
+
+def test_unread_body_cut_short_closes_quietly(server, caplog):
+    path, worker = server
+    s = _connect(path)
+    s.sendall(b"PUT /ignore HTTP/1.1\r\nHost: d\r\nContent-Length: 100\r\n\r\nonly this")
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data
+    s.close()
+    # the server reads the rest away after answering; the cut is no error of its own
+    s = _connect(path)
+    s.sendall(b"PUT /ignore HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n")
+    head, body = _response(s)
+    assert body == {"read": False}
+    s.close()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

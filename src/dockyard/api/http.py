@@ -290,6 +290,8 @@ class _Connection:
                     pass
         except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError):
             pass
+        except errors.InvalidParameter:  # a body left unread by the handler was cut short: nothing to answer
+            pass
         finally:
             try:
                 self.writer.close()
