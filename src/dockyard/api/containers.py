@@ -16,6 +16,7 @@ from ..containers.record import PAUSED, RUNNING, Container, parse_iso
 from ..containers.service import ContainerService, parse_signal
 from ..engine.engine import Engine
 from ..runtime.shim import STDERR as SHIM_STDERR
+from ..util.units import human_duration
 from . import filters as flt
 from .http import HijackResponse, RawStream, Request, Response, StreamResponse, empty_response, json_response
 from .router import Route, delete, get, post
@@ -315,34 +316,6 @@ async def _log_stream(svc: ContainerService, c: Container, reader: logmod.LogRea
 def _command(c: Container) -> str:
     # dockerd's list quotes the arguments (not the path) that hold a space
     return " ".join([c.path, *(f"'{a}'" if " " in a else a for a in c.args)])
-
-
-def human_duration(seconds: float) -> str:
-    """docker's units.HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def status_text(c: Container) -> str:

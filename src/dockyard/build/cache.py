@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from ..storage.snapshotter import write_json_atomic
+from ..util.atomic import write_json_atomic
 
 
 @dataclass

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, TextIO
 
+from ..util.units import human_duration
 from .gotemplate import HEADER_FUNCS, NO_VALUE, NilMap, NilSlice, Template, go_json
 
 TABLE = "table"
@@ -184,39 +184,6 @@ def bytes_size(size: float) -> str:
     """go-units BytesSize: ``23.54GiB``."""
     value, unit = _size_unit(float(size), 1024.0, _BINARY)
     return _g(value, 4) + unit
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = _go_round(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
-
-
-def _go_round(x: float) -> int:
-    """math.Round: half away from zero."""
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
 def since(ts: float, now: Callable[[], float] | None = None) -> str:

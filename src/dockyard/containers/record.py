@@ -8,6 +8,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..util.atomic import write_json_atomic
+
 RECORD = "config.v2.json"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -77,13 +79,7 @@ class Container:
 
     def save(self, directory: str) -> None:
         data = asdict(self)
-        path = os.path.join(directory, RECORD)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_json_atomic(os.path.join(directory, RECORD), data)
 
     @classmethod
     def load(cls, directory: str) -> "Container":

@@ -31,6 +31,7 @@ from . import names as namegen
 from .monitor import ExitMonitor
 from .record import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, State, iso,
                      now_iso, parse_iso)
+from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.containers")
 
@@ -266,13 +267,13 @@ class ContainerService:
         c.hosts_path = os.path.join(directory, "hosts")
         c.resolv_conf_path = os.path.join(directory, "resolv.conf")
         hostname = c.config.get("Hostname") or socket.gethostname()
-        _write(c.hostname_path, hostname + "\n")
+        write_atomic(c.hostname_path, hostname + "\n", durable=False)
         if host_net:
-            _write(c.hosts_path, _read("/etc/hosts") or HOSTS)
-            _write(c.resolv_conf_path, _read("/etc/resolv.conf"))
+            write_atomic(c.hosts_path, _read("/etc/hosts") or HOSTS, durable=False)
+            write_atomic(c.resolv_conf_path, _read("/etc/resolv.conf"), durable=False)
             return
-        _write(c.hosts_path, HOSTS)
-        _write(c.resolv_conf_path, _container_resolv_conf(_read("/etc/resolv.conf")))
+        write_atomic(c.hosts_path, HOSTS, durable=False)
+        write_atomic(c.resolv_conf_path, _container_resolv_conf(_read("/etc/resolv.conf")), durable=False)
 
     # -- start -----------------------------------------------------------------
     def start(self, ref: str) -> Container:
@@ -920,14 +921,6 @@ def _read(path: str) -> str:
             return f.read()
     except OSError:
         return ""
-
-
-def _write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def elapsed_since(ts: str) -> float:

@@ -20,6 +20,7 @@ from ..engine.engine import Engine
 from . import config as cfg
 from . import tls
 from .tcp import TCPListener
+from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.daemon")
 
@@ -60,10 +61,7 @@ def lock_data_root(data_root: str) -> int:
 
 def write_pidfile(path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(str(os.getpid()))
-    os.replace(tmp, path)
+    write_atomic(path, str(os.getpid()), durable=False)
 
 
 def split_tcp_host(host: str, default_port: int) -> tuple[str, int]:

@@ -13,7 +13,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 
-from ..storage.snapshotter import write_json_atomic
+from ..util.atomic import write_json_atomic
 
 MAX_ENTRIES_PER_LAYER = 16
 

@@ -26,6 +26,7 @@ from ..storage.drivers import open_snapshotter
 from . import hostinfo
 from ..volumes.service import VolumeService
 from .events import EventBus
+from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.engine")
 
@@ -66,12 +67,7 @@ class Engine:
         except FileNotFoundError:
             pass
         engine_id = secrets.token_hex(16)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(engine_id)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, engine_id)
         return engine_id
 
     # -- system ------------------------------------------------------------------

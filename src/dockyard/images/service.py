@@ -405,16 +405,7 @@ class ImageService:
                 if pending is not None:
                     chain.append(self.layers.commit(pending, base_chain))
                     pending = None
-                self.layers.acquire(chain)
-                try:
-                    image, fresh = self.store.add(config_bytes, parent=parent_id or "")
-                except BaseException:
-                    self.layers.release(chain)
-                    raise
-                if not fresh:
-                    self.layers.release(chain)
-                image.size = self._size(image)
-                return image
+                return self._add_locked(config_bytes, chain, parent_id)
         finally:
             if pending is not None:
                 self.layers.discard(pending)
@@ -424,16 +415,20 @@ class ImageService:
         config_bytes = json.dumps(config, separators=(",", ":")).encode()
         chain = chain_ids(list(config.get("rootfs", {}).get("diff_ids") or []))
         with self._lock:
-            self.layers.acquire(chain)
-            try:
-                image, fresh = self.store.add(config_bytes, parent=parent_id or "")
-            except BaseException:
-                self.layers.release(chain)
-                raise
-            if not fresh:
-                self.layers.release(chain)
-            image.size = self._size(image)
-            return image
+            return self._add_locked(config_bytes, chain, parent_id)
+
+    def _add_locked(self, config_bytes: bytes, chain: list[str], parent_id: str | None) -> Image:
+        """The image of ``config_bytes`` over ``chain``, holding the layers once per image (under the lock)."""
+        self.layers.acquire(chain)
+        try:
+            image, fresh = self.store.add(config_bytes, parent=parent_id or "")
+        except BaseException:
+            self.layers.release(chain)
+            raise
+        if not fresh:
+            self.layers.release(chain)
+        image.size = self._size(image)
+        return image
 
     # -- usage ---------------------------------------------------------------------------
     def count(self) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
-from ..storage.snapshotter import write_json_atomic
+from ..util.atomic import write_json_atomic
 from . import reference as refs
 from .content import ContentStore
 from .layers import chain_ids

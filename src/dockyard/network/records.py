@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..util.atomic import write_json_atomic
+
 
 @dataclass
 class Endpoint:
@@ -53,13 +55,7 @@ class Network:
         return not self.predefined
 
     def save(self, directory: str) -> None:
-        path = os.path.join(directory, self.id + ".json")
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(self), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_json_atomic(os.path.join(directory, self.id + ".json"), asdict(self))
 
     def delete(self, directory: str) -> None:
         try:

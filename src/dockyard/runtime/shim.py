@@ -30,6 +30,7 @@ from typing import Any
 
 from .. import errors
 from .runc import Runc
+from ..util.atomic import write_json_atomic
 
 CONMON = "conmon"
 STDOUT, STDERR = 2, 3  # conmon's stream numbers on the attach socket
@@ -96,7 +97,7 @@ class ShimManager:
         bundle = self.bundle(container_id)
         self.cleanup(container_id)
         os.makedirs(bundle, mode=0o700)
-        _write_json(os.path.join(bundle, "config.json"), spec)
+        write_json_atomic(os.path.join(bundle, "config.json"), spec)
         return bundle
 
     def create(self, runtime: Runc, container_id: str, *, tty: bool, stdin: bool, log_path: str | None,
@@ -148,7 +149,7 @@ class ShimManager:
         conmon_pid = int(_read_text(os.path.join(bundle, "conmon.pid")))
         info = ShimInfo(container_id, conmon_pid, pid, tty, stdin, log_path or "", time.time(),
                         _start_ticks(conmon_pid))
-        _write_json(os.path.join(bundle, "shim.json"), asdict(info))
+        write_json_atomic(os.path.join(bundle, "shim.json"), asdict(info))
         return info
 
     def load(self, container_id: str) -> ShimInfo | None:
@@ -274,15 +275,6 @@ def _read_sync(fd: int, timeout: float) -> dict[str, Any] | None:
 def _read_text(path: str) -> str:
     with open(path, encoding="ascii") as f:
         return f.read().strip()
-
-
-def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _start_ticks(pid: int) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .. import errors
+from ..util.atomic import write_json_atomic
 from .archive import Whiteouts
 
 LAYER_META = "layer.json"
@@ -44,15 +45,6 @@ class Snapshot:
     path: str  # the snapshot directory
     upperdir: str
     workdir: str
-
-
-def write_json_atomic(path: str, data: Any) -> None:
-    tmp = f"{path}.tmp{secrets.token_hex(4)}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def fsync_dir(path: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from . import pki
+from ..util.atomic import write_atomic
 
 CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
 CLIENT_CERT, CLIENT_KEY = "cert.pem", "key.pem"
@@ -29,16 +30,7 @@ def default_dir() -> Path:
 
 def write_file(path: Path, data: bytes, private: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600 if private else 0o644)
-    try:
-        # the mode given to open() is filtered by the umask; set it exactly
-        os.fchmod(fd, 0o600 if private else 0o644)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomic(path, data, mode=0o600 if private else 0o644)
 
 
 def write_pair(directory: Path, cert_name: str, key_name: str, issued: pki.Issued) -> None:

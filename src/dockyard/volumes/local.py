@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 
 from .. import errors
+from ..util.atomic import write_json_atomic
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 VALID_OPTIONS = ("type", "device", "o", "size")
@@ -93,13 +94,7 @@ class LocalDriver:
         return vol
 
     def save(self, vol: Volume) -> None:
-        path = os.path.join(self.directory(vol.name), METADATA)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(vol), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_json_atomic(os.path.join(self.directory(vol.name), METADATA), asdict(vol))
 
     def remove(self, vol: Volume) -> None:
         self.unmount(vol)
