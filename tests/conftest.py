@@ -184,6 +184,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory):
     d.teardown()
 
 
+@pytest.fixture(scope="module")
+def d(daemon: Daemon, busybox_tar: BuiltImage) -> Daemon:
+    """The module's dockyardd with busybox loaded (its teardown removes the containers left)."""
+    daemon.cli("load", "-i", busybox_tar.path)
+    return daemon
+
+
 @pytest.fixture
 def fresh_daemon(tmp_path: Path):
     """A dockyardd of the test's own, for tests that restart or break it."""

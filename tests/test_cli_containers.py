@@ -10,15 +10,6 @@ import pytest
 from test_cli import both, dockyard
 
 
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
-
-
 def same(d, *args: str, input: bytes | None = None, exit_code: int | None = 0, stderr: bool = True) -> str:
     """Both CLIs give the same stdout, exit status and (with 'docker' read as 'dockyard') stderr."""
     ref, ours = both(d, *args, input=input)

@@ -12,15 +12,6 @@ from test_containers_tty import Pane
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
-
-
 def test_run_it_shell_resize_exit_code(d) -> None:
     pane = Pane(d.env(), f"{DOCKYARD} run -it --rm --name tty1 busybox sh", width=90, height=25)
     try:

@@ -7,16 +7,6 @@ import json
 import subprocess
 import tarfile
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
 
 
 def test_diff_export_commit(d, tmp_path) -> None:

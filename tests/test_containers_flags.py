@@ -9,15 +9,6 @@ import resource
 import pytest
 
 
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
-
-
 def run(d, *args: str) -> str:
     return d.cli("run", "--rm", *args).stdout_text
 

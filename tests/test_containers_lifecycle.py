@@ -14,15 +14,6 @@ import docker
 import pytest
 
 
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
-
-
 def _inspect(d, name: str) -> dict:
     return json.loads(d.cli("inspect", name).stdout_text)[0]
 

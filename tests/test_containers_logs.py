@@ -9,16 +9,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
 
 
 def _json_lines(path: str) -> list[dict]:

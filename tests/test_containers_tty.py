@@ -55,15 +55,6 @@ class Pane:
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
-
-
 @pytest.fixture
 def pane_for(d):
     panes: list[Pane] = []

@@ -8,21 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures.busybox import image_config, rootfs_layer, write_docker_save  # noqa: E402
 
 FAST = ["--health-interval", "300ms", "--health-timeout", "2s"]
-
-
-@pytest.fixture(scope="module")
-def d(daemon, busybox_tar):
-    daemon.cli("load", "-i", busybox_tar.path)
-    yield daemon
-    ids = daemon.cli("ps", "-aq", check=False).stdout_text.split()
-    if ids:
-        daemon.cli("rm", "-f", *ids, check=False)
 
 
 def health(d, name: str) -> dict | None:

@@ -212,8 +212,8 @@ def test_connect_and_disconnect_live(d):
 
 
 def test_publish_all_exposed_ports_and_ranges(d, tmp_path):
-    res = d.cli("run", "-d", "--name", "pall", "--expose", "7000", "-P", "-p", "127.0.0.1::7001/udp",
-                "busybox", "sleep", "60")
+    d.cli("run", "-d", "--name", "pall", "--expose", "7000", "-P", "-p", "127.0.0.1::7001/udp",
+          "busybox", "sleep", "60")
     try:
         ports = _inspect(d, "pall")["NetworkSettings"]["Ports"]
         assert int(ports["7000/tcp"][0]["HostPort"]) > 1024

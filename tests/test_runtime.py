@@ -17,7 +17,7 @@ import pytest
 from dockyard import errors
 from dockyard.runtime import spec as specmod
 from dockyard.runtime.runc import Runc
-from dockyard.runtime.shim import STDERR, STDOUT, ShimInfo, ShimManager, StartError
+from dockyard.runtime.shim import STDERR, ShimInfo, ShimManager, StartError
 from fixtures.busybox import rootfs_layer
 
 IMAGE = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "FROM_IMAGE=1"],

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from cryptography import x509
 
 from dockyard.cli import remote
