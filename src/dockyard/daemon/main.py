@@ -18,7 +18,6 @@ from ..api.http import HTTPServer
 from ..api.system import standard_headers
 from ..engine.engine import Engine
 from . import config as cfg
-from . import tls
 from .tcp import TCPListener
 from ..util.atomic import write_atomic
 
@@ -104,6 +103,7 @@ async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.
             pass
         return srv
     if host.startswith("tcp://"):
+        from . import tls  # cryptography costs ~15 MiB of RSS: loaded only by a daemon serving TCP
         ctx = tls.server_context(c)
         hostpart, port = split_tcp_host(host, 2376 if ctx else 2375)
         if ctx is None:
