@@ -114,3 +114,37 @@ def test_cp_never_replaces_a_directory_with_a_file(d, tmp_path) -> None:
     assert res.returncode != 0 and "cannot overwrite non-directory" in res.stderr_text
     assert d.cli("exec", "nooverwrite", "sh", "-c", "test -d /tmp/adir && test -f /tmp/afile && echo ok"
                  ).stdout_text == "ok\n"
+
+
+def test_cp_sees_volumes_and_bind_mounts_of_a_running_container(d, tmp_path) -> None:
+    bind = tmp_path / "bind"
+    bind.mkdir()
+    (bind / "from-host.txt").write_text("bound")
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host only")
+    d.cli("run", "-d", "--name", "mnt", "-v", "cpvol:/vol", "-v", f"{bind}:/bind", "busybox", "sh", "-c",
+          "echo in-volume > /vol/v.txt; ln -s / /vol/up; ln -s ../../.. /vol/dots; sleep 1000")
+    d.cli("exec", "mnt", "sh", "-c", "until [ -L /vol/dots ]; do sleep 0.05; done")
+    out = tmp_path / "out"
+    out.mkdir()
+    d.cli("cp", "mnt:/vol/v.txt", str(out / "v.txt"))
+    assert (out / "v.txt").read_text() == "in-volume\n"
+    d.cli("cp", "mnt:/bind/from-host.txt", str(out / "b.txt"))
+    assert (out / "b.txt").read_text() == "bound"
+    f = tmp_path / "up.txt"
+    f.write_text("uploaded")
+    d.cli("cp", str(f), "mnt:/vol/")
+    d.cli("cp", str(f), "mnt:/bind/")
+    assert d.cli("exec", "mnt", "cat", "/vol/up.txt").stdout_text == "uploaded"
+    assert (bind / "up.txt").read_text() == "uploaded"
+    # links inside a volume still resolve inside the container, never to the host
+    d.cli("cp", "mnt:/vol/up/etc/hostname", str(out / "h1"))
+    d.cli("cp", "mnt:/vol/dots/etc/hostname", str(out / "h2"))
+    container_hostname = d.cli("exec", "mnt", "cat", "/etc/hostname").stdout_text
+    assert (out / "h1").read_text() == (out / "h2").read_text() == container_hostname
+    assert d.cli("cp", f"mnt:/vol/dots{secret}", str(out / "s"), check=False).returncode != 0
+    d.cli("cp", str(f), "mnt:/vol/dots/tmp/escaped.txt")
+    assert not os.path.exists("/tmp/escaped.txt")
+    assert d.cli("exec", "mnt", "cat", "/tmp/escaped.txt").stdout_text == "uploaded"
+    d.cli("rm", "-f", "-v", "mnt")
+    d.cli("volume", "rm", "cpvol")

@@ -5,8 +5,10 @@ container's root, following the container's symlinks as the container would
 see them (absolute targets restart at the container's root, ``..`` stops at
 it), so no symlink can lead a copy to the host's files. Writes go through
 ``storage.archive.extract``, which opens every directory relative to the
-resolved target without following links. A stopped container's root is
-mounted for the copy and unmounted after, as dockerd does.
+resolved target without following links. A running container is read and
+written through ``/proc/PID/root``, so its bind mounts and volumes are seen as
+inside it; a stopped container's root is mounted for the copy and unmounted
+after, as dockerd does.
 """
 
 from __future__ import annotations
@@ -75,15 +77,27 @@ class ContainerFiles:
                         if not c.state.running:
                             self.containers.snapshotter.unmount(rootfs)
 
+    @contextlib.contextmanager
+    def view(self, ref: str) -> Iterator[tuple[Any, str]]:
+        """The container and the root its processes see: a running container's mount namespace (its bind
+        mounts and volumes included, as dockerd's cp sees them), else the merged root mounted for the block."""
+        with self.root(ref) as (c, rootfs):
+            # "/." so that the root itself is the directory, not the magic link lstat would see
+            live = f"/proc/{c.state.pid}/root/."
+            if c.state.running and c.state.pid and os.path.isdir(live):
+                yield c, live
+            else:
+                yield c, rootfs
+
     # -- stat, read, write -----------------------------------------------------------
     def stat(self, ref: str, path: str) -> PathStat:
-        with self.root(ref) as (c, root):
+        with self.view(ref) as (c, root):
             host = _resolve_request(root, path, ref)
             return _stat(root, host, path)
 
     def read(self, ref: str, path: str) -> tuple[PathStat, Iterator[bytes]]:
         """The path's stat (now, so a missing path is a 404 before any byte) and its tar stream."""
-        ctx = self.root(ref)
+        ctx = self.view(ref)
         c, root = ctx.__enter__()
         try:
             host = _resolve_request(root, path, ref)
@@ -102,7 +116,7 @@ class ContainerFiles:
 
     def write(self, ref: str, path: str, body: IO[bytes], copy_uid_gid: bool = False,
               no_overwrite_dir_non_dir: bool = False) -> None:
-        with self.root(ref) as (c, root):
+        with self.view(ref) as (c, root):
             if c.host_config.get("ReadonlyRootfs"):
                 raise errors.Forbidden("container rootfs is marked read-only")
             host = resolve_in_root(root, path, follow_last=True)
@@ -114,7 +128,8 @@ class ContainerFiles:
                 raise errors.InvalidParameter("extraction point is not a directory")
             owner = (0, 0)
             if copy_uid_gid and c.config.get("User"):
-                user = specmod.resolve_user(root, c.config["User"])
+                # the image's /etc/passwd, in the merged root (the live view's path does not survive realpath)
+                user = specmod.resolve_user(self.containers.rootfs(c.id), c.config["User"])
                 owner = (user.uid, user.gid)
             try:
                 if owner == (0, 0) and os.geteuid() == 0:
