@@ -252,8 +252,14 @@ class NetworkService:
                     n.save(self.root)
 
     def memberships(self, container_id: str) -> list[tuple[Network, Endpoint]]:
-        with self._lock:
-            return [(n, n.endpoints[container_id]) for n in self._networks.values() if container_id in n.endpoints]
+        # Without the lock: the container list calls this on the API's event loop, which must not wait while
+        # a network is brought up under it. list() of a dict's values and dict.get are atomic under the GIL.
+        out = []
+        for n in list(self._networks.values()):
+            ep = n.endpoints.get(container_id)
+            if ep is not None:
+                out.append((n, ep))
+        return out
 
     # -- containers: start and exit --------------------------------------------------------
     def attach(self, container: Any, hosts_path: str, resolv_path: str) -> str | None:
