@@ -206,8 +206,15 @@ class ExecService:
 
     def pid(self, e: Exec) -> int:
         """The process's pid: runc writes it once the process runs; 0 before that or if it never ran."""
-        if not e.pid and e.running and not e.done.done():
-            e.pid = _read_pid(os.path.join(self.spec_dir, e.id + ".pid"))
+        path = os.path.join(self.spec_dir, e.id + ".pid")
+        # runc writes the file just after starting the process, which may already have written output:
+        # wait out that window (milliseconds) rather than show Pid 0 for a running exec
+        deadline = time.monotonic() + 0.5
+        while not e.pid and e.running and not e.done.done():
+            e.pid = _read_pid(path)
+            if e.pid or time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
         return e.pid
 
     def _wait(self, c: Any, e: Exec, proc: subprocess.Popen[bytes], log_path: str, pid_path: str,

@@ -32,6 +32,7 @@ from .monitor import ExitMonitor
 from .record import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, State, iso,
                      now_iso, parse_iso)
 from ..util.atomic import write_atomic
+from ..util.du import tree_size
 
 log = logging.getLogger("dockyard.containers")
 
@@ -738,7 +739,7 @@ class ContainerService:
     def sizes(self, c: Container) -> tuple[int, int]:
         """(SizeRw, SizeRootFs) as dockerd: the bytes of the container's own layer, and those plus its image's."""
         try:
-            rw = _tree_size(self.snapshotter.snapshot(c.id).upperdir)
+            rw = tree_size(self.snapshotter.snapshot(c.id).upperdir)
         except errors.NotFound:
             rw = 0
         try:
@@ -886,33 +887,6 @@ def _container_resolv_conf(host: str) -> str:
     if not servers:
         lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
     return "\n".join(lines) + "\n"
-
-
-def _tree_size(root: str) -> int:
-    """Bytes of the files under ``root``, each hard-linked file once (moby's directory.Size)."""
-    total = 0
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-                if st.st_nlink > 1:
-                    if st.st_ino in seen:
-                        continue
-                    seen.add(st.st_ino)
-                total += st.st_size
-    return total
 
 
 def _read(path: str) -> str:

@@ -12,6 +12,7 @@ import threading
 from typing import Any, Callable
 
 from .. import errors
+from ..util.du import tree_size
 from .local import ANONYMOUS_LABEL, LocalDriver, Volume, validate_name, validate_options
 
 Publish = Callable[[str, str, str, dict[str, str]], Any]
@@ -143,7 +144,7 @@ class VolumeService:
 
     # -- usage ----------------------------------------------------------------------
     def size(self, name: str) -> int:
-        return _tree_size(self.local.mountpoint(name))
+        return tree_size(self.local.mountpoint(name))
 
     def disk_usage(self) -> list[dict[str, Any]]:
         return [{**describe(vol, self.local.mountpoint(vol.name)),
@@ -155,29 +156,3 @@ def describe(vol: Volume, mountpoint: str) -> dict[str, Any]:
     """The Engine API's Volume object."""
     return {"CreatedAt": vol.created_at, "Driver": vol.driver, "Labels": vol.labels or None,
             "Mountpoint": mountpoint, "Name": vol.name, "Options": vol.options or None, "Scope": "local"}
-
-
-def _tree_size(path: str) -> int:
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    stack = [path]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                    continue
-                if st.st_nlink > 1:
-                    if (st.st_dev, st.st_ino) in seen:
-                        continue
-                    seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
