@@ -125,6 +125,7 @@ class Daemon:
         for arg in self.bridge_args()[1:]:
             subprocess.run(["ip", "link", "del", arg], capture_output=True)
             _drop_rules(arg)
+        shutil.rmtree(os.path.dirname(self.socket), ignore_errors=True)  # make_daemon's own directory
 
     def log(self) -> str:
         try:
