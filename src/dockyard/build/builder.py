@@ -28,6 +28,7 @@ from typing import IO, Any, Callable, Iterator
 from .. import errors
 from ..containers.record import now_iso
 from ..images import reference as refs
+from ..storage import rootpath
 from ..util.iterio import IterReader
 from . import copier
 from .cache import BuildCache, step_key
@@ -612,7 +613,7 @@ class Builder:
                     raise StepError(f"When using {instr} with more than one source file, the destination must be "
                                     f"a directory and end with a /")
                 image_root = stack.enter_context(self._mounted(state.image_id))
-                dest_is_dir = dest.endswith("/") or many or os.path.isdir(copier.scoped(image_root, target))
+                dest_is_dir = dest.endswith("/") or many or os.path.isdir(rootpath.resolve_in_root(image_root, target))
                 opts = copier.Options(epoch=self.epoch, keep_owner=bool(from_))
                 chown = flag(node, "chown")
                 if chown:
@@ -873,7 +874,7 @@ def _ancestors(path: str) -> list[str]:
 
 def _lstat(root: str, path: str) -> os.stat_result | None:
     try:
-        st = os.stat(copier.scoped(root, path))
+        st = os.stat(rootpath.resolve_in_root(root, path))
     except OSError:
         return None
     return st if stat.S_ISDIR(st.st_mode) else None
@@ -893,7 +894,7 @@ def _chown(spec: str, root: str) -> tuple[int, int]:
         if name.isdigit():
             return int(name)
         try:
-            with open(copier.scoped(root, file), encoding="utf-8", errors="replace") as f:
+            with open(rootpath.resolve_in_root(root, file), encoding="utf-8", errors="replace") as f:
                 for line in f:
                     fields = line.split(":")
                     if fields and fields[0] == name and len(fields) > 2:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .. import errors
+from ..storage import rootpath
 
 CHUNK = 1024 * 1024
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
@@ -25,31 +26,6 @@ _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
 class CopyError(errors.InvalidParameter):
     pass
-
-
-def scoped(root: str, rel: str, follow_last: bool = True) -> str:
-    """``rel`` inside ``root`` with symlinks resolved as if ``root`` were ``/``."""
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        cand = os.path.join(root, *resolved, p)
-        if (parts or follow_last) and os.path.islink(cand):
-            hops += 1
-            if hops > 255:
-                raise CopyError(f"too many levels of symbolic links: {rel}")
-            target = os.readlink(cand)
-            if target.startswith("/"):
-                resolved = []
-            parts = [x for x in target.split("/") if x not in ("", ".")] + parts
-            continue
-        resolved.append(p)
-    return os.path.join(root, *resolved)
 
 
 @dataclass
@@ -75,7 +51,7 @@ def find_sources(instr: str, root: str, patterns: list[str], from_context: bool,
             names = [norm]
         found = False
         for name in names:
-            path = scoped(root, name)
+            path = rootpath.resolve_in_root(root, name)
             if not os.path.lexists(path):
                 continue
             found = True

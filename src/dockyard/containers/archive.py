@@ -26,10 +26,10 @@ from typing import IO, Any, Callable, Iterator
 from .. import errors
 from ..runtime import spec as specmod
 from ..storage import archive as tarsafe
+from ..storage.rootpath import resolve_in_root as _resolve
 from ..storage.snapshotter import is_mountpoint
 
 CHUNK = 1024 * 1024
-MAX_LINKS = 255
 
 # Go's os.FileMode type bits, which the docker CLI reads from the path stat
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -394,27 +394,7 @@ def _check_overwrite(guard_dir: str, m: tarfile.TarInfo) -> None:
 # -- paths ---------------------------------------------------------------------------
 def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
     """``path`` as the container sees it, mapped to the host under ``root`` without ever leaving it."""
-    todo = [p for p in path.split("/") if p not in ("", ".")]
-    done: list[str] = []
-    links = 0
-    while todo:
-        comp = todo.pop(0)
-        if comp == "..":
-            if done:
-                done.pop()
-            continue
-        host = os.path.join(root, *done, comp)
-        if (todo or follow_last) and os.path.islink(host):
-            links += 1
-            if links > MAX_LINKS:
-                raise errors.InvalidParameter(f"too many links in {path}")
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-            continue
-        done.append(comp)
-    return os.path.join(root, *done)
+    return _resolve(root, path, follow_last, loop_message="too many links in {path}")
 
 
 def _follows_last(path: str) -> bool:

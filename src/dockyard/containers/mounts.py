@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from .. import errors
+from ..storage import rootpath
 
 PROPAGATIONS = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
 LABELS = ("z", "Z")
@@ -383,31 +384,6 @@ def _within(base: str, subpath: str, must_exist: bool) -> str:
     return path
 
 
-def resolve_in_root(root: str, path: str) -> str:
-    """``path`` inside ``root`` with symlinks resolved as the container would see them (never outside root)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if os.path.islink(candidate):
-            hops += 1
-            if hops > 40:
-                raise errors.InvalidParameter(f"too many levels of symbolic links: {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
-
-
 def _copy_up(rootfs: str, destination: str, volume_path: str) -> None:
     """First mount of an empty volume: the image's content at the destination goes in.
 
@@ -417,7 +393,7 @@ def _copy_up(rootfs: str, destination: str, volume_path: str) -> None:
     with os.scandir(volume_path) as it:
         if next(it, None) is not None:
             return
-    src = resolve_in_root(rootfs, destination)
+    src = rootpath.resolve_in_root(rootfs, destination, max_links=40)
     if not os.path.isdir(src) or os.path.islink(src):
         return
     with os.scandir(src) as it:
