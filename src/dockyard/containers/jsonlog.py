@@ -25,7 +25,7 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Iterable, Iterator
 
 from .. import errors
 
@@ -295,16 +295,8 @@ class Copier:
                     out.seek(self._size)
                 self._size = out.tell()
                 j.seek(self._offset)
-                rest = b""
-                while True:
-                    chunk = j.read(READ_CHUNK)
-                    if not chunk:
-                        break
-                    data = rest + chunk
-                    cut = data.rfind(b"\n") + 1
-                    rest = data[cut:]
-                    if cut:
-                        out = self._write(out, self._converter.convert(data[:cut]), data[:cut])
+                for block in line_blocks(j):
+                    out = self._write(out, self._converter.convert(block), block)
             finally:
                 out.close()
             self._punch(j.fileno())
@@ -382,6 +374,22 @@ class Copier:
                     os.unlink(p)
                 except FileNotFoundError:
                     pass
+
+
+def line_blocks(f: BinaryIO) -> Iterator[bytes]:
+    """Blocks of complete lines to the end of the file (a torn last line is left for later)."""
+    rest = b""
+    while True:
+        chunk = f.read(READ_CHUNK)
+        if not chunk:
+            break
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield data[:cut]
+    if rest:
+        f.seek(-len(rest), os.SEEK_CUR)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

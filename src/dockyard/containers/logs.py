@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+from .jsonlog import READ_CHUNK, line_blocks
+
 STDOUT, STDERR = 1, 2
-READ_CHUNK = 1 << 20
 
 
 @dataclass
@@ -117,22 +118,6 @@ def _open(path: str) -> BinaryIO:
     return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")  # type: ignore[return-value]
 
 
-def _blocks(f: BinaryIO) -> Iterator[bytes]:
-    """Blocks of complete lines to the end of the file (a torn last line is left for later)."""
-    rest = b""
-    while True:
-        chunk = f.read(READ_CHUNK)
-        if not chunk:
-            break
-        data = rest + chunk
-        cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if cut:
-            yield data[:cut]
-    if rest:
-        f.seek(-len(rest), os.SEEK_CUR)
-
-
 def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:
     """(offset where the last ``lines`` complete lines of the file start, how many lines that is)."""
     end = f.seek(0, os.SEEK_END)
@@ -193,7 +178,7 @@ class LogReader:
                 if wanted <= 0:
                     break
                 with _open(path) as rf:
-                    count = sum(block.count(b"\n") for block in _blocks(rf))
+                    count = sum(block.count(b"\n") for block in line_blocks(rf))
                 sources.insert(0, (path, max(0, count - wanted)))
                 wanted -= count
         else:
@@ -204,7 +189,7 @@ class LogReader:
             except FileNotFoundError:
                 continue
             with rf:
-                for block in _blocks(rf):
+                for block in line_blocks(rf):
                     if skip:
                         lines = block.split(b"\n")
                         if skip >= len(lines) - 1:
@@ -217,7 +202,7 @@ class LogReader:
                         return
         if self._f is not None:
             self._f.seek(start)
-            for block in _blocks(self._f):
+            for block in line_blocks(self._f):
                 yield from self._emit(block)
                 if self.finished:
                     return
@@ -229,7 +214,7 @@ class LogReader:
         except FileNotFoundError:
             current = None
         if self._f is not None:
-            for block in _blocks(self._f):
+            for block in line_blocks(self._f):
                 yield from self._emit(block)
                 if self.finished:
                     return
@@ -240,7 +225,7 @@ class LogReader:
         if current is None:
             return
         self._f = open(self.path, "rb")
-        for block in _blocks(self._f):
+        for block in line_blocks(self._f):
             yield from self._emit(block)
             if self.finished:
                 return
