@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from typing import Any, AsyncIterator
+from typing import Any
 
 from ..build.builder import Options, StepError
 from ..engine.engine import Engine
-from ..errors import DockyardError, InvalidParameter
+from ..errors import InvalidParameter
 from . import filters as flt
-from .http import AnyResponse, Request, StreamResponse, json_response
+from .http import AnyResponse, Request, json_response
 from .images import BodyReader
 from .router import Route, post
-
-_DONE = object()
-
+from .workstream import error_message, progress_stream
 
 def _line(msg: dict[str, Any]) -> bytes:
     return (json.dumps(msg, separators=(",", ":")) + "\n").encode()
 
 
 def _error_line(e: BaseException) -> bytes:
-    message = str(e) if isinstance(e, DockyardError) else f"{type(e).__name__}: {e}"
+    message = error_message(e)
     detail: dict[str, Any] = {"message": message}
     if isinstance(e, StepError) and e.code is not None:
         detail = {"code": e.code, "message": message}
@@ -64,42 +61,9 @@ def routes(engine: Engine) -> list[Route]:
         opts = _options(request)
         if (request.q("version") or "1") != "1":
             raise InvalidParameter("BuildKit is not supported by this daemon: use the classic builder (version=1)")
-        loop = asyncio.get_running_loop()
-        reader = BodyReader(request, loop)
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
-
-        def emit(msg: dict[str, Any]) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, msg)
-
-        def run() -> None:
-            try:
-                engine.builds.build(reader, opts, emit, cancel)
-            except BaseException as e:  # handed over to the event loop, which reports it
-                loop.call_soon_threadsafe(queue.put_nowait, e)
-            else:
-                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
-
-        threading.Thread(target=run, name="build", daemon=True).start()
-        first = await queue.get()
-        if isinstance(first, BaseException):
-            await reader.aclose()
-            raise first
-
-        async def chunks() -> AsyncIterator[bytes]:
-            item = first
-            try:
-                while item is not _DONE:
-                    if isinstance(item, BaseException):
-                        yield _error_line(item)
-                        return
-                    yield _line(item)
-                    item = await queue.get()
-            finally:
-                cancel.set()
-                await reader.aclose()
-
-        return StreamResponse(chunks())
+        reader = BodyReader(request, asyncio.get_running_loop())
+        return await progress_stream(lambda emit, cancel: engine.builds.build(reader, opts, emit, cancel),
+                                     _line, _error_line, close=reader.aclose)
 
     async def prune(request: Request) -> AnyResponse:
         flt.parse(request.q("filters"), {"until", "id", "parent", "type", "description", "inuse", "shared",
