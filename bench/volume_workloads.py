@@ -30,7 +30,7 @@ def _prepare_many(engine: Engine, ctx: Context) -> None:
     _load_busybox(engine, ctx)
     engine.cli("volume", "create", "vol10k")
     engine.cli("run", "--rm", "--network", "none", "-v", "vol10k:/data", "busybox", "sh", "-c",
-               f"cd /data && for d in $(seq 0 99); do mkdir $d; for f in $(seq 0 99); do : > $d/$f; done; done")
+               "cd /data && for d in $(seq 0 99); do mkdir $d; for f in $(seq 0 99); do : > $d/$f; done; done")
     count = engine.cli("run", "--rm", "--network", "none", "-v", "vol10k:/data", "busybox", "sh", "-c",
                        "find /data -type f | wc -l").stdout_text.strip()
     if int(count) != MANY_FILES:

@@ -105,8 +105,8 @@ def _key_values(items: list[str]) -> dict[str, str]:
 def cmd_volume_create(cli: Cli, ns: argparse.Namespace) -> None:
     name = ns.args[0] if ns.args else ns.name
     if ns.args and ns.name and ns.name != ns.args[0]:
-        raise CliError(f"conflicting options: cannot specify a volume-name through both --name and as a "
-                       f"positional arg", 1)
+        raise CliError("conflicting options: cannot specify a volume-name through both --name and as a "
+                       "positional arg", 1)
     body = {"Name": name, "Driver": ns.driver, "DriverOpts": _key_values(ns.opt),
             "Labels": _key_values(ns.label)}
     info = raw_post(cli.client, "/volumes/create", data=json.dumps(body).encode(),

@@ -853,7 +853,7 @@ def validate_restart_policy(host_config: dict[str, Any]) -> None:
         raise errors.InvalidParameter("invalid restart policy: maximum retry count can't be negative")
     if count and name != "on-failure":
         raise errors.InvalidParameter(
-            f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'")
 
 
 def _merge_log_config(log_config: dict[str, Any], config: DaemonConfig) -> dict[str, Any]:

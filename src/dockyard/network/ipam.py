@@ -41,7 +41,7 @@ def allocate(subnet: IPv4Net, ip_range: IPv4Net | None, used: set[ipaddress.IPv4
         if addr not in subnet:
             raise errors.InvalidParameter(f"no configured subnet or ip-range contain the IP address {wanted}")
         if addr in used:
-            raise errors.Forbidden(f"Address already in use")
+            raise errors.Forbidden("Address already in use")
         return addr
     for host in ip_range or subnet:
         if host not in used and host not in (subnet.network_address, subnet.broadcast_address):

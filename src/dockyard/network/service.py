@@ -380,13 +380,13 @@ class NetworkService:
         n = self.get(net_ref)
         mode = container.host_config.get("NetworkMode") or ""
         if mode in SPECIAL_MODES or mode.startswith("container:"):
-            raise errors.Forbidden(f"container sharing network namespace with another container or host "
-                                   f"cannot be connected to any other network" if mode.startswith("container:")
-                                   else f"container cannot be disconnected from host network or connected to "
-                                        f"host network")
+            raise errors.Forbidden("container sharing network namespace with another container or host "
+                                   "cannot be connected to any other network" if mode.startswith("container:")
+                                   else "container cannot be disconnected from host network or connected to "
+                                        "host network")
         if n.driver != "bridge":
-            raise errors.Forbidden(f"container cannot be disconnected from host network or connected to "
-                                   f"host network")
+            raise errors.Forbidden("container cannot be disconnected from host network or connected to "
+                                   "host network")
         with self._lock:
             if container.id in n.endpoints:
                 raise errors.Forbidden(f"endpoint with name {container.name.lstrip('/')} already exists in "
