@@ -66,7 +66,9 @@ def routes(engine: Engine) -> list[Route]:
 
     async def inspect(request: Request) -> Response:
         e = svc.get(request.params["id"])
-        return json_response(inspect_exec(e, svc.pid(e)))
+        # a pid not known yet may take runc a few ms to write: wait for it off the event loop
+        pid = e.pid or await asyncio.to_thread(svc.pid, e)
+        return json_response(inspect_exec(e, pid))
 
     return [
         post("/containers/{name:.*}/exec", create),
