@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime
+import errno
 import os
 import stat
 import tarfile
@@ -26,7 +27,8 @@ from typing import IO, Any, Callable, Iterator
 from .. import errors
 from ..runtime import spec as specmod
 from ..storage import archive as tarsafe
-from ..storage.rootpath import resolve_in_root as _resolve
+from ..storage import fdtar, rootfd
+from ..storage.rootpath import resolve_parts
 from ..storage.snapshotter import is_mountpoint
 
 CHUNK = 1024 * 1024
@@ -78,38 +80,54 @@ class ContainerFiles:
                             self.containers.snapshotter.unmount(rootfs)
 
     @contextlib.contextmanager
-    def view(self, ref: str) -> Iterator[tuple[Any, str]]:
-        """The container and the root its processes see: a running container's mount namespace (its bind
-        mounts and volumes included, as dockerd's cp sees them), else the merged root mounted for the block."""
+    def view(self, ref: str) -> Iterator[tuple[Any, int]]:
+        """The container and a descriptor of the root its processes see: a running container's, pinned
+        through ``/proc/PID/root`` (its bind mounts and volumes included, as dockerd's cp sees them), else
+        the merged root mounted for the block. Everything below is opened relative to it (``rootfd``)."""
         with self.root(ref) as (c, rootfs):
-            # "/." so that the root itself is the directory, not the magic link lstat would see
-            live = f"/proc/{c.state.pid}/root/."
-            if c.state.running and c.state.pid and os.path.isdir(live):
-                yield c, live
-            else:
-                yield c, rootfs
+            fd = None
+            if c.state.running and c.state.pid:
+                try:
+                    fd = rootfd.open_root(f"/proc/{c.state.pid}/root")
+                except OSError:
+                    fd = None  # it exited meanwhile: its merged root is the same files
+            if fd is None:
+                fd = rootfd.open_root(rootfs)
+            try:
+                yield c, fd
+            finally:
+                os.close(fd)
 
     # -- stat, read, write -----------------------------------------------------------
     def stat(self, ref: str, path: str) -> PathStat:
         with self.view(ref) as (c, root):
-            host = _resolve_request(root, path, ref)
-            return _stat(root, host, path)
+            fd = _open_request(root, path, ref)
+            try:
+                return _stat(root, fd, path)
+            finally:
+                os.close(fd)
 
     def read(self, ref: str, path: str) -> tuple[PathStat, Iterator[bytes]]:
         """The path's stat (now, so a missing path is a 404 before any byte) and its tar stream."""
         ctx = self.view(ref)
         c, root = ctx.__enter__()
         try:
-            host = _resolve_request(root, path, ref)
-            st = _stat(root, host, path)
+            fd = _open_request(root, path, ref)
         except BaseException as e:
+            ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+        try:
+            st = _stat(root, fd, path)
+        except BaseException as e:
+            os.close(fd)
             ctx.__exit__(type(e), e, e.__traceback__)
             raise
 
         def chunks() -> Iterator[bytes]:
             try:
-                yield from tar_tree(host, _rebase_name(path))
+                yield from fdtar.tree(fd, _rebase_name(path))
             finally:
+                os.close(fd)
                 ctx.__exit__(None, None, None)
 
         return st, chunks()
@@ -119,38 +137,41 @@ class ContainerFiles:
         with self.view(ref) as (c, root):
             if c.host_config.get("ReadonlyRootfs"):
                 raise errors.Forbidden("container rootfs is marked read-only")
-            host = resolve_in_root(root, path, follow_last=True)
+            dest = _open_destination(root, path, ref)
             try:
-                st = os.lstat(host)
-            except FileNotFoundError:
-                raise errors.NotFound(f"Could not find the file {path} in container {ref}") from None
-            if not stat.S_ISDIR(st.st_mode):
-                raise errors.InvalidParameter("extraction point is not a directory")
-            owner = (0, 0)
-            if copy_uid_gid and c.config.get("User"):
-                # the image's /etc/passwd, in the merged root (the live view's path does not survive realpath)
-                user = specmod.resolve_user(self.containers.rootfs(c.id), c.config["User"])
-                owner = (user.uid, user.gid)
-            try:
-                if owner == (0, 0) and os.geteuid() == 0:
-                    # the daemon's own files are root's: the stream passes unchanged, only checked
-                    guard = host if no_overwrite_dir_non_dir else None
-                    tarsafe.extract(GuardedTar(body, guard), host, devices=False, same_owner=False)
-                else:
-                    reader = TarFilter(body, _owned(owner, host if no_overwrite_dir_non_dir else None))
-                    tarsafe.extract(reader, host, devices=False, same_owner=True)
-            except tarsafe.UnsafeArchive as e:
-                raise errors.InvalidParameter(str(e)) from None
+                owner = (0, 0)
+                if copy_uid_gid and c.config.get("User"):
+                    # the image's /etc/passwd, in the merged root (the live view's path does not survive realpath)
+                    user = specmod.resolve_user(self.containers.rootfs(c.id), c.config["User"])
+                    owner = (user.uid, user.gid)
+                guard = dest if no_overwrite_dir_non_dir else None
+                try:
+                    if owner == (0, 0) and os.geteuid() == 0:
+                        # the daemon's own files are root's: the stream passes unchanged, only checked
+                        tarsafe.extract(GuardedTar(body, guard), dest, devices=False, same_owner=False)
+                    else:
+                        reader = TarFilter(body, _owned(owner, guard))
+                        tarsafe.extract(reader, dest, devices=False, same_owner=True)
+                except tarsafe.UnsafeArchive as e:
+                    raise errors.InvalidParameter(str(e)) from None
+            finally:
+                os.close(dest)
 
     def export(self, ref: str) -> Iterator[bytes]:
         """The merged root as one tar, as ``docker export`` writes it."""
         ctx = self.root(ref)
-        _, root = ctx.__enter__()
+        _, rootfs = ctx.__enter__()
+        try:
+            fd = rootfd.open_root(rootfs)
+        except BaseException as e:
+            ctx.__exit__(type(e), e, e.__traceback__)
+            raise
 
         def chunks() -> Iterator[bytes]:
             try:
-                yield from tar_tree(root, "", skip_root=True)
+                yield from fdtar.tree(fd, "", skip_root=True)
             finally:
+                os.close(fd)
                 ctx.__exit__(None, None, None)
 
         return chunks()
@@ -227,7 +248,7 @@ class GuardedTar:
     waits), so the extractor parses each header once and no data is copied.
     """
 
-    def __init__(self, body: IO[bytes], guard_dir: str | None) -> None:
+    def __init__(self, body: IO[bytes], guard_dir: int | str | None) -> None:
         self._body = body
         self._guard_dir = guard_dir
         self._chunks: collections.deque[bytes] = collections.deque()  # read from the body, not yet given out
@@ -363,7 +384,7 @@ def _pax_records(payload: bytes) -> dict[str, str]:
     return out
 
 
-def _owned(owner: tuple[int, int], guard_dir: str | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
+def _owned(owner: tuple[int, int], guard_dir: int | str | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
     """Every entry owned by ``owner`` (dockerd's ChownOpts); with ``guard_dir``, noOverwriteDirNonDir."""
 
     def transform(m: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -376,15 +397,25 @@ def _owned(owner: tuple[int, int], guard_dir: str | None) -> Callable[[tarfile.T
     return transform
 
 
-def _check_overwrite(guard_dir: str, m: tarfile.TarInfo) -> None:
+def _check_overwrite(guard_dir: int | str, m: tarfile.TarInfo) -> None:
     parts = tarsafe.clean_name(m.name)
     if not parts:
         return
+    if isinstance(guard_dir, str):
+        fd = rootfd.open_root(guard_dir)
+        try:
+            return _check_overwrite(fd, m)
+        finally:
+            os.close(fd)
+    name = "/".join(parts)
     try:
-        st = os.lstat(os.path.join(guard_dir, *parts))
+        fd = rootfd.open_in(guard_dir, name, follow_last=False)
     except OSError:
         return
-    name = "/".join(parts)
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
     if stat.S_ISDIR(st.st_mode) and not m.isdir():
         raise errors.InvalidParameter(f'cannot overwrite directory "{name}" with non-directory')
     if not stat.S_ISDIR(st.st_mode) and m.isdir():
@@ -392,21 +423,35 @@ def _check_overwrite(guard_dir: str, m: tarfile.TarInfo) -> None:
 
 
 # -- paths ---------------------------------------------------------------------------
-def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
-    """``path`` as the container sees it, mapped to the host under ``root`` without ever leaving it."""
-    return _resolve(root, path, follow_last, loop_message="too many links in {path}")
-
-
 def _follows_last(path: str) -> bool:
     # dockerd follows a final symlink only when the path asks for the directory ("dir/", "dir/.")
     return path.endswith("/") or path.endswith("/.")
 
 
-def _resolve_request(root: str, path: str, ref: str) -> str:
-    host = resolve_in_root(root, path, _follows_last(path))
-    if not os.path.lexists(host):
-        raise errors.NotFound(f"Could not find the file {path} in container {ref}")
-    return host
+def _open_request(root: int, path: str, ref: str) -> int:
+    """An ``O_PATH`` descriptor of what ``path`` names in the container (a final link itself unless asked)."""
+    try:
+        return rootfd.open_in(root, path, follow_last=_follows_last(path))
+    except OSError as e:
+        raise _lookup_error(e, path, ref) from None
+
+
+def _open_destination(root: int, path: str, ref: str) -> int:
+    """The directory ``path`` names in the container, open for extraction below it."""
+    try:
+        return rootfd.open_in(root, path, rootfd.DIR_FLAGS)
+    except OSError as e:
+        if e.errno == errno.ENOTDIR and rootfd.lexists(root, path):
+            raise errors.InvalidParameter("extraction point is not a directory") from None
+        raise _lookup_error(e, path, ref) from None
+
+
+def _lookup_error(e: OSError, path: str, ref: str) -> errors.DockyardError:
+    if e.errno == errno.ELOOP:
+        return errors.InvalidParameter(f"too many links in {path}")
+    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return errors.NotFound(f"Could not find the file {path} in container {ref}")
+    return errors.SystemError_(f"{path}: {e.strerror}")
 
 
 def _rebase_name(path: str) -> str:
@@ -416,12 +461,12 @@ def _rebase_name(path: str) -> str:
     return base or "."
 
 
-def _stat(root: str, host: str, path: str) -> PathStat:
-    st = os.lstat(host)
+def _stat(root: int, fd: int, path: str) -> PathStat:
+    st = os.fstat(fd)
     link = ""
     if stat.S_ISLNK(st.st_mode):
-        link = "/" + os.path.relpath(resolve_in_root(root, os.path.relpath(host, root)), root)
-        link = os.path.normpath(link)
+        # where the link leads, as the container resolves it: for showing only, nothing is opened by it
+        link = "/" + "/".join(resolve_parts(root, path, loop_message="too many links in {path}"))
     mtime = datetime.datetime.fromtimestamp(st.st_mtime_ns // 1_000_000_000, datetime.timezone.utc)
     nanos = st.st_mtime_ns % 1_000_000_000
     text = mtime.strftime("%Y-%m-%dT%H:%M:%S") + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"
@@ -441,65 +486,3 @@ def go_file_mode(mode: int) -> int:
     if mode & stat.S_ISVTX:
         out |= GO_STICKY
     return out
-
-
-# -- tar out ---------------------------------------------------------------------------
-def tar_tree(top: str, name: str, skip_root: bool = False) -> Iterator[bytes]:
-    """``top`` (not followed if a symlink) as a tar whose entries start with ``name``; chunks of ~1 MiB."""
-    sink = _Sink()
-    tar = tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT)  # only for gettarinfo
-    out = bytearray()
-
-    def entry(path: str, arcname: str) -> Iterator[bytes]:
-        nonlocal out
-        try:
-            ti = tar.gettarinfo(path, arcname)
-        except OSError:
-            return  # vanished under a running container
-        if ti is None:
-            return  # a socket: tar has no entry for it
-        ti.uname = ti.gname = ""
-        out += ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        if ti.isreg() and ti.size:
-            with open(path, "rb") as f:
-                left = ti.size
-                while left > 0:
-                    data = f.read(min(CHUNK, left))
-                    if not data:
-                        data = b"\0" * left  # shrank while read: keep the header's size
-                    out += data
-                    left -= len(data)
-                    if len(out) >= CHUNK:
-                        yield bytes(out)
-                        out = bytearray()
-            out += b"\0" * (-ti.size % tarfile.BLOCKSIZE)
-        if len(out) >= CHUNK:
-            yield bytes(out)
-            out = bytearray()
-
-    def walk(path: str, arcname: str) -> Iterator[bytes]:
-        try:
-            names = sorted(os.listdir(path))
-        except OSError:
-            return
-        for n in names:
-            child = os.path.join(path, n)
-            child_arc = f"{arcname}/{n}" if arcname else n
-            yield from entry(child, child_arc)
-            if os.path.isdir(child) and not os.path.islink(child):
-                yield from walk(child, child_arc)
-
-    if not skip_root:
-        yield from entry(top, name)
-    if os.path.isdir(top) and not os.path.islink(top):
-        yield from walk(top, name)
-    out += b"\0" * (tarfile.BLOCKSIZE * 2)
-    yield bytes(out)
-
-
-class _Sink:
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def tell(self) -> int:
-        return 0

@@ -148,9 +148,12 @@ def clean_name(name: str) -> list[str]:
 class _Root:
     """Path resolution confined to one directory tree, openat-style."""
 
-    def __init__(self, dest: str) -> None:
-        self.dest = dest
-        self.fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    def __init__(self, dest: str | int) -> None:
+        # a descriptor is taken as the caller pinned it (a container's directory): never reopened by name
+        if isinstance(dest, int):
+            self.fd = os.dup(dest)
+        else:
+            self.fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -241,9 +244,10 @@ def _proc(dfd: int, name: str) -> str:
     return f"/proc/self/fd/{dfd}/{name}"
 
 
-def extract(fileobj: IO[bytes], dest: str, *, whiteouts: Whiteouts = None, devices: bool = True,
+def extract(fileobj: IO[bytes], dest: str | int, *, whiteouts: Whiteouts = None, devices: bool = True,
             same_owner: bool = True, on_payload: PayloadHook | None = None) -> ExtractResult:
-    """Extract the uncompressed tar stream ``fileobj`` into ``dest`` in one pass.
+    """Extract the uncompressed tar stream ``fileobj`` into ``dest`` (a path, or a directory descriptor
+    that is never reopened by name) in one pass.
 
     ``on_payload(member, real_path)`` is told where each regular file's
     content went, before the content is read (the layer store records it to
@@ -256,12 +260,17 @@ def extract(fileobj: IO[bytes], dest: str, *, whiteouts: Whiteouts = None, devic
         with tarfile.TarFile(fileobj=stream, mode="r") as tar:  # type: ignore[arg-type]
             for member in tar:
                 _extract_one(tar, stream, member, root, result, whiteouts, devices, same_owner, on_payload)
-        # Directory mtimes last: creating their children changed them.
+        # Directory mtimes last: creating their children changed them. Reached again by the confined
+        # walk, not by the name: a directory swapped meanwhile for a link must not lead out.
         for rel, mtime_ns in reversed(result._dir_times):
             try:
-                os.utime(rel, ns=(mtime_ns, mtime_ns), dir_fd=root.fd, follow_symlinks=False)
-            except OSError:
-                pass
+                dfd, _ = root.resolve_dir(rel.split("/"), create=False)
+            except (OSError, UnsafeArchive):
+                continue
+            try:
+                os.utime(dfd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(dfd)
     except tarfile.TarError as e:
         raise UnsafeArchive(f"invalid tar archive: {e}") from None
     finally:
@@ -390,7 +399,14 @@ def _lmetadata(dfd: int, name: str, m: tarfile.TarInfo, same_owner: bool, chmod:
     if same_owner:
         os.chown(name, m.uid, m.gid, dir_fd=dfd, follow_symlinks=False)
     if chmod is not None:
-        os.chmod(name, chmod, dir_fd=dfd)
+        # fchmodat follows a final symlink (Linux has no lchmod): change the node just made through a
+        # descriptor of it, so one swapped in meanwhile for a link is left alone
+        node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            if not stat.S_ISLNK(os.fstat(node).st_mode):
+                os.chmod(f"/proc/self/fd/{node}", chmod)
+        finally:
+            os.close(node)
     for key, value in _xattrs(m):
         try:
             os.setxattr(_proc(dfd, name), key, value, follow_symlinks=False)

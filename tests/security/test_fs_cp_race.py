@@ -1,0 +1,82 @@
+"""docker cp against a container that swaps a directory with a symlink to ``/`` (CVE-2018-15664 class).
+
+The container exchanges ``/dir`` and ``/link`` (-> ``/``) in a loop while the real CLI copies into and out
+of ``/dir/tmp/...``. Whatever the timing, a copy must stay inside the container: no host file is created,
+no host secret is read back. Each loop is bounded in time and stops at the first escape.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+import time
+import uuid
+
+import pytest
+
+from swap import swapper_binary
+
+LOOP_SECONDS = 15
+
+
+@pytest.fixture
+def swapping(d, tmp_path):
+    """A running container whose /dir and /link (-> /) trade places until it is removed."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy(swapper_binary(), bindir / "swap")
+    tag = uuid.uuid4().hex[:12]
+    name = f"cprace-{tag}"
+    script = (f"mkdir -p /dir/tmp && echo decoy > /dir/tmp/dy-secret-{tag} && ln -s / /link "
+              f"&& exec /s/swap /dir /link 120")
+    d.cli("run", "-d", "--name", name, "-v", f"{bindir}:/s:ro", "busybox", "sh", "-c", script)
+    deadline = time.monotonic() + 10
+    while d.cli("exec", name, "test", "-L", "/link", check=False).returncode != 0 or \
+            d.cli("exec", name, "test", "-e", "/link/s/swap", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the swapper did not start"
+        time.sleep(0.1)
+    yield name, tag
+    d.cli("rm", "-f", name, check=False)
+
+
+def test_cp_out_never_returns_host_files(d, swapping) -> None:
+    name, tag = swapping
+    secret_path = f"/tmp/dy-secret-{tag}"
+    secret = f"host-secret-{uuid.uuid4().hex}".encode()
+    with open(secret_path, "wb") as f:
+        f.write(secret)
+    try:
+        tries = leaks = 0
+        end = time.monotonic() + LOOP_SECONDS
+        while time.monotonic() < end and not leaks:
+            res = d.cli("cp", f"{name}:/dir/tmp/dy-secret-{tag}", "-", check=False)
+            tries += 1
+            if secret in res.stdout:
+                leaks += 1
+        assert leaks == 0, f"a host file came out of the container after {tries} copies"
+        assert tries > 20, "too few copies to say anything"
+    finally:
+        os.unlink(secret_path)
+
+
+def test_cp_in_never_writes_host_files(d, swapping, tmp_path) -> None:
+    name, tag = swapping
+    escape = f"/tmp/dy-escape-{tag}"
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as tar:
+        ti = tarfile.TarInfo(f"dy-escape-{tag}")
+        ti.size = 5
+        tar.addfile(ti, io.BytesIO(b"owned"))
+    try:
+        tries = 0
+        end = time.monotonic() + LOOP_SECONDS
+        while time.monotonic() < end and not os.path.lexists(escape):
+            d.cli("cp", "-", f"{name}:/dir/tmp/", input=payload.getvalue(), check=False)
+            tries += 1
+        assert not os.path.lexists(escape), f"a copy into the container wrote {escape} on the host after {tries}"
+        assert tries > 20, "too few copies to say anything"
+    finally:
+        if os.path.lexists(escape):
+            os.unlink(escape)
