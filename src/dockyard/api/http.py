@@ -12,6 +12,7 @@ overridden).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import json
 import logging
@@ -35,6 +36,15 @@ MAX_HEADER_BYTES = 64 * 1024
 # may take to arrive, before the connection is closed; bounds what idle, slow
 # or half-open clients can hold (dockerd: ReadHeaderTimeout, 5 minutes).
 IDLE_TIMEOUT = 300.0
+_UNREAD = object()
+# Left over from a body the handler did not read, at most this is read away so
+# that the connection can carry the next request; past it the connection is
+# closed instead (Go's net/http: maxPostHandlerReadBytes, 256 KiB).
+MAX_UNREAD_BODY = 256 * 1024
+# What a client may send while its answer streams that is kept as its next
+# request; what comes past it is read and dropped (the read side is still
+# watched, to see the client go) and the connection closes after the stream.
+MAX_PIPELINED = MAX_HEADER_BYTES
 
 
 class Request:
@@ -58,6 +68,11 @@ class Request:
         self.params: dict[str, str] = {}
         self.api_version = ""
         self._body_done = False
+        # the body as api/validation.py read and checked it for the router (None: it was empty)
+        self.validated_json: Any = _UNREAD
+        # a client that asked for 100-continue and was not given it will not send its body:
+        # the connection cannot carry another request after the answer
+        self.expects_continue = conn.h11.they_are_waiting_for_100_continue
 
     # -- query helpers ---------------------------------------------------------
     def q(self, name: str, default: str | None = None) -> str | None:
@@ -108,6 +123,7 @@ class Request:
         if not self._body_done and parser.they_are_waiting_for_100_continue:
             # as Go's net/http does once a handler reads the body (curl waits a second for it otherwise)
             await conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+            self.expects_continue = False
         while not self._body_done:
             try:
                 event = parser.next_event()
@@ -128,6 +144,8 @@ class Request:
         return b"".join([chunk async for chunk in self.stream()])
 
     async def json(self, default: Any = None) -> Any:
+        if self.validated_json is not _UNREAD:
+            return default if self.validated_json is None else self.validated_json
         data = await self.body()
         if not data.strip():
             return default
@@ -139,6 +157,28 @@ class Request:
     async def drain(self) -> None:
         async for _ in self.stream():
             pass
+
+    async def discard(self, limit: int = MAX_UNREAD_BODY) -> bool:
+        """Read away what is left of the body, at most ``limit`` bytes; whether it ended.
+
+        False means the connection cannot carry another request: the body is
+        longer than the bound, was cut short, or will never come because the
+        client waits for a 100 Continue it was not given.
+        """
+        if self._body_done:
+            return True
+        if self.expects_continue:
+            return False
+        left = limit
+        try:
+            async with contextlib.aclosing(self.stream()) as chunks:
+                async for chunk in chunks:
+                    left -= len(chunk)
+                    if left < 0:
+                        return False
+        except errors.InvalidParameter:
+            return False
+        return True
 
 
 @dataclass
@@ -210,17 +250,27 @@ class _Connection:
     """One client connection: reads requests, writes responses."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 app: AppHandler, extra_headers: ExtraHeaders) -> None:
+                 app: AppHandler, extra_headers: ExtraHeaders, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.reader = reader
         self.writer = writer
         self.app = app
         self.extra_headers = extra_headers
+        self.idle_timeout = idle_timeout
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.eof = False  # the client closed its side
+        # False once bytes of the client's were dropped or left unread: no further request can be parsed
+        self.reusable = True
+        # One reader of the socket at a time (a StreamReader raises on a second): a body
+        # read-ahead task and the server's own reads can otherwise meet.
+        self._reading = asyncio.Lock()
+
+    async def _read(self, n: int) -> bytes:
+        async with self._reading:
+            return await self.reader.read(n)
 
     async def receive(self, n: int = READ_CHUNK) -> None:
         """Read from the socket into h11 (b"" tells it the client closed its side)."""
-        data = await self.reader.read(n)
+        data = await self._read(n)
         if not data:
             self.eof = True
         self.h11.receive_data(data)
@@ -257,7 +307,7 @@ class _Connection:
         try:
             while True:
                 try:
-                    event = await self.next_event(IDLE_TIMEOUT)
+                    event = await self.next_event(self.idle_timeout)
                 except asyncio.TimeoutError:
                     return
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
@@ -268,13 +318,15 @@ class _Connection:
                 started = time.monotonic()
                 response = await self.app(request)
                 if isinstance(response, HijackResponse):
-                    await request.drain()
+                    if not await self._finish_body(request):
+                        return
                     await self._hijack(request, response)
                     return
                 status = await self._respond(request, response)
                 log.debug("%s %s -> %s (%.1f ms)", request.method, request.raw_path, status,
                           (time.monotonic() - started) * 1000)
-                await request.drain()
+                if not self.reusable or not await self._finish_body(request):
+                    return
                 if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
                     return
                 self.h11.start_next_cycle()
@@ -298,6 +350,14 @@ class _Connection:
             except Exception:
                 pass
 
+    async def _finish_body(self, request: Request) -> bool:
+        """Read away a body the handler left, within bounds; whether the connection can go on."""
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                return await request.discard()
+        except asyncio.TimeoutError:
+            return False
+
     async def _respond(self, request: Request, response: Response | StreamResponse) -> int:
         head = request.method == "HEAD"
         if isinstance(response, Response):
@@ -319,39 +379,49 @@ class _Connection:
         if head:
             await self.send(h11.EndOfMessage())
             return response.status
-        await request.drain()
-        await self._stream_body(response.chunks)
+        await self._stream_body(request, response.chunks)
         return response.status
 
-    async def _stream_body(self, chunks: AsyncIterator[bytes]) -> None:
-        """Send chunks until the iterator ends or the client goes away.
+    async def _watch(self, request: Request) -> None:
+        """Own the read side while an answer streams; return once the client has gone.
 
         A streaming client (``docker events``, ``logs -f``) often leaves by just
-        closing its socket while the stream is idle, so the read side is
-        watched too; any bytes it brings are kept for the next request.
+        closing its socket while the stream is idle, so the read side is read
+        all along: first what is left of the request body, then what the
+        client sends next. Memory stays bounded whatever it sends: up to
+        ``MAX_PIPELINED`` bytes are kept as its next request, the rest is
+        dropped and the connection closes after the stream.
         """
-        closed = asyncio.Event()
-
-        async def watch() -> None:
-            while True:
-                data = await self.reader.read(READ_CHUNK)
-                if not data:
-                    closed.set()
-                    return
+        if not await request.discard():
+            self.reusable = False
+            if self.eof:
+                return
+        kept = 0
+        while True:
+            try:
+                data = await self._read(READ_CHUNK)
+            except (ConnectionError, OSError):
+                return
+            if not data:
+                self.eof = True
+                return
+            kept += len(data)
+            if self.reusable and kept <= MAX_PIPELINED:
                 self.h11.receive_data(data)
+            else:
+                self.reusable = False
 
-        watcher = asyncio.create_task(watch())
+    async def _stream_body(self, request: Request, chunks: AsyncIterator[bytes]) -> None:
+        """Send chunks until the iterator ends or the client goes away (``ConnectionResetError``)."""
+        watcher = asyncio.create_task(self._watch(request))
         iterator = chunks.__aiter__()
+        nxt: asyncio.Future[bytes] | None = None
         try:
             while True:
                 nxt = asyncio.ensure_future(iterator.__anext__())
-                gone = asyncio.ensure_future(closed.wait())
-                done, _ = await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if nxt not in done:
-                    nxt.cancel()
-                    gone.cancel()
+                await asyncio.wait({nxt, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
                     raise ConnectionResetError("client went away")
-                gone.cancel()
                 try:
                     chunk = nxt.result()
                 except StopAsyncIteration:
@@ -360,7 +430,16 @@ class _Connection:
                     await self.send(h11.Data(data=chunk))
             await self.send(h11.EndOfMessage())
         finally:
-            watcher.cancel()
+            # Both tasks are cancelled *and awaited*: the connection goes on reading
+            # only once the watcher has let go of the socket, and the iterator is
+            # closed only once nothing runs inside it.
+            pending = {t for t in (nxt, watcher) if t is not None and not t.done()}
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            if watcher.done() and not watcher.cancelled():
+                watcher.exception()  # retrieved: nothing is left to report it
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 try:
@@ -394,9 +473,10 @@ def _reason(status: int) -> bytes:
 class HTTPServer:
     """Serves ``app`` on any number of asyncio listeners."""
 
-    def __init__(self, app: AppHandler, extra_headers: ExtraHeaders) -> None:
+    def __init__(self, app: AppHandler, extra_headers: ExtraHeaders, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.app = app
         self.extra_headers = extra_headers
+        self.idle_timeout = idle_timeout
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -404,7 +484,7 @@ class HTTPServer:
         assert task is not None
         self._tasks.add(task)
         try:
-            await _Connection(reader, writer, self.app, self.extra_headers).serve()
+            await _Connection(reader, writer, self.app, self.extra_headers, self.idle_timeout).serve()
         finally:
             self._tasks.discard(task)
 
