@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 from .. import errors
 from ..storage import rootpath
+from ..volumes import subpath as subpathmod
 
 PROPAGATIONS = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
 LABELS = ("z", "Z")
@@ -267,7 +268,7 @@ def materialize(points: list[MountPoint], volumes: Any) -> list[dict[str, Any]]:
                 mp.name = vol.name
                 mp.source = volumes.mountpoint(vol.name)
                 if mp.subpath:
-                    _within(mp.source, mp.subpath, must_exist=False)
+                    subpathmod.resolve(mp.source, mp.subpath)
             elif mp.type == "bind" and mp.create_source and not os.path.exists(mp.source):
                 os.makedirs(mp.source, mode=0o755, exist_ok=True)
     except BaseException:
@@ -302,7 +303,7 @@ def attach(container_id: str, points: list[dict[str, Any]], volumes: Any, rootfs
                     "propagation": mp.propagation})
                 held.append(mp.name)
                 if mp.subpath:
-                    source = _within(source, mp.subpath, must_exist=True)
+                    source = volumes.pin_subpath(mp.name, container_id, mp.subpath)
                 elif mp.copy_data and not d.get("copied"):
                     _copy_up(rootfs, mp.destination, source)
                 d["copied"] = True
@@ -371,17 +372,6 @@ def inspect(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def matches(points: list[dict[str, Any]], wanted: str) -> bool:
     """`ps --filter volume=`: a volume name or a mount destination."""
     return any((d["type"] == "volume" and d["name"] == wanted) or d["destination"] == wanted for d in points)
-
-
-def _within(base: str, subpath: str, must_exist: bool) -> str:
-    """``base/subpath`` with symlinks resolved, refused if it lands outside ``base``."""
-    real_base = os.path.realpath(base)
-    path = os.path.realpath(os.path.join(real_base, subpath))
-    if path != real_base and not path.startswith(real_base + "/"):
-        raise _mount_error("volume", f"subpath escapes the volume: {subpath}")
-    if must_exist and not os.path.exists(path):
-        raise _mount_error("volume", f"cannot access path {path}: no such file or directory")
-    return path
 
 
 def _copy_up(rootfs: str, destination: str, volume_path: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .. import errors
 from ..util.du import tree_size
+from . import subpath as subpathmod
 from .local import ANONYMOUS_LABEL, LocalDriver, Volume, validate_name, validate_options
 
 Publish = Callable[[str, str, str, dict[str, str]], Any]
@@ -22,6 +23,9 @@ UsageCheck = Callable[[str], list[str]]
 class VolumeService:
     def __init__(self, data_root: str, publish: Publish) -> None:
         self.local = LocalDriver(os.path.join(data_root, "volumes"))
+        # staging mounts of pinned subpaths: root-only, outside every container
+        self._pins = os.path.join(data_root, "volume-subpaths")
+        os.makedirs(self._pins, mode=0o700, exist_ok=True)
         self._publish = publish
         self._lock = threading.RLock()
         self._volumes: dict[str, Volume] = {v.name: v for v in self.local.load_all()}
@@ -125,7 +129,18 @@ class VolumeService:
         self._publish("volume", "mount", name, {"driver": vol.driver, "container": container_id, **attributes})
         return self.local.mountpoint(name)
 
+    def pin_subpath(self, name: str, container_id: str, subpath: str) -> str:
+        """A path runc can mount that stays ``subpath`` of the mounted volume whatever is swapped in it."""
+        directory = os.path.join(self._pins, container_id, name)
+        index = len(os.listdir(directory)) if os.path.isdir(directory) else 0
+        return subpathmod.pin(self.local.mountpoint(name), subpath, os.path.join(directory, str(index)))
+
     def unmount(self, name: str, container_id: str) -> None:
+        subpathmod.release(os.path.join(self._pins, container_id, name))
+        try:
+            os.rmdir(os.path.join(self._pins, container_id))
+        except OSError:
+            pass  # absent, or pins of another volume remain
         with self._lock:
             vol = self._volumes.get(name)
             holders = self._mounted.get(name)
