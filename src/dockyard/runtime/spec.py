@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
 import stat
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,6 +257,8 @@ def validate_host_config(host_config: dict[str, Any]) -> None:
             what = "CPUs" if key == "CpusetCpus" else "memory nodes"
             raise errors.InvalidParameter(
                 f"Requested {what} are not available - requested {value}, available: {online_text}")
+    if hc.get("UTSMode") not in (None, "", "host"):
+        raise errors.InvalidParameter(f"invalid UTS mode: {hc['UTSMode']}")
     pids = hc.get("PidsLimit")
     if pids is not None and not isinstance(pids, int):
         raise errors.InvalidParameter("invalid PidsLimit: expected an integer")
@@ -510,7 +513,9 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
     tty = bool(config.get("Tty"))
     network_mode = hc.get("NetworkMode") or "default"
     host_net = network_mode == "host"
-    hostname = config.get("Hostname") or ("" if host_net else container_id[:12])
+    host_uts = hc.get("UTSMode") == "host"
+    # dockerd: a host-network container is named as the host, in a UTS namespace of its own all the same
+    hostname = config.get("Hostname") or (socket.gethostname() if host_net or host_uts else container_id[:12])
     args = command(config, image_config)
     use_init = bool(hc.get("Init"))
     init = init_binary() if use_init else None
@@ -527,8 +532,9 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
     privileged = bool(hc.get("Privileged"))
 
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
-    if not host_net:
+    if not host_uts:
         namespaces.append({"type": "uts"})
+    if not host_net:
         namespaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
     if cgroup_version() == "2" and (hc.get("CgroupnsMode") or "private") == "private":
         namespaces.append({"type": "cgroup"})
@@ -577,7 +583,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "ociVersion": "1.0.2-dev",
         "process": process,
         "root": {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))},
-        "hostname": hostname,
+        **({} if host_uts else {"hostname": hostname}),
         "mounts": _mounts(hc, files, init, extra_mounts or []),
         "linux": linux,
     }
