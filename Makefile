@@ -22,8 +22,11 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# the long chaos round (tests/security/chaos.py) follows the side-by-side figures; CHAOS_SECONDS=0 skips it
+CHAOS_SECONDS ?= 600
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+	@if [ "$(CHAOS_SECONDS)" != 0 ]; then $(PY) tests/security/chaos.py --seconds $(CHAOS_SECONDS); fi
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
