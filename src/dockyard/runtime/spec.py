@@ -188,18 +188,53 @@ def ulimits(host_config: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _parse_cpuset(value: str, field_name: str) -> set[int]:
-    cpus: set[int] = set()
+# dockerd's isCpusetListAvailable: 8192 is Linux's usual CPU maximum, more only if the host has more
+CPUSET_MAXIMUM = 8192
+
+
+def parse_uint_list(value: str, maximum: int = 0) -> int:
+    """moby's parsers.ParseUintList as a bit mask (bit N set: N listed): `7`, `1-6`, `0,3-4,7`.
+
+    Every number is checked against ``maximum`` (when non-zero) before anything is set, and a
+    range costs one shift however wide, so no input makes it allocate more than maximum bits.
+    """
+    if not value:
+        return 0
+    mask = 0
+    for part in value.split(","):
+        lo_text, sep, hi_text = part.partition("-")
+        lo, hi = _atoi(lo_text, value), _atoi(hi_text if sep else lo_text, value)
+        if hi < lo:
+            raise ValueError(f"invalid format: {value}")
+        if maximum and hi > maximum:
+            raise ValueError(f"value of out range, maximum is {maximum}")
+        mask |= ((1 << (hi - lo + 1)) - 1) << lo
+    return mask
+
+
+def _atoi(text: str, value: str) -> int:
+    """Go's strconv.Atoi on a list item: `+` allowed, then at most 19 decimal digits (a `-` split the item)."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 19:
+        raise ValueError(f"invalid format: {value}")
+    return int(text)
+
+
+def _check_cpuset(value: str, available_text: str, key: str) -> None:
+    """dockerd's verifyPlatformContainerResources for CpusetCpus / CpusetMems (400 with its wording)."""
+    what, noun = ("cpus", "CPUs") if key == "CpusetCpus" else ("mems", "memory nodes")
     try:
-        for part in value.split(","):
-            lo, sep, hi = part.partition("-")
-            a, b = int(lo), int(hi) if sep else int(lo)
-            if a < 0 or b < a:
-                raise ValueError
-            cpus.update(range(a, b + 1))
+        available = parse_uint_list(available_text)
     except ValueError:
-        raise errors.InvalidParameter(f"invalid value {value} for {field_name}") from None
-    return cpus
+        available = 0
+    maximum = max(CPUSET_MAXIMUM, available.bit_length() - 1)
+    try:
+        wanted = parse_uint_list(value, maximum)
+    except ValueError as e:
+        raise errors.InvalidParameter(f"Invalid value {value} for cpuset {what}: {e}") from None
+    if wanted & ~available:
+        raise errors.InvalidParameter(
+            f"Requested {noun} are not available - requested {value}, available: {available_text}")
 
 
 def _online(path: str) -> str:
@@ -250,13 +285,9 @@ def validate_host_config(host_config: dict[str, Any]) -> None:
         value = hc.get(key)
         if not value:
             continue
-        wanted = _parse_cpuset(value, key)
-        online_text = _online(online_file) or ("0" if key == "CpusetMems" else f"0-{ncpu - 1}")
-        available = _parse_cpuset(online_text, key)
-        if not wanted <= available:
-            what = "CPUs" if key == "CpusetCpus" else "memory nodes"
-            raise errors.InvalidParameter(
-                f"Requested {what} are not available - requested {value}, available: {online_text}")
+        if not isinstance(value, str):
+            raise errors.InvalidParameter(f"invalid {key}: expected a string")
+        _check_cpuset(value, _online(online_file) or ("0" if key == "CpusetMems" else f"0-{ncpu - 1}"), key)
     if hc.get("UTSMode") not in (None, "", "host"):
         raise errors.InvalidParameter(f"invalid UTS mode: {hc['UTSMode']}")
     pids = hc.get("PidsLimit")
