@@ -267,6 +267,8 @@ class Copier:
                 self._save_position()
             except FileNotFoundError:
                 pass  # the container was removed meanwhile
+            except OSError as e:  # a full disk: the position in memory is right, the next save writes it
+                log.warning("saving the log position of %s: %s", self.json_path, e)
 
     def before_start(self) -> None:
         """A new shim is about to append to the journal: whatever an earlier run left (the daemon was down

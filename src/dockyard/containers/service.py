@@ -152,6 +152,14 @@ class ContainerService:
     def _save(self, c: Container) -> None:
         c.save(self.directory(c.id))
 
+    def _save_quietly(self, c: Container) -> None:
+        """Save on a teardown path: a full disk must not stop an exit or a failed start from being
+        handled (the state in memory is right; the record catches up at the next save)."""
+        try:
+            self._save(c)
+        except OSError as e:
+            log.warning("saving the record of %s: %s", c.id, e)
+
     # -- create ----------------------------------------------------------------
     def create(self, name: str | None, body: dict[str, Any], *, _snapshot: str | None = None) -> Container:
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
@@ -291,6 +299,9 @@ class ContainerService:
                 return c
             except errors.DockyardError as e:
                 failure = e
+            except Exception as e:  # the host failed under us (a vanished volume dir): still a clean answer
+                log.warning("starting %s failed: %r", c.id, e)
+                failure = errors.SystemError_(start_error_message(e))
         if c.host_config.get("AutoRemove"):
             self.remove(c.id, force=True, volumes=True)  # as dockerd: a --rm container that cannot start is removed
         raise failure
@@ -332,8 +343,8 @@ class ContainerService:
         except StartError as e:
             self._fail_start(c, runtime, str(e))
             raise errors.InvalidParameter(str(e)) from None
-        except BaseException:
-            self._fail_start(c, runtime, "")
+        except BaseException as e:
+            self._fail_start(c, runtime, start_error_message(e), 128)
             raise
         with self._lock:
             pending = self._pending_attach.pop(c.id, [])
@@ -361,23 +372,38 @@ class ContainerService:
         else:
             self._monitor.watch(c.id, fd)
 
-    def _fail_start(self, c: Container, runtime: Runc, message: str) -> None:
-        runtime.delete(c.id, force=True)
-        self.shims.cleanup(c.id)
-        self._unmount(c)
-        self.networks.detach(c.id)
-        if message:
-            c.state.error = message
-            c.state.exit_code = 127 if "executable file not found" in message or "no such file" in message else 126 \
-                if "permission denied" in message else 128
-            if c.state.status != CREATED:
-                c.state.status = EXITED
-            self._save(c)
+    def _fail_start(self, c: Container, runtime: Runc, message: str, code: int | None = None) -> None:
+        """Undo a start and end whatever waits on it: attach streams, next-exit waits (as dockerd's
+        containerStart: State.Error set, ExitCode 127/126/128, streams closed)."""
+        _each(c, "undoing the start of", lambda: runtime.delete(c.id, force=True), lambda: self.shims.cleanup(c.id),
+              lambda: self._unmount(c), lambda: self.networks.detach(c.id))
+        c.state.error = message or "container failed to start"
+        c.state.exit_code = code if code is not None else \
+            127 if "executable file not found" in message or "no such file" in message else \
+            126 if "permission denied" in message else 128
+        if c.state.status != CREATED:
+            c.state.status = EXITED
+        self._save_quietly(c)
         with self._lock:
             pending = self._pending_attach.pop(c.id, [])
         for fut in pending:
             if not fut.done():
-                fut.set_exception(errors.Conflict(message or "container failed to start"))
+                fut.set_exception(errors.Conflict(c.state.error))
+        self._release_waiters(c)
+
+    def _release_waiters(self, c: Container) -> None:
+        """Answer the waits that end with this run (all but ``removed``) and wake ``wait_stopped``."""
+        with self._lock:
+            cond = self._exited.get(c.id)
+            waiters = self._waiters.get(c.id, [])
+            self._waiters[c.id] = [(k, f) for k, f in waiters if k == "removed"]
+        result = self._wait_result(c)
+        for kind, fut in waiters:
+            if kind != "removed" and not fut.done():
+                fut.set_result(result)
+        if cond:
+            with cond:
+                cond.notify_all()
 
     def _unmount(self, c: Container) -> None:
         mountsmod.detach(c.id, c.mounts, self.volumes)
@@ -400,35 +426,19 @@ class ContainerService:
 
     def _finish(self, c: Container, exit_: Exit) -> None:
         runtime = self.runtime(c.runtime)
-        try:
-            runtime.delete(c.id, force=True)
-        except errors.DockyardError as e:
-            log.warning("runc delete %s: %s", c.id, e)
-        self.shims.cleanup(c.id)
-        self._unmount(c)
-        self.networks.detach(c.id)
-        self._log_copy.discard(c.id)
+        _each(c, "tearing down", lambda: runtime.delete(c.id, force=True), lambda: self.shims.cleanup(c.id),
+              lambda: self._unmount(c), lambda: self.networks.detach(c.id), lambda: self._log_copy.discard(c.id))
         c.state.status = EXITED
         c.state.pid = 0
         c.state.exit_code = exit_.code
         c.state.error = exit_.error
         c.state.oom_killed = exit_.oom_killed
         c.state.finished_at = iso(exit_.at)
-        self._save(c)
+        self._save_quietly(c)
         if exit_.oom_killed:
             self._event(c, "oom")
         self._event(c, "die", {"exitCode": str(exit_.code)})
-        with self._lock:
-            cond = self._exited.get(c.id)
-            waiters = self._waiters.get(c.id, [])
-            self._waiters[c.id] = [(k, f) for k, f in waiters if k == "removed"]
-        result = self._wait_result(c)
-        for kind, fut in waiters:
-            if kind != "removed" and not fut.done():
-                fut.set_result(result)
-        if cond:
-            with cond:
-                cond.notify_all()
+        self._release_waiters(c)
         copier = self.log_copier(c)
         if copier and not c.host_config.get("AutoRemove"):
             copier.finish()  # the shim wrote its last line before it exited; readers sync for themselves
@@ -628,12 +638,12 @@ class ContainerService:
         with self._op_lock(c.id):
             if c.id not in self._containers:
                 raise errors.NotFound(f"No such container: {ref}")
+            # marked in memory only: the removal must not need disk space (dockerd's SetRemovalInProgress)
             c.state.status = REMOVING
-            self._log_copy.discard(c.id)
-            self.runtime(c.runtime).delete(c.id, force=True)
-            self.shims.cleanup(c.id)
-            self._unmount(c)
-            self.networks.unregister(c.id)
+            runtime = self.runtime(c.runtime)
+            _each(c, "removing", lambda: self._log_copy.discard(c.id), lambda: runtime.delete(c.id, force=True),
+                  lambda: self.shims.cleanup(c.id), lambda: self._unmount(c),
+                  lambda: self.networks.unregister(c.id))
             try:
                 self.snapshotter.remove(c.id)
             except errors.NotFound:
@@ -646,8 +656,11 @@ class ContainerService:
                 waiters = self._waiters.pop(c.id, [])
                 self._exited.pop(c.id, None)
                 self._op_locks.pop(c.id, None)
-                self._pending_attach.pop(c.id, None)
+                pending = self._pending_attach.pop(c.id, [])
                 self._copiers.pop(c.id, None)
+        for pending_attach in pending:
+            if not pending_attach.done():
+                pending_attach.set_exception(errors.Conflict(f"container {c.id} was removed"))
         self._event(c, "destroy")
         if volumes:
             mountsmod.remove_anonymous(c.mounts, self.volumes)
@@ -824,6 +837,26 @@ class ContainerService:
         self._closed = True
         self._monitor.close()
         self._log_copy.close()
+
+
+def _each(c: Container, what: str, *steps: Callable[[], None]) -> None:
+    """Run every teardown step even when one fails (a full disk failing a record write, a vanished
+    path): one failure must not leave the others' state behind, nor the exit unreported."""
+    for step in steps:
+        try:
+            step()
+        except Exception as e:
+            log.warning("%s %s: %r", what, c.id, e)
+
+
+def start_error_message(e: BaseException) -> str:
+    """An unexpected start failure in words a client can act on (dockerd's OCI errors name the path)."""
+    if isinstance(e, errors.DockyardError):
+        return str(e)
+    if isinstance(e, OSError) and e.strerror:
+        where = f" {e.filename!r}" if e.filename else ""
+        return f"failed to create task for container: error preparing{where}: {e.strerror.lower()}"
+    return f"failed to create task for container: {type(e).__name__}: {e}"
 
 
 def _restart_at_boot(c: Container) -> bool:
