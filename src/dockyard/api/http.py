@@ -485,13 +485,20 @@ class HTTPServer:
         self._tasks.add(task)
         try:
             await _Connection(reader, writer, self.app, self.extra_headers, self.idle_timeout).serve()
+        except asyncio.CancelledError:
+            # close_connections at shutdown; ending quietly, since asyncio's stream server
+            # would log the cancellation of its connection callback as an error
+            pass
         finally:
             self._tasks.discard(task)
 
     async def close_connections(self, grace: float = 2.0) -> None:
-        """Give in-flight requests ``grace`` seconds, then cancel them."""
+        """Give in-flight requests ``grace`` seconds, then cancel them and let them unwind
+        (as long again at most: a handler that ignores cancellation is left behind)."""
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
         for task in pending:
             task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=grace)

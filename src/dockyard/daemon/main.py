@@ -11,6 +11,8 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
 from typing import Any
 
 from ..api.app import build_app
@@ -36,6 +38,14 @@ INSECURE_TCP_WARNING = (
 TLS_NO_VERIFY_WARNING = (
     "Binding to IP address without --tlsverify: %s is encrypted but does not check clients' "
     "certificates, so anyone who reaches it has root access on this machine")
+
+
+# Shutdown: in-flight requests get REQUEST_GRACE seconds to finish before they are
+# cancelled; engine work still running in threads then gets WORK_GRACE seconds,
+# after which the process exits without it. Some requests wait forever by design
+# (`docker stop -t -1`, `wait`, `logs -f`); none may hold the data root past this.
+REQUEST_GRACE = 2.0
+WORK_GRACE = 5.0
 
 
 class DataRootLocked(Exception):
@@ -123,12 +133,9 @@ async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.
     raise cfg.ConfigError(f"unsupported host {host}")
 
 
-async def serve(c: cfg.DaemonConfig) -> None:
+async def serve(c: cfg.DaemonConfig, executor: concurrent.futures.Executor) -> None:
     loop = asyncio.get_running_loop()
-    # Engine calls run in threads; enough of them that concurrent `docker run`s
-    # do not queue behind each other.
-    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=64,
-                                                                    thread_name_prefix="engine"))
+    loop.set_default_executor(executor)
     engine = await asyncio.to_thread(Engine, c)
     server = HTTPServer(build_app(engine), standard_headers)
     listeners: list[asyncio.AbstractServer | TCPListener] = []
@@ -145,7 +152,7 @@ async def serve(c: cfg.DaemonConfig) -> None:
     finally:
         for srv in listeners:
             srv.close()
-        await server.close_connections()
+        await server.close_connections(REQUEST_GRACE)
         await asyncio.to_thread(engine.close)
         for host in c.hosts:
             if host.startswith("unix://"):
@@ -171,21 +178,56 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     setup_logging(c.log_level)
     lock_fd: Any = None
+    # Engine calls run in threads; enough of them that concurrent `docker run`s
+    # do not queue behind each other.
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="engine")
+    code = 0
     try:
         lock_fd = lock_data_root(c.data_root)
         write_pidfile(c.pidfile_path)
-        asyncio.run(serve(c))
+        # not asyncio.run: it joins the executor's threads at the end, and one of them
+        # may wait forever (a stop without timeout, a wait); see finish_work
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(serve(c, executor))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
     except (cfg.ConfigError, DataRootLocked) as e:
         log.error("%s", e)
-        return 1
+        code = 1
+    except Exception:
+        log.exception("the daemon failed")
+        code = 1
     finally:
         if lock_fd is not None:
             try:
                 os.unlink(c.pidfile_path)
             except FileNotFoundError:
                 pass
-            os.close(lock_fd)
-    return 0
+    if not finish_work(executor, WORK_GRACE):
+        # The engine has closed and saved its state; what is left is requests waiting
+        # without end, whose threads would keep the process (and the data-root lock)
+        # alive. Leave without them: their records are written atomically, so a
+        # write they were in the middle of is either whole or absent.
+        logging.shutdown()
+        os._exit(code)
+    if lock_fd is not None:
+        os.close(lock_fd)
+    return code
+
+
+def finish_work(executor: concurrent.futures.ThreadPoolExecutor, grace: float) -> bool:
+    """Let engine threads still running finish within ``grace`` seconds; whether they all did."""
+    executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in busy:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in busy if t.is_alive()]
+    if left:
+        log.warning("leaving %d engine thread(s) still at work after %.0f s: %s", len(left), grace, ", ".join(left))
+    return not left
 
 
 if __name__ == "__main__":
