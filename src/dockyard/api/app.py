@@ -20,4 +20,4 @@ def build_app(engine: Engine) -> App:
     routes += networks.routes(engine)
     routes += volumes.routes(engine)
     routes += build.routes(engine)
-    return App(routes)
+    return App(routes, engine.config.api_cors_header)

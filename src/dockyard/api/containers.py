@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from typing import Any, AsyncIterator
@@ -29,6 +30,7 @@ STDIN_PACKET = 8192
 MUX = "application/vnd.docker.multiplexed-stream"
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 RAW = "application/vnd.docker.raw-stream"
+log = logging.getLogger("dockyard.api")
 
 
 def routes(engine: Engine) -> list[Route]:
@@ -467,7 +469,11 @@ def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, li
             continue
         if wanted.get("health") and engine.health.status(c.id) not in wanted["health"]:
             continue
-        out.append(_summary(engine, c, size))
+        try:
+            out.append(_summary(engine, c, size))
+        except Exception:  # one bad record must not take the list from every client
+            log.exception("skipping container %s in the list", c.id)
+            continue
         if limit > 0 and len(out) >= limit:
             break
     return out

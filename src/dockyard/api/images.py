@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import logging
 import queue
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator
@@ -18,6 +19,7 @@ from .router import Handler, Route, delete, get, post, version_at_least
 
 LIST_FILTERS = frozenset({"dangling", "reference", "label", "before", "since", "until"})
 PRUNE_FILTERS = frozenset({"dangling", "until", "label", "label!"})
+log = logging.getLogger("dockyard.api")
 STREAM_QUEUE = 8  # chunks buffered between a worker thread and the connection
 
 
@@ -260,7 +262,11 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         counts = svc.layer_use_counts() if with_shared else None
         out = []
         for image in images:
-            s = svc.summary(image, shared_size=svc.shared_size(image, counts) if with_shared else -1)
+            try:
+                s = svc.summary(image, shared_size=svc.shared_size(image, counts) if with_shared else -1)
+            except Exception:  # one bad record must not take the list from every client
+                log.exception("skipping image %s in the list", image.id)
+                continue
             if not version_at_least(request, "1.44"):
                 s["VirtualSize"] = image.size
             if not request.qbool("digests") and not version_at_least(request, "1.25"):

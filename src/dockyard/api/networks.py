@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from typing import Any
 
 from .. import errors
@@ -16,6 +17,7 @@ from .router import Route, delete, get, post
 
 LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
 PRUNE_FILTERS = frozenset({"until", "label", "label!"})
+log = logging.getLogger("dockyard.api")
 
 
 def routes(engine: Engine) -> list[Route]:
@@ -26,7 +28,14 @@ def routes(engine: Engine) -> list[Route]:
         for t in wanted.get("type", []):
             if t not in ("custom", "builtin"):
                 raise errors.InvalidParameter(f"invalid filter: 'type'='{t}'")
-        return json_response([shape(engine, n, containers=False) for n in svc.all() if _matches(n, wanted)])
+        out = []
+        for n in svc.all():
+            try:
+                if _matches(n, wanted):
+                    out.append(shape(engine, n, containers=False))
+            except Exception:  # one bad record must not take the list from every client
+                log.exception("skipping network %s in the list", n.id)
+        return json_response(out)
 
     async def inspect(request: Request) -> Response:
         n = svc.get(request.params["id"])

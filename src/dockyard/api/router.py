@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from .. import errors
-from .http import AnyResponse, Request, json_response
+from . import validation
+from .http import AnyResponse, Request, Response, StreamResponse, empty_response, json_response
 
 log = logging.getLogger("dockyard.api")
 
@@ -24,8 +25,11 @@ API_VERSION = "1.50"
 
 Handler = Callable[[Request], Awaitable[AnyResponse]]
 
-_VERSIONED = re.compile(r"^/v([0-9]+\.[0-9]+)(/.*)$")
+_VERSIONED = re.compile(r"/v([0-9]+\.[0-9]+)(/.*)", re.DOTALL)
 _PARAM = re.compile(r"\{(\w+)(?::([^}]+))?\}")
+# dockerd's CORS answer headers (api/server/middleware/cors.go)
+CORS_HEADERS = [("Access-Control-Allow-Headers", "Origin, X-Requested-With, Content-Type, Accept, X-Registry-Auth"),
+                ("Access-Control-Allow-Methods", "HEAD, GET, POST, DELETE, PUT, OPTIONS")]
 
 STATUS_BY_KIND: list[tuple[type[errors.DockyardError], int]] = [
     (errors.NotFound, 404),
@@ -59,7 +63,10 @@ class Route:
             name, pattern = m.group(1), m.group(2)
             return f"(?P<{name}>{'.+' if pattern == '.*' else pattern or '[^/]+'})"
 
-        self.regex = re.compile("^" + _PARAM.sub(repl, self.template) + "$")
+        self.regex = re.compile(_PARAM.sub(repl, self.template))
+        # the spec's name for this operation, "POST /containers/{}/update": its body schema's key
+        self.operation = f"{self.method} {_PARAM.sub('{}', self.template)}"
+        self.json_body = validation.has_body(self.operation)
 
 
 def get(template: str, handler: Handler, min_version: str | None = None) -> Route:
@@ -90,10 +97,32 @@ def error_status(exc: BaseException) -> int:
 
 
 class App:
-    def __init__(self, routes: list[Route]) -> None:
+    """``cors_origin`` is the daemon's api-cors-header: the one browser origin ("*": any)
+    allowed to call the API. Without it a request that carries an ``Origin`` header (which
+    browsers send on every cross-site request, and Docker's clients never send) is refused."""
+
+    def __init__(self, routes: list[Route], cors_origin: str = "") -> None:
         self.routes = routes
+        self.cors_origin = cors_origin
+        validation.warm([r.operation for r in routes if r.json_body])
 
     async def __call__(self, request: Request) -> AnyResponse:
+        origin = request.headers.get("origin")
+        if origin is not None:
+            if self.cors_origin not in ("*", origin):
+                return json_response({"message": f"Origin {origin!r} is not allowed: browser requests need "
+                                                  "the daemon's api-cors-header to name their origin"}, 403)
+            if request.method == "OPTIONS":  # a browser's preflight
+                response: AnyResponse = empty_response(200)
+            else:
+                response = await self._answer(request)
+            if isinstance(response, (Response, StreamResponse)):
+                response.headers = [*response.headers, ("Access-Control-Allow-Origin", self.cors_origin),
+                                    *CORS_HEADERS]
+            return response
+        return await self._answer(request)
+
+    async def _answer(self, request: Request) -> AnyResponse:
         try:
             return await self._dispatch(request)
         except errors.DockyardError as e:
@@ -107,7 +136,7 @@ class App:
 
     async def _dispatch(self, request: Request) -> AnyResponse:
         path = request.path
-        m = _VERSIONED.match(path)
+        m = _VERSIONED.fullmatch(path)
         if m:
             version, path = m.group(1), m.group(2)
             if version_tuple(version) > version_tuple(API_VERSION):
@@ -122,7 +151,7 @@ class App:
             request.api_version = API_VERSION
         path_matched = False
         for route in self.routes:
-            match = route.regex.match(path)
+            match = route.regex.fullmatch(path)
             if not match:
                 continue
             path_matched = True
@@ -131,6 +160,8 @@ class App:
             if route.min_version and version_tuple(request.api_version) < version_tuple(route.min_version):
                 continue
             request.params = match.groupdict()
+            if route.json_body:
+                request.validated_json = await validation.read_body(request, route.operation)
             return await route.handler(request)
         if path_matched:
             return json_response({"message": "method not allowed"}, 405)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from .. import errors
@@ -15,6 +16,7 @@ from .router import Route, delete, get, post, version_tuple
 
 LIST_FILTERS = frozenset({"dangling", "driver", "label", "name"})
 PRUNE_FILTERS = frozenset({"label", "label!", "all"})
+log = logging.getLogger("dockyard.api")
 
 
 def routes(engine: Engine) -> list[Route]:
@@ -48,7 +50,10 @@ def routes(engine: Engine) -> list[Route]:
                     continue
                 if wanted.get("label") and not flt.match_labels(vol.labels, wanted["label"]):
                     continue
-                out.append(shape(vol))
+                try:
+                    out.append(shape(vol))
+                except Exception:  # one bad record must not take the list from every client
+                    log.exception("skipping volume %s in the list", vol.name)
             return out
 
         return json_response({"Volumes": await asyncio.to_thread(select), "Warnings": []})

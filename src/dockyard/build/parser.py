@@ -23,7 +23,7 @@ HEREDOC_INSTRUCTIONS = frozenset({"run", "copy", "add"})
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _HEREDOC = re.compile(r"<<(-?)(['\"]?)([a-zA-Z_][a-zA-Z0-9_]*)\2")
-_FLAG = re.compile(r"^--([a-zA-Z0-9-]+)(?:=(.*))?$")
+_FLAG = re.compile(r"--([a-zA-Z0-9-]+)(?:=(.*))?", re.DOTALL)
 
 
 class ParseError(errors.InvalidParameter):
@@ -134,7 +134,7 @@ def _node(logical: str, line: int, escape: str) -> Node:
     if cmd not in ("onbuild",):
         while rest.startswith("--"):
             token, _, after = rest.partition(" ")
-            m = _FLAG.match(token)
+            m = _FLAG.fullmatch(token)
             if not m:
                 break
             flags.append((m.group(1), m.group(2)))

@@ -16,7 +16,7 @@ from typing import Any
 
 from .command import UsageError, add_bool
 
-_RAM = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", re.ASCII)
 _RAM_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _DURATION_NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
@@ -27,7 +27,7 @@ def _invalid(parser: argparse.ArgumentParser, value: str, flag: str, why: str) -
 
 def ram_in_bytes(text: str) -> int:
     """go-units RAMInBytes: ``512m``, ``1g``, ``1024`` (binary multiples)."""
-    m = _RAM.match(text)
+    m = _RAM.fullmatch(text)
     if not m:
         raise ValueError(f"invalid size: '{text}'")
     size = float(m.group(1))

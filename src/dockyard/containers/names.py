@@ -7,7 +7,7 @@ import re
 
 from .. import errors
 
-VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+VALID = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # dockerd's, whole-string (fullmatch)
 
 ADJECTIVES = ("admiring", "agitated", "amazing", "angry", "awesome", "blissful", "bold", "brave", "busy", "charming",
               "clever", "compassionate", "competent", "confident", "cool", "dazzling", "determined", "distracted",
@@ -36,7 +36,7 @@ SURNAMES = ("albattani", "allen", "archimedes", "babbage", "banach", "bardeen", 
 
 def normalize(name: str) -> str:
     """``foo`` or ``/foo`` → ``/foo``; refuses names dockerd refuses."""
-    if not VALID.match(name):
+    if not VALID.fullmatch(name):
         raise errors.InvalidParameter(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name if name.startswith("/") else "/" + name

@@ -8,6 +8,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..api import validation
+from ..util import fields
 from ..util.atomic import write_json_atomic
 
 RECORD = "config.v2.json"
@@ -86,4 +88,12 @@ class Container:
         with open(os.path.join(directory, RECORD), encoding="utf-8") as f:
             data = json.load(f)
         data["state"] = State(**data.get("state", {}))
-        return cls(**data)
+        c = cls(**data)
+        # a record that would break `docker ps` or `docker inspect` for every client is refused
+        # (ValueError/TypeError: the restore skips and logs it), whatever wrote it: its types and
+        # the API schema's, what create would have accepted
+        fields.check(c)
+        wrong = validation.problem("POST /containers/create", {**c.config, "HostConfig": c.host_config})
+        if wrong:
+            raise ValueError(f"container {c.id}: {wrong}")
+        return c

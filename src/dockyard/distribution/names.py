@@ -15,9 +15,9 @@ def from_image_and_tag(image: str, tag: str) -> Reference:
     ref = parse(image, default_tag=False)
     if not tag:
         return ref
-    if _DIGEST.match(tag):
+    if _DIGEST.fullmatch(tag):
         return Reference(ref.domain, ref.path, None, tag)
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise InvalidParameter(f"invalid tag format: {tag}")
     return Reference(ref.domain, ref.path, tag, None)
 

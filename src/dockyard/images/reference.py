@@ -17,12 +17,14 @@ LEGACY_DOMAIN = "index.docker.io"
 OFFICIAL_PREFIX = "library/"
 DEFAULT_TAG = "latest"
 
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$")
-_DOMAIN = re.compile(r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-                     r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_HEX64 = re.compile(r"^[a-f0-9]{64}$")
+# distribution/reference's grammar: whole strings (fullmatch, as "$" passes a trailing newline) of ASCII
+# (Python's \w is Unicode unless told otherwise)
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*")
+_DOMAIN = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+                     r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+_HEX64 = re.compile(r"[a-f0-9]{64}")
 
 
 def invalid(msg: str = "invalid reference format") -> errors.InvalidParameter:
@@ -66,14 +68,14 @@ def parse(ref: str, default_tag: bool = True) -> Reference:
     remainder, digest = ref, None
     if "@" in ref:
         remainder, _, digest = ref.partition("@")
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise invalid()
     tag = None
     slash = remainder.rfind("/")
     colon = remainder.rfind(":")
     if colon > slash:
         remainder, tag = remainder[:colon], remainder[colon + 1:]
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             raise invalid()
     if not remainder:
         raise invalid()
@@ -81,7 +83,7 @@ def parse(ref: str, default_tag: bool = True) -> Reference:
     # distribution/reference: a first component with '.', ':', or uppercase, or "localhost", is a registry
     if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         domain, path = first, rest
-        if not _DOMAIN.match(domain):
+        if not _DOMAIN.fullmatch(domain):
             raise invalid()
     else:
         domain, path = DEFAULT_DOMAIN, remainder
@@ -91,9 +93,9 @@ def parse(ref: str, default_tag: bool = True) -> Reference:
         path = OFFICIAL_PREFIX + path
     if path != path.lower():
         raise invalid(f"invalid reference format: repository name ({path}) must be lowercase")
-    if _HEX64.match(remainder):
+    if _HEX64.fullmatch(remainder):
         raise invalid(f"invalid repository name ({remainder}), cannot specify 64-byte hexadecimal strings")
-    if not all(_COMPONENT.match(c) for c in path.split("/")):
+    if not all(_COMPONENT.fullmatch(c) for c in path.split("/")):
         raise invalid()
     if len(domain) + 1 + len(path) > 255:
         raise invalid("invalid reference format: repository name must not be more than 255 characters")
@@ -108,7 +110,7 @@ def parse_repo_tag(repo: str, tag: str | None) -> Reference:
     if ref.digest:
         raise invalid("refusing to create a tag with a digest reference")
     if tag:
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             raise invalid("invalid tag format")
         ref = ref.with_tag(tag)
     elif ref.tag is None:

@@ -28,14 +28,14 @@ from .layers import chain_ids
 
 log = logging.getLogger("dockyard.images")
 
-_HEX_PREFIX = re.compile(r"^(sha256:)?[a-f0-9]{1,64}$")
+_HEX_PREFIX = re.compile(r"(sha256:)?[a-f0-9]{1,64}")  # whole-string (fullmatch)
 
 
 def parse_created(value: str | None) -> float:
     """Seconds since the epoch for an RFC 3339 timestamp (nanoseconds allowed); 0 when absent."""
     if not value:
         return 0.0
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", value)
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value, re.ASCII)
     if not m:
         return 0.0
     base = datetime.datetime.fromisoformat(m.group(1) + (m.group(3) or "Z").replace("Z", "+00:00"))
@@ -227,7 +227,7 @@ class ImageStore:
                 image_id = self.references.get(str(ref))
                 if image_id is not None:
                     return self.images[image_id]
-            if _HEX_PREFIX.match(name):
+            if _HEX_PREFIX.fullmatch(name):
                 hexpart = name[7:] if name.startswith("sha256:") else name
                 matches = [i for i in self.images if i[7:].startswith(hexpart)]
                 if len(matches) == 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import re
 import shutil
@@ -16,9 +17,10 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 
 from .. import errors
+from ..util import fields
 from ..util.atomic import write_json_atomic
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # whole-string (fullmatch): "$" passes "abc\n"
 VALID_OPTIONS = ("type", "device", "o", "size")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 METADATA = "volume.json"
@@ -38,7 +40,7 @@ class Volume:
 
 
 def validate_name(name: str) -> None:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise errors.InvalidParameter(
             f'create {name}: "{name}" includes invalid characters for a local volume name, only '
             f'"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path')
@@ -76,11 +78,14 @@ class LocalDriver:
             path = os.path.join(self.root, name, METADATA)
             try:
                 with open(path, encoding="utf-8") as f:
-                    out.append(Volume(**json.load(f)))
+                    vol = Volume(**json.load(f))
+                fields.check(vol)  # a record that would break `volume ls` is skipped
+                out.append(vol)
             except FileNotFoundError:
                 # a create that never finished: no metadata was committed
                 shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError, TypeError) as e:
+                logging.getLogger("dockyard.volumes").warning("skipping unreadable volume record %s: %s", path, e)
                 continue
         return out
 

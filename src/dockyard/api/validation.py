@@ -1,0 +1,243 @@
+"""Request bodies checked at the boundary, against the Engine API's own types.
+
+One validator for every JSON body: ``request_schema.json`` (generated from the
+Engine API spec by ``scripts/gen_api_schema.py``) holds each operation's body
+schema, compiled once with fastjsonschema. The router reads a JSON endpoint's
+body through ``read_body``, so no handler ever sees a body of the wrong shape,
+and an error names the field as dockerd's Go decoder does. dockerd's grammars
+for the strings it parses (ports, host names, extra hosts, interface names) are
+formats of the same schema.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import threading
+from functools import cache
+from importlib import resources
+from typing import Any, Callable
+
+import fastjsonschema
+
+from .. import errors
+from ..images import reference
+from .http import Request
+
+# Nesting deeper than any Engine API body; checked before parsing, without recursion
+# (Python's json would raise RecursionError only near a thousand levels).
+MAX_DEPTH = 64
+# The largest JSON body accepted: a container create with every option is a few KiB.
+MAX_BODY = 4 * 1024 * 1024
+JSON_TYPE = "application/json"
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+_CONTAINER_PORT = re.compile(rf"({_PORT})(?:-({_PORT}))?(?:/(tcp|udp|sctp))?", re.ASCII)
+_HOST_PORT = re.compile(rf"(?:{_PORT}(?:-{_PORT})?)?", re.ASCII)
+# dockerd's hostname check (RFC 1123 labels, ASCII)
+_HOSTNAME = re.compile(r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*"
+                       r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])", re.ASCII)
+_IFNAME = re.compile(r"[^\s/:]{1,15}", re.ASCII)
+_IMAGE_ID = re.compile(r"(?:sha256:)?[a-f0-9]{1,64}")
+
+
+def _reference_error(value: str) -> str:
+    """distribution/reference's complaint about ``value``; "" for a reference or an image ID (prefix)."""
+    if not value or _IMAGE_ID.fullmatch(value):
+        return ""
+    try:
+        reference.parse(value)
+    except errors.InvalidParameter as e:
+        return str(e)
+    return ""
+
+
+def _container_port(value: str) -> bool:
+    m = _CONTAINER_PORT.fullmatch(value)
+    return bool(m) and (m.group(2) is None or int(m.group(1)) <= int(m.group(2)))
+
+
+def _extra_host(value: str) -> bool:
+    # "host:ip" (dockerd also takes "host=ip"); the ip may be an IPv6 address or host-gateway
+    sep = min((i for i in (value.find(":"), value.find("=")) if i > 0), default=-1)
+    if sep < 0 or not value[:sep] or any(c.isspace() for c in value):
+        return False
+    addr = value[sep + 1:]
+    if addr == "host-gateway":
+        return True
+    try:
+        ipaddress.ip_address(addr[1:-1] if addr.startswith("[") and addr.endswith("]") else addr)
+    except ValueError:
+        return False
+    return True
+
+
+FORMATS: dict[str, Callable[[str], bool]] = {
+    "container-port": _container_port,
+    "host-port": lambda v: bool(_HOST_PORT.fullmatch(v)),
+    "hostname": lambda v: v == "" or (len(v) <= 255 and bool(_HOSTNAME.fullmatch(v))),
+    "extra-host": _extra_host,
+    "interface-name": lambda v: v == "" or (bool(_IFNAME.fullmatch(v)) and v not in (".", "..")),
+    "image-reference": lambda v: not _reference_error(v),
+}
+# dockerd's (or the docker CLI's) wording for each grammar
+FORMAT_ERRORS: dict[str, Callable[[str], str]] = {
+    "container-port": lambda v: f"invalid containerPort: {v.split('/')[0]}",
+    "host-port": lambda v: f'invalid port specification: "{v}"',
+    "hostname": lambda v: f"invalid hostname format: {v}",
+    "extra-host": lambda v: f'invalid IP address in add-host: "{v}"',
+    "interface-name": lambda v: f'invalid bridge name: "{v}"',
+    "image-reference": _reference_error,
+}
+
+
+@cache
+def _operations() -> dict[str, dict[str, Any]]:
+    text = resources.files(__package__).joinpath("request_schema.json").read_text(encoding="utf-8")
+    return json.loads(text)["operations"]
+
+
+def has_body(operation: str) -> bool:
+    """Whether ``"POST /containers/{}/update"`` takes a JSON body."""
+    return operation in _operations()
+
+
+_compile_lock = threading.Lock()
+
+
+@cache
+def _validator(operation: str) -> Callable[[Any], Any]:
+    with _compile_lock:  # compiled once, whichever thread asks first
+        return fastjsonschema.compile(_operations()[operation]["schema"], formats=FORMATS)
+
+
+def warm(operations: list[str]) -> None:
+    """Compile the validators in the background (container create's takes a third of a second)."""
+    def run() -> None:
+        for op in operations:
+            _validator(op)
+
+    threading.Thread(target=run, name="schema-compile", daemon=True).start()
+
+
+def check_depth(data: bytes) -> None:
+    brackets = _STRINGS.sub(b"", data).translate(None, _NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > MAX_DEPTH:
+            raise errors.InvalidParameter(f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
+
+
+def check_content_type(request: Request) -> None:
+    """dockerd's CheckForJSON: a body is JSON only when the client says so.
+
+    This is what keeps a web page from driving the API: a browser sends a
+    cross-site POST without asking first only as text/plain, a form or multipart.
+    """
+    ct = request.headers.get("content-type", "")
+    if ct.split(";", 1)[0].strip().lower() != JSON_TYPE:
+        raise errors.InvalidParameter(f"unsupported Content-Type header ({ct}): must be '{JSON_TYPE}'")
+
+
+async def read_body(request: Request, operation: str) -> Any:
+    """The request's JSON body, bounded, parsed and checked against the operation's schema."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.InvalidParameter(f"request body is larger than {MAX_BODY} bytes")
+        chunks.append(bytes(chunk))
+    data = b"".join(chunks)
+    if not data:
+        return None  # docker-py posts some bodiless requests without a Content-Type
+    check_content_type(request)
+    if not data.strip():
+        return None
+    check_depth(data)
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise errors.InvalidParameter(f"invalid JSON: {e}") from None
+    if body is None:
+        return None
+    try:
+        _validator(operation)(body)
+    except fastjsonschema.JsonSchemaValueException as e:
+        raise errors.InvalidParameter(describe(operation, e)) from None
+    return body
+
+
+def problem(operation: str, body: Any) -> str:
+    """What is wrong with ``body`` for ``operation`` ("" if nothing): for records read back from disk."""
+    try:
+        _validator(operation)(body)
+    except fastjsonschema.JsonSchemaValueException as e:
+        return describe(operation, e)
+    return ""
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _go_type(schema: dict[str, Any]) -> str:
+    if "x-go-type" in schema:
+        return str(schema["x-go-type"])
+    kinds = schema.get("type")
+    kind = next((k for k in kinds if k != "null"), "") if isinstance(kinds, list) else kinds
+    if kind == "array":
+        return "[]" + _go_type(schema.get("items") or {})
+    if kind == "object":
+        if isinstance(schema.get("additionalProperties"), dict) and not schema.get("properties"):
+            return "map[string]" + _go_type(schema["additionalProperties"])
+        return "struct"
+    return {"string": "string", "boolean": "bool", "number": "float64", "integer": "int64"}.get(str(kind), "interface {}")
+
+
+def _go_field(schema: dict[str, Any], path: list[str]) -> str:
+    """The Go decoder's field path: struct fields only, not array indexes or map keys."""
+    fields = []
+    for part in path:
+        if part in (schema.get("properties") or {}):
+            fields.append(part)
+            schema = schema["properties"][part]
+        elif "items" in schema and part.isdigit():
+            schema = schema["items"]
+        elif isinstance(schema.get("additionalProperties"), dict):
+            schema = schema["additionalProperties"]
+        else:
+            break
+    return ".".join(fields)
+
+
+def describe(operation: str, e: fastjsonschema.JsonSchemaValueException) -> str:
+    root = _operations()[operation]["schema"]
+    path = list(e.path[1:])
+    where = ".".join([root["x-go-root"], *filter(None, [_go_field(root, path)])])
+    definition = e.definition or {}
+    if e.rule == "format" and isinstance(e.value, str):
+        return FORMAT_ERRORS[definition["format"]](e.value)
+    if e.rule == "propertyNames" and isinstance(e.value, dict):
+        fmt = definition["propertyNames"]["format"]
+        bad = next(k for k in e.value if not FORMATS[fmt](k))
+        return FORMAT_ERRORS[fmt](bad)
+    if e.rule == "type":
+        return f"json: cannot unmarshal {_json_kind(e.value)} into Go struct field {where} of type {_go_type(definition)}"
+    if e.rule in ("minimum", "maximum"):
+        return f"json: cannot unmarshal number {e.value} into Go struct field {where} of type {_go_type(definition)}"
+    return f"invalid value for {where}: {e.message.replace('data', root['x-go-root'], 1)}"
