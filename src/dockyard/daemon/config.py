@@ -49,6 +49,8 @@ class DaemonConfig:
     tlscert: str = ""
     tlskey: str = ""
     allow_insecure_tcp: bool = False
+    # the browser origin allowed to call the API (dockerd's --api-cors-header); others get 403
+    api_cors_header: str = ""
     config_file: str = DEFAULT_CONFIG_FILE
 
     @property
@@ -91,6 +93,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "tlscacert": ("tlscacert", str),
     "tlscert": ("tlscert", str),
     "tlskey": ("tlskey", str),
+    "api-cors-header": ("api_cors_header", str),
 }
 
 
@@ -122,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tlscacert", dest="tlscacert")
     p.add_argument("--tlscert", dest="tlscert")
     p.add_argument("--tlskey", dest="tlskey")
+    p.add_argument("--api-cors-header", dest="api_cors_header",
+                   help="the browser origin allowed to call the API ('*': any); without it browsers are refused")
     p.add_argument("--allow-insecure-tcp", dest="allow_insecure_tcp", action="store_const", const=True,
                    help="serve tcp:// without TLS (anyone who reaches the port is root on this host)")
     return p

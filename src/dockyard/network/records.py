@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..util import fields
 from ..util.atomic import write_json_atomic
 
 
@@ -68,4 +69,6 @@ class Network:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         data["endpoints"] = {k: Endpoint(**v) for k, v in (data.get("endpoints") or {}).items()}
-        return cls(**data)
+        n = cls(**data)
+        fields.check(n)  # TypeError: the loader skips and logs a record that would break `network ls`
+        return n
