@@ -35,9 +35,10 @@ ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"
             "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
             "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
 
-MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-                "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+# moby's defaultLinuxMaskedPaths (each possible CPU's thermal_throttle is added by masked_paths())
+MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats",
+                "/sys/devices/virtual/powercap", "/sys/firmware"]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 RLIMITS = {
@@ -235,6 +236,17 @@ def _check_cpuset(value: str, available_text: str, key: str) -> None:
     if wanted & ~available:
         raise errors.InvalidParameter(
             f"Requested {noun} are not available - requested {value}, available: {available_text}")
+
+
+def masked_paths() -> list[str]:
+    """MASKED_PATHS and, as moby (GHSA-6fw5-f8r9-fgfm), every possible CPU's thermal_throttle that exists."""
+    try:
+        possible = parse_uint_list(_online("/sys/devices/system/cpu/possible"), CPUSET_MAXIMUM)
+    except ValueError:
+        possible = 0
+    throttles = [f"/sys/devices/system/cpu/cpu{n}/thermal_throttle" for n in range(possible.bit_length())
+                 if possible >> n & 1]
+    return MASKED_PATHS + [p for p in throttles if os.path.exists(p)]
 
 
 def _online(path: str) -> str:
@@ -602,7 +614,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
             for kind, major, minor, path in DEFAULT_DEVICES],
     }
     if not privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["maskedPaths"] = masked_paths()
         linux["readonlyPaths"] = list(READONLY_PATHS)
         if not unconfined:
             linux["seccomp"] = seccomp_default.profile(set(caps), arch)
