@@ -9,34 +9,20 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tarfile
 import time
 import uuid
 
 import pytest
 
-from swap import swapper_binary
+from fsrace import start_swapper
 
 LOOP_SECONDS = 15
 
 
 @pytest.fixture
 def swapping(d, tmp_path):
-    """A running container whose /dir and /link (-> /) trade places until it is removed."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    shutil.copy(swapper_binary(), bindir / "swap")
-    tag = uuid.uuid4().hex[:12]
-    name = f"cprace-{tag}"
-    script = (f"mkdir -p /dir/tmp && echo decoy > /dir/tmp/dy-secret-{tag} && ln -s / /link "
-              f"&& exec /s/swap /dir /link 120")
-    d.cli("run", "-d", "--name", name, "-v", f"{bindir}:/s:ro", "busybox", "sh", "-c", script)
-    deadline = time.monotonic() + 10
-    while d.cli("exec", name, "test", "-L", "/link", check=False).returncode != 0 or \
-            d.cli("exec", name, "test", "-e", "/link/s/swap", check=False).returncode != 0:
-        assert time.monotonic() < deadline, "the swapper did not start"
-        time.sleep(0.1)
+    name, tag = start_swapper(d, tmp_path, "echo decoy > /dir/tmp/dy-secret-$TAG")
     yield name, tag
     d.cli("rm", "-f", name, check=False)
 

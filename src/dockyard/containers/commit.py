@@ -13,6 +13,7 @@ import tarfile
 from typing import Any
 
 from ..images.changes import apply_changes
+from ..storage import rootfd
 from ..storage.archive import WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 from ..util.iterio import IterReader
 from .archive import TarFilter
@@ -45,8 +46,22 @@ class Committer:
         c = self.containers.get(ref)
         image = self.images.store.get(c.image_id)
         lowers = self.snapshotter.lower_chain(image.top_layer) if image.top_layer else []
+        # looked up in each layer as a root (an image's symlinks never lead to the host's files)
+        lower_fds = [rootfd.open_root(low) for low in lowers]
+        try:
+            found = self._found(c.id, lower_fds)
+        finally:
+            for fd in lower_fds:
+                os.close(fd)
+        # directories copied up only because runc made a mount point in them
+        for path in [p for p, k in found.items() if k == MODIFIED and p.strip("/") in ("etc", "dev")]:
+            if not any(other.startswith(path + "/") for other in found):
+                del found[path]
+        return [{"Path": p, "Kind": k} for p, k in sorted(found.items())]
+
+    def _found(self, cid: str, lower_fds: list[int]) -> dict[str, int]:
         found: dict[str, int] = {}
-        with tarfile.open(fileobj=IterReader(iter(self.snapshotter.diff(c.id))), mode="r|") as tar:
+        with tarfile.open(fileobj=IterReader(iter(self.snapshotter.diff(cid))), mode="r|") as tar:
             for m in tar:
                 name = "/" + m.name.strip("/").removeprefix("./")
                 if _is_init(name):
@@ -58,13 +73,9 @@ class Committer:
                     found[os.path.join(parent, base[len(WHITEOUT_PREFIX):])] = DELETED
                 else:
                     rel = name.lstrip("/")
-                    in_lower = any(os.path.lexists(os.path.join(low, rel)) for low in lowers)
+                    in_lower = any(rootfd.lexists(low, rel) for low in lower_fds)
                     found[name] = MODIFIED if in_lower else ADDED
-        # directories copied up only because runc made a mount point in them
-        for path in [p for p, k in found.items() if k == MODIFIED and p.strip("/") in ("etc", "dev")]:
-            if not any(other.startswith(path + "/") for other in found):
-                del found[path]
-        return [{"Path": p, "Kind": k} for p, k in sorted(found.items())]
+        return found
 
     def commit(self, ref: str, repo: str, tag: str, comment: str, author: str, pause: bool,
                changes: list[str], config: dict[str, Any] | None) -> str:

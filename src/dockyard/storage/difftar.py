@@ -1,4 +1,10 @@
-"""Writing a directory tree (or a changeset) as a layer tar stream, chunk by chunk."""
+"""Writing a directory tree (or a changeset) as a layer tar stream, chunk by chunk.
+
+The trees are a container's writable layer, which its processes change while
+they are read (``docker diff``, ``commit --pause=false``): they are walked and
+read through descriptors only (``fdtar``, ``rootfd``), so a directory swapped
+for a symlink is never followed out of the layer.
+"""
 
 from __future__ import annotations
 
@@ -7,92 +13,66 @@ import stat
 import tarfile
 from typing import Iterator
 
+from . import fdtar, rootfd
 from .archive import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 
-CHUNK = 1024 * 1024
 
-
-class _Sink:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
-def _info(tar: tarfile.TarFile, path: str, arcname: str) -> tarfile.TarInfo:
-    ti = tar.gettarinfo(path, arcname)
-    ti.uname = ti.gname = ""
-    try:
-        for key in os.listxattr(path, follow_symlinks=False):
-            if key.startswith("trusted.overlay."):
-                continue
-            ti.pax_headers["SCHILY.xattr." + key] = os.getxattr(path, key, follow_symlinks=False).decode(
-                "utf-8", "surrogateescape")
-    except OSError:
-        pass
-    return ti
-
-
-def _add(tar: tarfile.TarFile, sink: _Sink, path: str, arcname: str) -> Iterator[bytes]:
-    ti = _info(tar, path, arcname)
-    if ti.isreg():
-        with open(path, "rb") as f:
-            tar.addfile(ti, f)
-    else:
-        tar.addfile(ti)
-    yield sink.take()
-
-
-def _whiteout_entry(tar: tarfile.TarFile, sink: _Sink, arcname: str) -> Iterator[bytes]:
+def _whiteout(tw: fdtar.TreeTar, arcname: str) -> Iterator[bytes]:
     ti = tarfile.TarInfo(arcname)
     ti.mode = 0o644
-    tar.addfile(ti)
-    yield sink.take()
+    tw.raw(ti)
+    yield from tw.take()
+
+
+def _opaque(dirfd: int, name: str) -> bool:
+    try:
+        return os.getxattr(f"/proc/self/fd/{dirfd}/{name}", OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def overlay_upper_tar(upper: str) -> Iterator[bytes]:
     """The overlay upper dir as a layer: whiteout devices and opaque dirs back to ``.wh.`` form."""
-    sink = _Sink()
-    tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
-    for dirpath, dirnames, filenames in os.walk(upper):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, upper)
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        if prefix:
-            yield from _add(tar, sink, dirpath, prefix.rstrip("/"))
+    tw = fdtar.TreeTar(xattrs=True)
+    top = os.open(upper, rootfd.DIR_FLAGS)  # the daemon's own directory; only what is below it can change
+    try:
+        for rel, parent, entry in rootfd.walk(top):
             try:
-                opaque = os.getxattr(dirpath, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+                st = entry.stat(follow_symlinks=False)
             except OSError:
-                opaque = False
-            if opaque:
-                yield from _whiteout_entry(tar, sink, prefix + WHITEOUT_OPAQUE)
-        names = sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))])
-        for name in names:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
+                continue  # gone since it was listed
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                yield from _whiteout_entry(tar, sink, prefix + WHITEOUT_PREFIX + name)
-            else:
-                yield from _add(tar, sink, path, prefix + name)
-    tar.close()
-    yield sink.take()
+                head, _, base = rel.rpartition("/")
+                yield from _whiteout(tw, (head + "/" if head else "") + WHITEOUT_PREFIX + base)
+                continue
+            yield from tw.add(parent, entry.name, st, rel)
+            if stat.S_ISDIR(st.st_mode) and _opaque(parent, entry.name):
+                yield from _whiteout(tw, rel + "/" + WHITEOUT_OPAQUE)
+    finally:
+        os.close(top)
+    yield from tw.end()
 
 
 def tree_tar(root: str, changed: list[str], deleted: list[str]) -> Iterator[bytes]:
     """A layer from a full tree: ``changed`` paths (relative, parents first) and ``deleted`` ones."""
-    sink = _Sink()
-    tar = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    tw = fdtar.TreeTar(xattrs=True)
     for rel in deleted:
         head, _, base = rel.rpartition("/")
-        yield from _whiteout_entry(tar, sink, (head + "/" if head else "") + WHITEOUT_PREFIX + base)
-    for rel in changed:
-        yield from _add(tar, sink, os.path.join(root, rel), rel)
-    tar.close()
-    yield sink.take()
+        yield from _whiteout(tw, (head + "/" if head else "") + WHITEOUT_PREFIX + base)
+    top = rootfd.open_root(root)
+    try:
+        for rel in changed:
+            try:
+                parent, name = rootfd.open_parent(top, rel)
+            except OSError:
+                continue  # removed since the change was seen
+            try:
+                st = os.lstat(name, dir_fd=parent)
+                yield from tw.add(parent, name, st, rel)
+            except FileNotFoundError:
+                continue
+            finally:
+                os.close(parent)
+    finally:
+        os.close(top)
+    yield from tw.end()

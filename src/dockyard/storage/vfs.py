@@ -13,6 +13,7 @@ import subprocess
 from typing import Iterator
 
 from .. import errors
+from . import rootfd
 from .difftar import tree_tar
 from .snapshotter import Mounts, Snapshotter
 
@@ -66,14 +67,31 @@ def _changes(base: str | None, top: str) -> tuple[list[str], list[str]]:
         except FileNotFoundError:
             return None
 
+    # the container changes ``top`` while it is read: looked at through descriptors only (rootfd)
+    top_fd = rootfd.open_root(top)
+
+    def listdir_top(rel: str) -> list[str]:
+        fd = rootfd.open_in(top_fd, rel, rootfd.DIR_FLAGS, follow_last=False)
+        try:
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
+
+    def lstat_top(rel: str) -> os.stat_result:
+        parent, name = rootfd.open_parent(top_fd, rel)
+        try:
+            return os.lstat(name, dir_fd=parent)
+        finally:
+            os.close(parent)
+
     def walk(rel: str, base_has: bool) -> None:
-        names = sorted(os.listdir(os.path.join(top, rel)))
+        names = sorted(listdir_top(rel))
         if base_has and base:
             for gone in sorted(set(os.listdir(os.path.join(base, rel))) - set(names)):
                 deleted.append(os.path.join(rel, gone))
         for name in names:
             r = os.path.join(rel, name)
-            st = os.lstat(os.path.join(top, r))
+            st = lstat_top(r)
             old = lstat_or_none(os.path.join(base, r)) if base and base_has else None
             if stat.S_ISDIR(st.st_mode):
                 old_dir = old is not None and stat.S_ISDIR(old.st_mode)
@@ -85,5 +103,8 @@ def _changes(base: str | None, top: str) -> tuple[list[str], list[str]]:
             elif old is None or not same(st, old):
                 changed.append(r)
 
-    walk("", True)
+    try:
+        walk("", True)
+    finally:
+        os.close(top_fd)
     return changed, deleted
