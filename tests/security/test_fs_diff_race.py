@@ -1,7 +1,8 @@
-"""docker diff and docker commit of a running container that swaps a directory with a symlink to ``/``.
+"""docker diff, commit and export of a running container that swaps a directory with a symlink to the host.
 
-Both read the container's writable layer while the container changes it; a walk that re-resolves names
-would list (diff) or copy into an image (commit) the host's files. Bounded loops, stopped at the first hit.
+All three read the container's files while the container changes them; a walk that re-resolves names
+would list (diff) or copy into an image or a tar (commit, export) the host's files. Bounded loops,
+stopped at the first hit.
 """
 
 from __future__ import annotations
@@ -60,4 +61,16 @@ def test_commit_never_takes_host_files(d, swapping) -> None:
     finally:
         d.cli("rmi", "-f", image, check=False)
     assert leaks == 0, f"docker commit put a host file in the image after {tries} tries"
+    assert tries > 5, "too few tries to say anything"
+
+
+def test_export_never_takes_host_files(d, swapping) -> None:
+    name, tag, secret = swapping
+    tries = leaks = 0
+    end = time.monotonic() + LOOP_SECONDS
+    while time.monotonic() < end and not leaks:
+        res = d.cli("export", name, check=False)
+        leaks += secret in res.stdout
+        tries += 1
+    assert leaks == 0, f"docker export put a host file in its tar after {tries} tries"
     assert tries > 5, "too few tries to say anything"
