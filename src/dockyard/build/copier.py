@@ -1,13 +1,15 @@
 """COPY and ADD: find the sources, checksum them for the cache, write them as one layer tar.
 
 Paths are resolved inside a root (the context, or a mounted image) with
-symlinks followed but never out of it. The layer tar holds the destination's
+symlinks followed but never out of it, globs included: they are matched against
+listings of directories opened in the root (``rootfd``), never on the host. The layer tar holds the destination's
 parent directories (with the image's own metadata when they exist) and then
 the copied tree, walked in sorted order, so equal inputs give equal layers.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import os
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .. import errors
-from ..storage import rootpath
+from ..storage import rootfd, rootpath
 
 CHUNK = 1024 * 1024
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
@@ -37,6 +39,15 @@ class Source:
 
 
 def find_sources(instr: str, root: str, patterns: list[str], from_context: bool, add: bool) -> list[Source]:
+    root_fd = rootfd.open_root(root)
+    try:
+        return _find_sources(instr, root, root_fd, patterns, from_context, add)
+    finally:
+        os.close(root_fd)
+
+
+def _find_sources(instr: str, root: str, root_fd: int, patterns: list[str], from_context: bool,
+                  add: bool) -> list[Source]:
     out: list[Source] = []
     for pat in patterns:
         norm = posixpath.normpath(pat.lstrip("/") or ".")
@@ -45,8 +56,7 @@ def find_sources(instr: str, root: str, patterns: list[str], from_context: bool,
         if add and (pat.startswith("http://") or pat.startswith("https://")):
             raise CopyError(f"{instr} failed: source URLs are not supported by this builder: {pat}")
         if glob.has_magic(norm):
-            hits = sorted(glob.glob(norm, root_dir=root, include_hidden=True))
-            names = [h for h in hits if not posixpath.normpath(h).startswith("..")]
+            names = [h for h in _glob(root_fd, norm) if not h.startswith("..")]
         else:
             names = [norm]
         found = False
@@ -61,6 +71,33 @@ def find_sources(instr: str, root: str, patterns: list[str], from_context: bool,
             where = "file not found in build context or excluded by .dockerignore: " if from_context else ""
             raise CopyError(f"{instr} failed: {where}stat {norm}: file does not exist")
     return out
+
+
+def _glob(root_fd: int, pattern: str) -> list[str]:
+    """Names below the root that ``pattern`` matches (as ``glob`` with hidden files), sorted.
+
+    Component by component, each directory listed through a descriptor opened in the root
+    (openat2 ``RESOLVE_IN_ROOT``): a symlink in the context leads elsewhere inside it, never to
+    the host's directories, which are neither listed nor probed.
+    """
+    found = [""]
+    for comp in pattern.split("/"):
+        step: list[str] = []
+        for prefix in found:
+            if not glob.has_magic(comp):
+                step.append(f"{prefix}/{comp}" if prefix else comp)
+                continue
+            try:
+                fd = rootfd.open_in(root_fd, prefix, rootfd.DIR_FLAGS)
+            except OSError:
+                continue  # missing or not a directory: nothing matches below it
+            try:
+                names = os.listdir(fd)
+            finally:
+                os.close(fd)
+            step += [f"{prefix}/{n}" if prefix else n for n in fnmatch.filter(names, comp)]
+        found = step
+    return sorted(found)
 
 
 def _is_archive(path: str) -> bool:
