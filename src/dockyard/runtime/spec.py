@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
-from . import seccomp_default
+from . import devices, lsm, seccomp, seccomp_default
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_BINARIES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/bin/tini")
@@ -310,17 +310,13 @@ def validate_host_config(host_config: dict[str, Any]) -> None:
     oom = hc.get("OomScoreAdj") or 0
     if not -1000 <= oom <= 1000:
         raise errors.InvalidParameter(f"Invalid value {oom}, range for oom score adj is [-1000, 1000]")
-    for opt in hc.get("SecurityOpt") or []:
-        key, sep, value = opt.partition("=")
-        if not sep:
-            key, sep, value = opt.partition(":")
-        if key == "no-new-privileges" and (not sep or value in ("true", "false")):
-            continue
-        if key == "seccomp" and value == "unconfined":
-            continue
-        if key in ("apparmor", "label", "systempaths"):
-            continue
-        raise errors.InvalidParameter(f"invalid --security-opt: {opt!r}")
+    security_opts(hc)
+    devices.validate(hc)
+    for key in ("MaskedPaths", "ReadonlyPaths"):
+        paths = hc.get(key)
+        if paths is not None and (not isinstance(paths, list) or
+                                  not all(isinstance(p, str) and p.startswith("/") for p in paths)):
+            raise errors.InvalidParameter(f"invalid {key}: expected a list of absolute paths")
 
 
 def command(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
@@ -432,19 +428,50 @@ def resolve_user(rootfs: str, spec: str, group_add: list[str] | None = None) -> 
     return User(uid, gid, sorted(set(extra)), home)
 
 
-def _security_opts(host_config: dict[str, Any]) -> tuple[bool, bool]:
-    """(no_new_privileges, seccomp_unconfined)"""
-    nnp = False
-    unconfined = False
-    for opt in host_config.get("SecurityOpt") or []:
-        key, sep, value = opt.partition("=")
-        if not sep:
-            key, sep, value = opt.partition(":")
+@dataclass
+class SecurityOpts:
+    """``HostConfig.SecurityOpt`` as dockerd's parseSecurityOpt reads it."""
+
+    no_new_privileges: bool = False
+    seccomp: str = ""  # "": the default profile; "unconfined"; else a custom profile's JSON text
+    apparmor: str = ""
+    unconfined_paths: bool = False  # systempaths=unconfined (the docker CLI sends empty MaskedPaths instead)
+
+
+def security_opts(host_config: dict[str, Any]) -> SecurityOpts:
+    """Parsed and checked: an option that cannot take effect here is a 400, never silently dropped."""
+    out = SecurityOpts()
+    opts = host_config.get("SecurityOpt") or []
+    if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
+        raise errors.InvalidParameter("invalid SecurityOpt: expected a list of strings")
+    for opt in opts:
+        if opt == "no-new-privileges":
+            out.no_new_privileges = True
+            continue
+        if opt == "disable":  # dockerd's shorthand for label=disable
+            continue
+        sep = "=" if "=" in opt else ":"
+        key, found, value = opt.partition(sep)
+        if not found:
+            raise errors.InvalidParameter(f"invalid --security-opt 1: {opt!r}")
         if key == "no-new-privileges":
-            nnp = value != "false"
-        elif key == "seccomp" and value == "unconfined":
-            unconfined = True
-    return nnp, unconfined
+            if value.lower() not in ("1", "t", "true", "0", "f", "false"):
+                raise errors.InvalidParameter(f"invalid --security-opt 2: {opt!r}")
+            out.no_new_privileges = value.lower() in ("1", "t", "true")
+        elif key == "seccomp":
+            out.seccomp = "" if value == "builtin" else value
+            if out.seccomp not in ("", "unconfined"):
+                seccomp.load(out.seccomp)
+        elif key == "apparmor":
+            lsm.validate_apparmor(value)
+            out.apparmor = value
+        elif key == "label":
+            lsm.validate_label(value)
+        elif key == "systempaths" and value == "unconfined":
+            out.unconfined_paths = True
+        else:
+            raise errors.InvalidParameter(f"invalid --security-opt 2: {opt!r}")
+    return out
 
 
 def _swap_accounting() -> bool:
@@ -571,7 +598,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
     if not workdir.startswith("/"):
         raise errors.InvalidParameter(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     caps = capabilities(hc)
-    nnp, unconfined = _security_opts(hc)
+    secopts = security_opts(hc)
     privileged = bool(hc.get("Privileged"))
 
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
@@ -594,8 +621,11 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "env": merged_env(config, image_config, hostname, tty),
         "cwd": workdir,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": nnp,
+        "noNewPrivileges": secopts.no_new_privileges,
     }
+    apparmor = lsm.apparmor_profile(secopts.apparmor, privileged)
+    if apparmor:
+        process["apparmorProfile"] = apparmor
     rlimits = ulimits(hc)
     if rlimits:
         process["rlimits"] = rlimits
@@ -609,15 +639,26 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path(container_id, hc.get("CgroupParent") or ""),
         "resources": resources(hc),
-        "devices": host_devices() if privileged else [
-            {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}
-            for kind, major, minor, path in DEFAULT_DEVICES],
     }
-    if not privileged:
-        linux["maskedPaths"] = masked_paths()
-        linux["readonlyPaths"] = list(READONLY_PATHS)
-        if not unconfined:
+    if privileged:
+        linux["devices"] = host_devices()
+    else:
+        # as dockerd: a privileged container has every host device already, so Devices apply to others only
+        user_devs, user_rules = devices.user_devices(hc)
+        linux["devices"] = [
+            {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}
+            for kind, major, minor, path in DEFAULT_DEVICES] + user_devs
+        linux["resources"]["devices"] += user_rules
+        unconfined_paths = secopts.unconfined_paths
+        masked, readonly = hc.get("MaskedPaths"), hc.get("ReadonlyPaths")
+        linux["maskedPaths"] = [] if unconfined_paths else masked_paths() if masked is None else list(masked)
+        linux["readonlyPaths"] = [] if unconfined_paths else list(READONLY_PATHS if readonly is None else readonly)
+        if secopts.seccomp == "":
             linux["seccomp"] = seccomp_default.profile(set(caps), arch)
+        elif secopts.seccomp != "unconfined":
+            custom = seccomp.render(seccomp.load(secopts.seccomp), set(caps), arch)
+            if custom is not None:
+                linux["seccomp"] = custom
     sysctls = hc.get("Sysctls")
     if sysctls:
         linux["sysctl"] = dict(sysctls)
