@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from .. import errors
-from ..storage import rootpath
+from ..storage import archive as tarsafe
+from ..storage import fdtar, rootfd
+from ..util.iterio import IterReader
 from ..volumes import subpath as subpathmod
 
 PROPAGATIONS = ("shared", "slave", "private", "rshared", "rslave", "rprivate")
@@ -378,22 +379,37 @@ def _copy_up(rootfs: str, destination: str, volume_path: str) -> None:
     """First mount of an empty volume: the image's content at the destination goes in.
 
     Only the volume's top level is looked at (one entry read), so mounting a full volume
-    costs nothing however many files it holds.
+    costs nothing however many files it holds. Both sides are held by descriptors: the
+    image's directory found with openat2 in its root, the copy written below the volume's
+    descriptor by the confined extractor, so neither the image's links nor a container
+    sharing the volume and planting links in it meanwhile can lead the copy to the host.
     """
-    with os.scandir(volume_path) as it:
-        if next(it, None) is not None:
-            return
-    src = rootpath.resolve_in_root(rootfs, destination, max_links=40)
-    if not os.path.isdir(src) or os.path.islink(src):
-        return
-    with os.scandir(src) as it:
-        empty = next(it, None) is None
-    if empty:
-        st = os.stat(src)
-        os.chown(volume_path, st.st_uid, st.st_gid)
-        os.chmod(volume_path, st.st_mode & 0o7777)
-        return
-    # cp -a keeps owners, modes, times, xattrs and hard links, and copies src/. onto the volume's root
-    proc = subprocess.run(["cp", "-a", "--", src + "/.", volume_path + "/"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise errors.SystemError_(f"copying the image's content into the volume: {proc.stderr.strip()}")
+    vol = os.open(volume_path, rootfd.DIR_FLAGS | os.O_NOFOLLOW)
+    try:
+        with os.scandir(vol) as it:
+            if next(it, None) is not None:
+                return
+        root = rootfd.open_root(rootfs)
+        try:
+            src = rootfd.open_in(root, destination, rootfd.DIR_FLAGS)
+        except OSError:
+            return  # missing, or not a directory: nothing to copy
+        finally:
+            os.close(root)
+        try:
+            with os.scandir(src) as it:
+                empty = next(it, None) is None
+            if not empty:
+                # owners, modes, times, xattrs and hard links kept, as cp -a would
+                stream = IterReader(fdtar.tree(src, "", skip_root=True, xattrs=True))
+                try:
+                    tarsafe.extract(stream, vol, devices=True, same_owner=True)
+                except (OSError, tarsafe.UnsafeArchive) as e:
+                    raise errors.SystemError_(f"copying the image's content into the volume: {e}") from None
+            st = os.fstat(src)
+            os.fchown(vol, st.st_uid, st.st_gid)
+            os.fchmod(vol, st.st_mode & 0o7777)
+        finally:
+            os.close(src)
+    finally:
+        os.close(vol)
