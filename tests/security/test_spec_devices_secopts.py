@@ -113,3 +113,19 @@ def test_label_without_selinux(d) -> None:
     res = d.cli("create", "--security-opt", "label=type:svirt_apache_t", "busybox", check=False)
     assert res.returncode == 1
     assert 'SELinux is not enabled on this host: cannot apply label "type:svirt_apache_t"' in res.stderr_text
+
+
+@pytest.mark.parametrize("profile", [
+    "not json", "[1]", '{"syscalls": 5}', '{"defaultAction": "SCMP_ACT_NOPE"}',
+    '{"defaultAction": "SCMP_ACT_ALLOW", "archMap": [5]}',
+    '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [1], "action": "SCMP_ACT_ERRNO"}]}',
+    '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", '
+    '"args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]}',
+    '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", '
+    '"includes": {"caps": 5}}]}',
+])
+def test_custom_seccomp_profile_bad_shapes_are_400(d, profile) -> None:
+    api = d.api()
+    r = api.post(api._url("/containers/create"),
+                 json={"Image": "busybox", "HostConfig": {"SecurityOpt": [f"seccomp={profile}"]}})
+    assert r.status_code == 400, r.text

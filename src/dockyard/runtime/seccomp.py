@@ -29,6 +29,11 @@ NATIVE_TO_SECCOMP = {"x86": "SCMP_ARCH_X86", "amd64": "SCMP_ARCH_X86_64", "arm":
 # a custom profile is the client's: bounded before it is looked at
 MAX_PROFILE_BYTES = 1 << 20
 _RULE_KEYS = {"name", "names", "action", "args", "comment", "includes", "excludes", "errnoRet"}
+# what runc knows: anything else would only fail later, at start, as a 500
+ACTIONS = {"SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
+           "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"}
+OPERATORS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+             "SCMP_CMP_MASKED_EQ"}
 _PASSED_KEYS = ("defaultAction", "defaultErrnoRet", "flags", "listenerPath", "listenerMetadata")
 
 
@@ -59,12 +64,20 @@ def load(text: str) -> dict[str, Any]:
         raise errors.InvalidParameter(f"Decoding seccomp profile failed: {e}") from None
     if not isinstance(profile, dict):
         raise errors.InvalidParameter("Decoding seccomp profile failed: the profile must be a JSON object")
+    if profile.get("defaultAction") and profile["defaultAction"] not in ACTIONS:
+        raise errors.InvalidParameter(
+            f"Decoding seccomp profile failed: unknown default action {profile['defaultAction']!r}")
     syscalls = profile.get("syscalls") or []
     if not isinstance(syscalls, list) or not all(isinstance(r, dict) for r in syscalls):
         raise errors.InvalidParameter("Decoding seccomp profile failed: 'syscalls' must be a list of objects")
-    for key in ("architectures", "archMap"):
-        if not isinstance(profile.get(key) or [], list):
-            raise errors.InvalidParameter(f"Decoding seccomp profile failed: '{key}' must be a list")
+    if not isinstance(profile.get("architectures") or [], list) or \
+            not all(isinstance(a, str) for a in profile.get("architectures") or []):
+        raise errors.InvalidParameter("Decoding seccomp profile failed: 'architectures' must be a list of names")
+    arch_map = profile.get("archMap") or []
+    if not isinstance(arch_map, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("architecture"), str) and
+            isinstance(e.get("subArchitectures") or [], list) for e in arch_map):
+        raise errors.InvalidParameter("Decoding seccomp profile failed: bad 'archMap'")
     for rule in syscalls:
         unknown = set(rule) - _RULE_KEYS
         if unknown:
@@ -74,11 +87,19 @@ def load(text: str) -> dict[str, Any]:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or \
                 not isinstance(rule.get("name", ""), str):
             raise errors.InvalidParameter("Decoding seccomp profile failed: syscall names must be strings")
-        if not isinstance(rule.get("action"), str):
-            raise errors.InvalidParameter("Decoding seccomp profile failed: every syscall rule needs an action")
+        if rule.get("action") not in ACTIONS:
+            raise errors.InvalidParameter(f"Decoding seccomp profile failed: unknown action {rule.get('action')!r}")
+        for arg in rule.get("args") or []:
+            if not isinstance(arg, dict) or arg.get("op") not in OPERATORS or \
+                    not isinstance(arg.get("index"), int) or not 0 <= arg["index"] <= 5 or \
+                    not isinstance(arg.get("value", 0), int) or not isinstance(arg.get("valueTwo", 0), int):
+                raise errors.InvalidParameter(f"Decoding seccomp profile failed: bad syscall argument {arg!r}")
         for cond in ("includes", "excludes"):
-            if not isinstance(rule.get(cond) or {}, dict):
-                raise errors.InvalidParameter(f"Decoding seccomp profile failed: '{cond}' must be an object")
+            filt = rule.get(cond) or {}
+            if not isinstance(filt, dict) or \
+                    not all(isinstance(filt.get(k) or [], list) and all(isinstance(x, str) for x in filt.get(k) or [])
+                            for k in ("caps", "arches")) or not isinstance(filt.get("minKernel") or "", str):
+                raise errors.InvalidParameter(f"Decoding seccomp profile failed: bad '{cond}' filter")
     render(profile, set(), go_arch())  # the errors rendering finds are the client's too: now, at create
     return profile
 

@@ -132,7 +132,9 @@ class VolumeService:
     def pin_subpath(self, name: str, container_id: str, subpath: str) -> str:
         """A path runc can mount that stays ``subpath`` of the mounted volume whatever is swapped in it."""
         directory = os.path.join(self._pins, container_id, name)
-        index = len(os.listdir(directory)) if os.path.isdir(directory) else 0
+        index = 0
+        while os.path.lexists(os.path.join(directory, str(index))):  # one left busy by a past release
+            index += 1
         return subpathmod.pin(self.local.mountpoint(name), subpath, os.path.join(directory, str(index)))
 
     def unmount(self, name: str, container_id: str) -> None:
