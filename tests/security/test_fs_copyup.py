@@ -2,6 +2,7 @@
 
 The image's VOLUME directory holds symlinks to ``/`` and to a host-only directory (and, in a second
 image, the VOLUME path itself is such a link): the volume gets the links as links and nothing else.
+And a link planted in the volume while it is filled is replaced, never written through.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 import uuid
 
 import pytest
@@ -84,4 +86,40 @@ def test_copy_up_of_a_volume_path_that_is_a_link(d, tmp_path, host_dir) -> None:
         assert secret not in _contents(d, volume)
     finally:
         d.cli("volume", "rm", "-f", volume, check=False)
+        d.cli("rmi", "-f", image, check=False)
+
+
+def test_copy_up_never_writes_through_links_planted_in_the_volume(d, tmp_path, host_dir) -> None:
+    """A container writing into the volume while it is filled plants ``f -> <host file>`` in a loop.
+
+    (Here it reaches the fresh volumes through a bind of the daemon's volume directory, which stands
+    for a container that shares each volume.) Bounded; stops at the first overwrite.
+    """
+    path, tag, _ = host_dir
+    target = f"{path}/target"
+    with open(target, "w") as f:
+        f.write("host original\n")
+    context = tmp_path / "ctx"
+    (context / "data").mkdir(parents=True)
+    (context / "data" / "f").write_text("from the image\n")
+    (context / "Dockerfile").write_text("FROM busybox\nCOPY data /data\nVOLUME /data\n")
+    image = f"dycopyup-race-{tag}"
+    d.cli("build", "-q", "-t", image, str(context))
+    planter = f"dyplant-{tag}"
+    script = f"while :; do for v in /vols/dyrace-{tag}-*/_data; do ln -s {target} $v/f; rm -f $v/f; done; done"
+    d.cli("run", "-d", "--network", "none", "--name", planter, "-v", f"{d.data_root}/volumes:/vols", "busybox",
+          "sh", "-c", script)
+    tries = 0
+    end = time.monotonic() + 15
+    try:
+        while time.monotonic() < end and open(target).read() == "host original\n":
+            volume = f"dyrace-{tag}-{tries}"
+            d.cli("volume", "create", volume)
+            d.cli("run", "--rm", "--network", "none", "-v", f"{volume}:/data", image, "true", check=False)
+            d.cli("volume", "rm", "-f", volume, check=False)
+            tries += 1
+        assert open(target).read() == "host original\n", f"copy-up wrote a host file after {tries} volumes"
+        assert tries > 5, "too few tries to say anything"
+    finally:
+        d.cli("rm", "-f", planter, check=False)
         d.cli("rmi", "-f", image, check=False)
