@@ -85,12 +85,7 @@ class ContainerFiles:
         through ``/proc/PID/root`` (its bind mounts and volumes included, as dockerd's cp sees them), else
         the merged root mounted for the block. Everything below is opened relative to it (``rootfd``)."""
         with self.root(ref) as (c, rootfs):
-            fd = None
-            if c.state.running and c.state.pid:
-                try:
-                    fd = rootfd.open_root(f"/proc/{c.state.pid}/root")
-                except OSError:
-                    fd = None  # it exited meanwhile: its merged root is the same files
+            fd = _live_root(c.state.pid, rootfs) if c.state.running and c.state.pid else None
             if fd is None:
                 fd = rootfd.open_root(rootfs)
             try:
@@ -175,6 +170,23 @@ class ContainerFiles:
                 ctx.__exit__(None, None, None)
 
         return chunks()
+
+
+def _live_root(pid: int, rootfs: str) -> int | None:
+    """The root of process ``pid`` if it is the container's (its ``/`` is the merged root), else None.
+
+    The pid is the one last recorded: the container may have exited and the number gone to another
+    process, whose root must never be taken for the container's.
+    """
+    try:
+        fd = rootfd.open_root(f"/proc/{pid}/root")
+    except OSError:
+        return None  # it exited meanwhile: its merged root is the same files
+    live, merged = os.fstat(fd), os.stat(rootfs)
+    if (live.st_dev, live.st_ino) != (merged.st_dev, merged.st_ino):
+        os.close(fd)
+        return None
+    return fd
 
 
 class TarFilter:
