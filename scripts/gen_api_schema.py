@@ -70,9 +70,13 @@ def resolve(spec: dict[str, Any], schema: dict[str, Any], seen: tuple[str, ...] 
         out.setdefault("x-go-type", name)
         return out
     if "allOf" in schema:
+        parts = [resolve(spec, part, seen) for part in schema["allOf"]]
+        if len(parts) == 1:  # the spec's way to describe a $ref
+            return parts[0]
         merged: dict[str, Any] = {"type": "object", "properties": {}}
-        for part in schema["allOf"]:
-            part = resolve(spec, part, seen)
+        for part in parts:
+            if part.get("type") != "object":
+                raise SystemExit(f"allOf of non-objects: {schema}")
             merged["properties"].update(part.get("properties", {}))
         return merged
     out: dict[str, Any] = {}

@@ -57,7 +57,8 @@ WRONG_TYPES = [
     ("network IPAM: 5", "POST", "/networks/create", {"Name": "v-ipam", "IPAM": 5}, "IPAM"),
     ("bridge name with a space", "POST", "/networks/create",
      {"Name": "v-space", "Options": {"com.docker.network.bridge.name": "br x"}}, "invalid bridge name"),
-    ("disconnect: string", "POST", "/networks/bridge/disconnect", "x", "DisconnectOptions"),
+    ("disconnect: string", "POST", "/networks/bridge/disconnect", "x",
+     "json: cannot unmarshal string into Go value of type DisconnectOptions"),
     ("connect: string", "POST", "/networks/bridge/connect", "x", "ConnectOptions"),
 ]
 

@@ -236,6 +236,8 @@ def describe(operation: str, e: fastjsonschema.JsonSchemaValueException) -> str:
         fmt = definition["propertyNames"]["format"]
         bad = next(k for k in e.value if not FORMATS[fmt](k))
         return FORMAT_ERRORS[fmt](bad)
+    if e.rule == "type" and where == root["x-go-root"]:
+        return f"json: cannot unmarshal {_json_kind(e.value)} into Go value of type {where}"
     if e.rule == "type":
         return f"json: cannot unmarshal {_json_kind(e.value)} into Go struct field {where} of type {_go_type(definition)}"
     if e.rule in ("minimum", "maximum"):
