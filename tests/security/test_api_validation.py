@@ -256,3 +256,22 @@ def test_bad_records_are_skipped_not_fatal(fresh_daemon, busybox_tar):
     assert fresh_daemon.cli("volume", "ls", "--format", "{{.Name}}").stdout_text.split() == ["goodvol"]
     assert "skipping" in fresh_daemon.log()
     assert os.path.exists(containers[bad_ids[0]])  # kept for the operator, not deleted
+
+
+def test_legacy_volume_with_newline_in_name_can_be_removed(fresh_daemon):
+    """A volume named "abc\\n" (accepted by older versions) lists and is removed, by its exact name."""
+    fresh_daemon.start()
+    fresh_daemon.cli("volume", "create", "legacy")
+    fresh_daemon.stop()
+    root = Path(fresh_daemon.data_root, "volumes")
+    record = root / "legacy" / "volume.json"
+    data = json.loads(record.read_text())
+    data["name"] = "abc\n"
+    record.write_text(json.dumps(data))
+    (root / "legacy").rename(root / "abc\n")
+    fresh_daemon.start()
+    api = fresh_daemon.api()
+    assert [v["Name"] for v in api.volumes()["Volumes"]] == ["abc\n"]
+    res = api.delete(api.base_url + "/v1.50/volumes/abc%0A")
+    assert res.status_code == 204, res.text
+    assert not api.volumes()["Volumes"]

@@ -63,7 +63,9 @@ class Route:
             name, pattern = m.group(1), m.group(2)
             return f"(?P<{name}>{'.+' if pattern == '.*' else pattern or '[^/]+'})"
 
-        self.regex = re.compile(_PARAM.sub(repl, self.template))
+        # DOTALL: an object whose name holds a newline (refused now, possibly stored by an older
+        # version) can still be inspected and removed
+        self.regex = re.compile(_PARAM.sub(repl, self.template), re.DOTALL)
         # the spec's name for this operation, "POST /containers/{}/update": its body schema's key
         self.operation = f"{self.method} {_PARAM.sub('{}', self.template)}"
         self.json_body = validation.has_body(self.operation)

@@ -56,7 +56,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
         i += 1
-    out.append("$")
+    out.append(r"\Z")  # Go's "$": the end of the text ("$" would also match before a final newline)
     return re.compile("".join(out), re.DOTALL)
 
 
