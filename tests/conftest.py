@@ -156,7 +156,7 @@ class Daemon:
 
 def _drop_rules(word: str) -> None:
     """iptables rules naming ``word`` (a bridge dockerd would keep across restarts) deleted."""
-    for table in ("filter", "nat"):
+    for table in ("filter", "nat", "raw"):
         out = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
         for line in out.splitlines():
             if line.startswith("-A ") and word in line.split():

@@ -39,6 +39,9 @@ class DaemonConfig:
     bridge_name: str = "dockyard0"
     default_address_pools: list[dict[str, Any]] = field(default_factory=list)
     iptables: bool = True
+    # dockerd's default: loopback traffic to published ports goes through a proxy, so bridges keep
+    # route_localnet=0 (with false: kernel DNAT, route_localnet=1 and raw-table drops)
+    userland_proxy: bool = True
     live_restore: bool = False
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
@@ -84,6 +87,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "bridge": ("bridge_name", str),
     "default-address-pools": ("default_address_pools", list),
     "iptables": ("iptables", bool),
+    "userland-proxy": ("userland_proxy", bool),
     "live-restore": ("live_restore", bool),
     "log-driver": ("log_driver", str),
     "log-opts": ("log_opts", dict),
@@ -116,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)
     p.add_argument("--bip", dest="bip")
     p.add_argument("-b", "--bridge", dest="bridge_name")
+    p.add_argument("--userland-proxy", dest="userland_proxy", type=_flag_bool, nargs="?", const=True,
+                   metavar="true|false")
     p.add_argument("--live-restore", dest="live_restore", action="store_const", const=True)
     p.add_argument("--log-driver", dest="log_driver")
     p.add_argument("--log-opt", dest="log_opts", action="append")
@@ -159,6 +165,15 @@ def load(argv: list[str] | None = None) -> DaemonConfig:
         setattr(config, attr, value)
     validate(config)
     return config
+
+
+def _flag_bool(text: str) -> bool:
+    """Go's strconv.ParseBool, as dockerd's boolean flags take ``--flag=false``."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def _parse_kv(items: list[str], what: str) -> dict[str, str]:

@@ -4,10 +4,17 @@ Several daemons (a test suite starts many) may share the chains; each only adds
 and deletes rules naming its own bridges, and the jumps from the built-in chains
 are added once. Rules are applied in batches through ``iptables-restore
 --noflush`` (one process for many rules).
+
+Loopback: nothing the host's own OUTPUT sends to 127.0.0.0/8 enters the DNAT chain (as
+dockerd's with its userland proxy: DNAT out of a bridge with a loopback source needs
+``route_localnet=1``, which lets containers reach the host's loopback services). A daemon
+run with ``--userland-proxy=false`` puts its loopback DNAT in a chain of its own, jumped to
+from OUTPUT only, and every bridge drops in the raw table what it brings for 127.0.0.0/8.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import subprocess
 import threading
@@ -16,20 +23,27 @@ from dataclasses import dataclass
 log = logging.getLogger("dockyard.network")
 
 NAT_CHAIN = "DOCKYARD"
+LOOPBACK_CHAIN = "DOCKYARD-LOOPBACK"
+RAW_CHAIN = "DOCKYARD-RAW"
 POSTROUTING_CHAIN = "DOCKYARD-POSTROUTING"
 FORWARD_CHAIN = "DOCKYARD-FORWARD"
 ISOLATION_1 = "DOCKYARD-ISOLATION-1"
 ISOLATION_2 = "DOCKYARD-ISOLATION-2"
 
-_CHAINS = {"nat": (NAT_CHAIN, POSTROUTING_CHAIN), "filter": (FORWARD_CHAIN, ISOLATION_1, ISOLATION_2)}
+_CHAINS = {"nat": (NAT_CHAIN, LOOPBACK_CHAIN, POSTROUTING_CHAIN),
+           "filter": (FORWARD_CHAIN, ISOLATION_1, ISOLATION_2), "raw": (RAW_CHAIN,)}
 # (table, built-in chain, rule args, insert first?)
 _JUMPS = (
     ("nat", "PREROUTING", f"-m addrtype --dst-type LOCAL -j {NAT_CHAIN}", False),
-    ("nat", "OUTPUT", f"-m addrtype --dst-type LOCAL -j {NAT_CHAIN}", False),
+    ("nat", "OUTPUT", f"! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j {NAT_CHAIN}", False),
+    ("nat", "OUTPUT", f"-d 127.0.0.0/8 -j {LOOPBACK_CHAIN}", False),
+    ("raw", "PREROUTING", f"-j {RAW_CHAIN}", True),
     ("nat", "POSTROUTING", f"-j {POSTROUTING_CHAIN}", False),
     ("filter", "FORWARD", f"-j {FORWARD_CHAIN}", True),
     ("filter", FORWARD_CHAIN, f"-j {ISOLATION_1}", True),
 )
+# jumps earlier versions added: this one DNAT'd the host's loopback traffic out of the bridges
+_RETIRED_JUMPS = (("nat", "OUTPUT", f"-m addrtype --dst-type LOCAL -j {NAT_CHAIN}"),)
 
 
 class IptablesError(Exception):
@@ -64,6 +78,8 @@ class Iptables:
             for table, chains in _CHAINS.items():
                 for chain in chains:
                     _run("iptables", "-w", "-t", table, "-N", chain)  # exists already: fine
+            for table, chain, args in _RETIRED_JUMPS:
+                _run("iptables", "-w", "-t", table, "-D", chain, *args.split())  # absent: fine
             for table, chain, args, first in _JUMPS:
                 if _run("iptables", "-w", "-t", table, "-C", chain, *args.split()).returncode != 0:
                     op = ["-I", chain, "1"] if first else ["-A", chain]
@@ -71,6 +87,10 @@ class Iptables:
                     if res.returncode != 0:
                         raise IptablesError(f"iptables: {res.stderr.strip()}")
             self._ready = True
+
+    def reset(self) -> None:
+        """Check the chains and jumps again at the next change (something outside deleted them)."""
+        self._ready = False
 
     def add(self, rules: list[Rule]) -> None:
         if not self.enabled or not rules:
@@ -106,15 +126,20 @@ class Iptables:
             raise IptablesError(f"iptables-restore: {res.stderr.strip()}")
 
 
-def network_rules(bridge: str, subnet: str, internal: bool) -> list[Rule]:
+def network_rules(bridge: str, subnet: str, internal: bool, userland_proxy: bool) -> list[Rule]:
     """What one bridge network needs: forwarding, isolation from other networks, masquerade."""
     rules = [
         Rule("filter", ISOLATION_1, f"-i {bridge} ! -o {bridge} -j {ISOLATION_2}"),
         Rule("filter", ISOLATION_2, f"-o {bridge} -j DROP"),
-        # loopback-published ports: host 127.0.0.1 -> container needs the bridge address as source
-        Rule("nat", POSTROUTING_CHAIN, f"-s 127.0.0.0/8 -o {bridge} -m addrtype --src-type LOCAL -j MASQUERADE"),
         Rule("nat", NAT_CHAIN, f"-i {bridge} -j RETURN"),
+        # a container has no business sending to 127.0.0.0/8 through its gateway (CVE-2020-8558); with
+        # route_localnet=0 the kernel drops it as a martian anyway, without the proxy this is the guard
+        Rule("raw", RAW_CHAIN, f"-d 127.0.0.0/8 -i {bridge} -j DROP"),
     ]
+    if not userland_proxy:
+        # loopback-published ports DNAT'd from the host: the container must see a source it can answer
+        rules.append(Rule("nat", POSTROUTING_CHAIN,
+                          f"-s 127.0.0.0/8 -o {bridge} -m addrtype --src-type LOCAL -j MASQUERADE"))
     if internal:
         rules += [Rule("filter", FORWARD_CHAIN, f"-i {bridge} -o {bridge} -j ACCEPT")]
     else:
@@ -133,11 +158,22 @@ def internal_drop_rules(bridge: str) -> list[Rule]:
             Rule("filter", ISOLATION_1, f"-o {bridge} ! -i {bridge} -j DROP")]
 
 
-def port_rule(bridge: str, proto: str, host_ip: str, host_port: int, addr: str, port: int) -> Rule:
-    dest = f"-d {host_ip}/32 " if host_ip not in ("", "0.0.0.0") else ""
-    return Rule("nat", NAT_CHAIN,
-                f"{dest}! -i {bridge} -p {proto} -m {proto} --dport {host_port} "
-                f"-j DNAT --to-destination {addr}:{port}")
+def port_rules(bridge: str, proto: str, host_ip: str, host_port: int, addr: str, port: int,
+               userland_proxy: bool) -> list[Rule]:
+    """The DNAT of one published port (moby's layout), and the guards of one published on loopback."""
+    any_ip = host_ip in ("", "0.0.0.0")
+    loopback = not any_ip and ipaddress.ip_address(host_ip).is_loopback
+    dest = "" if any_ip else f"-d {host_ip}/32 "
+    match = f"-p {proto} -m {proto} --dport {host_port}"
+    dnat = f"{match} -j DNAT --to-destination {addr}:{port}"
+    rules = [Rule("nat", NAT_CHAIN, f"{dest}! -i {bridge} {dnat}")]
+    if loopback:
+        # only the host itself may reach a port published on loopback: DNAT in PREROUTING would
+        # otherwise forward what a neighbour or another bridge sends to 127.0.0.1 (moby's rule too)
+        rules.append(Rule("raw", RAW_CHAIN, f"-d {host_ip}/32 ! -i lo {match} -j DROP"))
+    if not userland_proxy and (any_ip or loopback):
+        rules.append(Rule("nat", LOOPBACK_CHAIN, f"{dest}{dnat}"))
+    return rules
 
 
 def enable_ip_forward() -> None:

@@ -24,24 +24,65 @@ def link_index(name: str) -> int | None:
         return found[0] if found else None
 
 
-def ensure_bridge(name: str, gateway: ipaddress.IPv4Interface, mtu: int = 1500) -> None:
-    """The bridge up with its gateway address; an existing one is reused as it is."""
+class NotABridge(Exception):
+    pass
+
+
+def ensure_bridge(name: str, gateway: ipaddress.IPv4Interface, route_localnet: bool,
+                  mtu: int = 1500) -> tuple[bool, bool]:
+    """The bridge up with its gateway address; an existing bridge is adopted as it is.
+
+    Returns (created the bridge, added the address), so that only what was added is taken away.
+    Any other existing interface is refused: adopting it would give it an address and enslave veths
+    to it (and ``eth0`` would cut the host off).
+    """
+    created = added = False
     with _ipr() as ipr:
         found = ipr.link_lookup(ifname=name)
         if not found:
             try:
                 ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+                created = True
             except NetlinkError as e:
                 if e.code != errno.EEXIST:
                     raise
             found = ipr.link_lookup(ifname=name)
         index = found[0]
+        info = ipr.get_links(index)[0].get_attr("IFLA_LINKINFO")
+        if not info or info.get_attr("IFLA_INFO_KIND") != "bridge":
+            raise NotABridge(f"existing interface {name} is not a bridge")
         have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)}
         if (str(gateway.ip), gateway.network.prefixlen) not in have:
             ipr.addr("add", index=index, address=str(gateway.ip), prefixlen=gateway.network.prefixlen)
+            added = True
         ipr.link("set", index=index, state="up")
-    # published ports on 127.0.0.1 are DNAT'd out of this bridge with a loopback source
-    _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
+    # 1 only without the userland proxy (DNAT of the host's loopback traffic leaves with a loopback
+    # source); written either way, so a bridge an older daemon left at 1 is closed again
+    set_route_localnet(name, route_localnet)
+    return created, added
+
+
+def remove_address(name: str, address: ipaddress.IPv4Interface) -> None:
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if found:
+            try:
+                ipr.addr("del", index=found[0], address=str(address.ip), prefixlen=address.network.prefixlen)
+            except NetlinkError as e:
+                if e.code != errno.EADDRNOTAVAIL:
+                    raise
+
+
+def set_route_localnet(name: str, on: bool) -> None:
+    _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1" if on else "0")
+
+
+def bridge_ports(name: str) -> list[str]:
+    """The interfaces enslaved to a bridge (a daemon's veths, or another's sharing the bridge)."""
+    try:
+        return os.listdir(f"/sys/class/net/{name}/brif")
+    except OSError:
+        return []
 
 
 def delete_link(name: str) -> None:

@@ -1,4 +1,4 @@
-"""Published ports: parsing the bindings, reserving host ports, the DNAT rules that carry them."""
+"""Published ports: parsing the bindings, reserving host ports, what ``inspect`` and ``ps`` show of them."""
 
 from __future__ import annotations
 
@@ -46,15 +46,24 @@ def wanted(host_config: dict[str, Any], exposed: dict[str, Any] | None) -> list[
     return out
 
 
-def reserve(binding: Binding, target: str) -> tuple[int, socket.socket]:
-    """Bind the host port (held while the container runs, so nothing else takes it)."""
-    kind = socket.SOCK_DGRAM if binding.proto == "udp" else socket.SOCK_STREAM
+def reserve(binding: Binding, target: str, listen: bool) -> tuple[int, socket.socket]:
+    """Bind the host port (held while the container runs, so nothing else takes it).
+
+    ``listen``: the userland proxy serves it. A TCP listener then takes SO_REUSEADDR, as Go's
+    listeners do, so the proxy's connections left in TIME_WAIT do not keep the port from the next
+    container; while it listens no other socket can bind the port anyway.
+    """
+    tcp = binding.proto != "udp"
     lo, hi = binding.host_ports
     last: OSError | None = None
     for port in range(lo, hi + 1) if lo else [0]:
-        s = socket.socket(socket.AF_INET, kind)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
         try:
+            if listen and tcp:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((binding.host_ip, port))
+            if listen and tcp:
+                s.listen(128)
             return s.getsockname()[1], s
         except OSError as e:
             s.close()

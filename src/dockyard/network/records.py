@@ -43,6 +43,10 @@ class Network:
     gateway: str = ""
     ip_range: str = ""
     bridge: str = ""
+    # what bringing the network up changed on the host, so removing it takes away that and no more:
+    # an adopted bridge (one that existed) is never deleted, nor its other addresses touched
+    bridge_created: bool = False
+    gateway_added: bool = False
     ipam_options: dict[str, str] = field(default_factory=dict)
     user_subnet: bool = False  # --subnet given (IPAM Config shows it as given)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
@@ -69,6 +73,10 @@ class Network:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         data["endpoints"] = {k: Endpoint(**v) for k, v in (data.get("endpoints") or {}).items()}
+        # records from before these were kept: only a br-<id> bridge is certainly the daemon's own
+        own = data.get("bridge") == "br-" + str(data.get("id", ""))[:12]
+        data.setdefault("bridge_created", own)
+        data.setdefault("gateway_added", own)
         n = cls(**data)
         fields.check(n)  # TypeError: the loader skips and logs a record that would break `network ls`
         return n

@@ -2,13 +2,15 @@
 
 A container on a bridge network gets a network namespace pinned under the exec
 root before ``runc create`` (the spec joins it), a veth pair per network, and
-its published ports as DNAT rules; everything is undone when it exits.
+its published ports as DNAT rules (and the userland proxy on the reserved host socket for what
+DNAT cannot carry: the host's loopback traffic and hairpin); everything is undone when it exits.
 Network records (with their live endpoints) are persisted, so a restarted
 daemon finds the addresses, rules and DNS listeners of live containers again.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -20,7 +22,7 @@ from typing import Any, Callable
 from .. import errors
 from ..daemon.config import DaemonConfig
 from . import dns as dnsmod
-from . import ipam, iptables, links, netns, ports
+from . import ipam, iptables, links, netns, ports, proxy
 from .records import Endpoint, Network
 from ..util.atomic import write_atomic
 
@@ -48,7 +50,7 @@ class NetworkService:
         self.iptables = iptables.Iptables(config.iptables)
         self._lock = threading.RLock()
         self._networks: dict[str, Network] = {}
-        self._port_socks: dict[str, list[socket.socket]] = {}
+        self._port_holders: dict[str, list[socket.socket | proxy.Proxy]] = {}  # what keeps each port
         self._upstreams: dict[str, list[str]] = {}
         self.dns = dnsmod.DnsServer(self._resolve, self._dns_upstreams)
         if config.iptables:
@@ -112,7 +114,10 @@ class NetworkService:
                         options=options, subnet=str(subnet), gateway=str(gateway),
                         ip_range=str(ip_range) if ip_range else "", bridge=bridge,
                         ipam_options=dict(ipam_cfg.get("Options") or {}), user_subnet=bool(cfg))
-            self._bring_up(n)
+            try:
+                self._bring_up(n)
+            except links.NotABridge as e:
+                raise errors.InvalidParameter(str(e)) from None
             self._networks[n.id] = n
             n.save(self.root)
         self._publish("network", "create", n.id, {"name": n.name, "type": n.driver})
@@ -179,22 +184,37 @@ class NetworkService:
         return deleted
 
     def _bring_up(self, n: Network) -> None:
-        """The bridge device and the network's rules (again, after a restart)."""
+        """The bridge device and the network's rules (again, after a restart or when they vanished)."""
         if n.driver != "bridge":
             return
-        links.ensure_bridge(n.bridge, ipaddress.ip_interface(f"{n.gateway}/{ipaddress.ip_network(n.subnet).prefixlen}"))
-        rules = iptables.network_rules(n.bridge, n.subnet, n.internal)
+        created, added = links.ensure_bridge(n.bridge, self._gateway(n), route_localnet=not self.config.userland_proxy)
+        n.bridge_created |= created
+        n.gateway_added |= added
+        rules = self._network_rules(n)
         drops = iptables.internal_drop_rules(n.bridge) if n.internal else []
         self.iptables.delete(rules + drops)  # left by a daemon that died: never twice
         self.iptables.add(rules)
         self.iptables.insert(drops)
 
     def _bring_down(self, n: Network) -> None:
+        """Only what bringing it up added: an adopted bridge stays, and so does one another daemon uses."""
         if n.driver != "bridge":
             return
-        rules = iptables.network_rules(n.bridge, n.subnet, n.internal)
-        self.iptables.delete(rules + (iptables.internal_drop_rules(n.bridge) if n.internal else []))
-        links.delete_link(n.bridge)
+        self.iptables.delete(self._network_rules(n) + (iptables.internal_drop_rules(n.bridge) if n.internal else []))
+        if n.bridge_created:
+            if not links.bridge_ports(n.bridge):  # else another daemon's veths are on it: theirs too now
+                links.delete_link(n.bridge)
+            return
+        if n.gateway_added:
+            links.remove_address(n.bridge, self._gateway(n))
+        if not self.config.userland_proxy:
+            links.set_route_localnet(n.bridge, False)
+
+    def _gateway(self, n: Network) -> ipaddress.IPv4Interface:
+        return ipaddress.IPv4Interface(f"{n.gateway}/{ipaddress.ip_network(n.subnet).prefixlen}")
+
+    def _network_rules(self, n: Network) -> list[iptables.Rule]:
+        return iptables.network_rules(n.bridge, n.subnet, n.internal, self.config.userland_proxy)
 
     # -- containers: membership ------------------------------------------------------------
     def _network_for_mode(self, mode: str) -> str:
@@ -302,15 +322,27 @@ class NetworkService:
                                  used, ep.static_ip)
             ep.address = f"{addr}/{subnet.prefixlen}"  # reserved before the (slower) plumbing
         try:
-            ep.host_end = links.add_interface(
-                path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
-                None if n.internal or not first else ipaddress.ip_address(n.gateway))
+            try:
+                ep.host_end = self._add_interface(n, ep, path, ifname, first)
+            except OSError as e:
+                if e.errno != errno.ENODEV:
+                    raise
+                # the bridge was deleted under the daemon: made again, as dockerd's start would
+                log.warning("network %s: %s; creating it again", n.name, e.strerror)
+                with self._lock:
+                    self._bring_up(n)
+                    n.save(self.root)
+                ep.host_end = self._add_interface(n, ep, path, ifname, first)
         except BaseException:
             ep.address = ""
             raise
         ep.ifname = ifname
         ep.mac = links.mac_for(addr)  # type: ignore[arg-type]
         ep.endpoint_id = secrets.token_hex(32)
+
+    def _add_interface(self, n: Network, ep: Endpoint, path: str, ifname: str, first: bool) -> str:
+        return links.add_interface(path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
+                                   None if n.internal or not first else ipaddress.ip_address(n.gateway))
 
     def _publish_ports(self, n: Network, ep: Endpoint, container: Any) -> None:
         bindings = ports.wanted(container.host_config, container.config.get("ExposedPorts"))
@@ -322,20 +354,36 @@ class NetworkService:
         published: list[dict[str, Any]] = []
         try:
             for b in bindings:
-                host_port, sock = ports.reserve(b, container.name.lstrip("/") + f" ({ep.endpoint_id[:12]})")
+                host_port, sock = ports.reserve(b, container.name.lstrip("/") + f" ({ep.endpoint_id[:12]})",
+                                                listen=self.config.userland_proxy)
                 socks.append(sock)
                 published.append({"proto": b.proto, "port": b.port, "host_ip": b.host_ip, "host_port": host_port})
-            self.iptables.add([self._port_rule(n, ep, p) for p in published])
+            rules = [r for p in published for r in self._port_rules(n, ep, p)]
+            try:
+                self.iptables.add(rules)
+            except iptables.IptablesError as e:
+                # a chain deleted under the daemon: the chains, jumps and network rules made again
+                log.warning("network %s: %s; setting up its rules again", n.name, e)
+                self.iptables.reset()
+                with self._lock:
+                    self._bring_up(n)
+                self.iptables.add(rules)
         except BaseException:
             for s in socks:
                 s.close()
             raise
         ep.ports = published
-        self._port_socks[container.id] = socks
+        self._port_holders[container.id] = [self._hold(ep, p, s) for p, s in zip(published, socks)]
 
-    def _port_rule(self, n: Network, ep: Endpoint, p: dict[str, Any]) -> iptables.Rule:
-        return iptables.port_rule(n.bridge, p["proto"], p["host_ip"], p["host_port"],
-                                  str(ipaddress.ip_interface(ep.address).ip), p["port"])
+    def _hold(self, ep: Endpoint, p: dict[str, Any], sock: socket.socket) -> socket.socket | proxy.Proxy:
+        """The reserved socket, served by the userland proxy unless the daemon runs without it."""
+        if not self.config.userland_proxy:
+            return sock
+        return proxy.start(p["proto"], sock, (str(ipaddress.ip_interface(ep.address).ip), p["port"]))
+
+    def _port_rules(self, n: Network, ep: Endpoint, p: dict[str, Any]) -> list[iptables.Rule]:
+        return iptables.port_rules(n.bridge, p["proto"], p["host_ip"], p["host_port"],
+                                   str(ipaddress.ip_interface(ep.address).ip), p["port"], self.config.userland_proxy)
 
     def _write_files(self, container: Any, members: list[tuple[Network, Endpoint]], hosts_path: str,
                      resolv_path: str, user_defined: bool) -> None:
@@ -351,8 +399,8 @@ class NetworkService:
         """After exit (or a failed start): interfaces, rules, ports, DNS and the namespace go."""
         path = self.ns_path(container_id)
         self.dns.close_listener(container_id)
-        for s in self._port_socks.pop(container_id, []):
-            s.close()
+        for holder in self._port_holders.pop(container_id, []):
+            holder.close()
         self._upstreams.pop(container_id, None)
         for n, ep in self.memberships(container_id):
             if not ep.address:
@@ -365,7 +413,7 @@ class NetworkService:
 
     def _unplug(self, n: Network, ep: Endpoint, path: str) -> None:
         if ep.ports:
-            self.iptables.delete([self._port_rule(n, ep, p) for p in ep.ports])
+            self.iptables.delete([r for p in ep.ports for r in self._port_rules(n, ep, p)])
         try:
             links.remove_interface(path, ep.ifname, ep.host_end)
         except OSError as e:
@@ -547,15 +595,17 @@ class NetworkService:
             if not ep.address or not netns.exists(path):
                 continue
             if ep.ports:
-                rules = [self._port_rule(n, ep, p) for p in ep.ports]
+                rules = [r for p in ep.ports for r in self._port_rules(n, ep, p)]
                 self.iptables.delete(rules)
                 self.iptables.add(rules)
                 for p in ep.ports:
                     b = ports.Binding(p["proto"], p["port"], p["host_ip"], (p["host_port"], p["host_port"]))
                     try:
-                        self._port_socks.setdefault(ep.container_id, []).append(ports.reserve(b, ep.name)[1])
+                        sock = ports.reserve(b, ep.name, listen=self.config.userland_proxy)[1]
                     except errors.DockyardError as e:
                         log.warning("restoring published port of %s: %s", ep.name, e)
+                        continue
+                    self._port_holders.setdefault(ep.container_id, []).append(self._hold(ep, p, sock))
             if n.user_defined:
                 try:
                     self.dns.listen(ep.container_id, path)
@@ -563,16 +613,22 @@ class NetworkService:
                     log.warning("restoring the DNS listener of %s: %s", ep.name, e)
 
     def close(self) -> None:
-        """Stop DNS; with no container left on them, the bridges and rules go too (made again at start)."""
+        """Stop DNS and the proxies; bridges this daemon made for its own networks go when nothing is on them.
+
+        The default bridge stays, with its rules, as dockerd keeps docker0: another daemon may be
+        configured with the same bridge, and the next start finds it ready.
+        """
         self.dns.close()
-        for socks in self._port_socks.values():
-            for s in socks:
-                s.close()
-        self._port_socks.clear()
+        for holders in self._port_holders.values():
+            for holder in holders:
+                holder.close()
+        self._port_holders.clear()
         with self._lock:
             if any(ep.address for n in self._networks.values() for ep in n.endpoints.values()):
                 return
             for n in self._networks.values():
+                if n.predefined or not n.bridge_created:
+                    continue
                 try:
                     self._bring_down(n)
                 except Exception as e:
