@@ -9,6 +9,7 @@ the copied tree, walked in sorted order, so equal inputs give equal layers.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import hashlib
@@ -23,6 +24,7 @@ from .. import errors
 from ..storage import rootfd, rootpath
 
 CHUNK = 1024 * 1024
+_ZEROS = bytes(CHUNK)
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
 
@@ -120,10 +122,45 @@ def checksum(sources: list[Source]) -> str:
             if stat.S_ISLNK(st.st_mode):
                 h.update(os.readlink(path).encode())
             elif stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    while chunk := f.read(CHUNK):
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    for chunk in file_chunks(fd, st.st_size):
                         h.update(chunk)
+                finally:
+                    os.close(fd)
     return h.hexdigest()
+
+
+def file_chunks(fd: int, size: int) -> Iterator[bytes]:
+    """The first ``size`` bytes of ``fd`` in chunks of at most CHUNK, holes given as zeros without reading
+    them (SEEK_DATA/SEEK_HOLE, as Go's archive/tar finds them): a sparse file of gigabytes costs what its
+    data costs, in bounded memory. A file that shrinks meanwhile reads as zeros to ``size``."""
+    pos = 0
+    while pos < size:
+        try:
+            data_at = min(os.lseek(fd, pos, os.SEEK_DATA), size)
+        except OSError as e:
+            if e.errno != errno.ENXIO:  # ENXIO: nothing but a hole from pos on
+                raise
+            data_at = size
+        while pos < data_at:
+            n = min(CHUNK, data_at - pos)
+            yield _ZEROS if n == CHUNK else bytes(n)
+            pos += n
+        if pos >= size:
+            return
+        try:
+            hole_at = min(os.lseek(fd, pos, os.SEEK_HOLE), size)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            hole_at = size
+        while pos < hole_at:
+            data = os.pread(fd, min(CHUNK, hole_at - pos), pos)
+            if not data:
+                break  # shrunk under us: the rest is read as a hole
+            yield data
+            pos += len(data)
 
 
 def _walk(src: Source) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -195,7 +232,7 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
         tar.addfile(ti)
         written.add(ti.name)
 
-    def add(arc: str, path: str, st: os.stat_result) -> None:
+    def add(arc: str, path: str, st: os.stat_result) -> Iterator[bytes]:
         ti = tarfile.TarInfo(arc)
         ti.mtime = clamp(st.st_mtime)
         ti.mode = stat.S_IMODE(st.st_mode)
@@ -217,7 +254,7 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
             ti.size = st.st_size
             if opts.mode is not None:
                 ti.mode = opts.mode
-            _add_regular(tar, sink, ti, path)
+            yield from _add_regular(tar, sink, ti, path)
         else:
             return  # devices, fifos and sockets are not copied from a context
         written.add(arc)
@@ -243,25 +280,26 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
                 # the destination directory keeps default ownership, as dockerd creates it
                 st = os.stat_result((stat.S_IFDIR | 0o755, 0, 0, 0, st.st_uid, st.st_gid, 0,
                                      st.st_atime, st.st_mtime, st.st_ctime))
-            add(arc, path, st)
+            yield from add(arc, path, st)
             if sink.size >= CHUNK:
                 yield sink.take()
     tar.close()
     yield sink.take()
 
 
-def _add_regular(tar: tarfile.TarFile, sink: _Sink, ti: tarfile.TarInfo, path: str) -> None:
-    """What ``tar.addfile(ti, open(path))`` writes, read whole-file or by chunk without tarfile's 16 KiB copies."""
+def _add_regular(tar: tarfile.TarFile, sink: _Sink, ti: tarfile.TarInfo, path: str) -> Iterator[bytes]:
+    """What ``tar.addfile(ti, open(path))`` writes, handed on by CHUNK as it is read (never a whole file in
+    memory) without tarfile's 16 KiB copies."""
     header = ti.tobuf(tar.format, tar.encoding, tar.errors)
     sink.write(header)
-    left = ti.size
-    with open(path, "rb", buffering=0) as f:
-        while left > 0:
-            data = f.read(min(left, CHUNK))
-            if not data:
-                raise CopyError(f"{ti.name}: file changed size while it was copied")
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for data in file_chunks(fd, ti.size):
             sink.write(data)
-            left -= len(data)
+            if sink.size >= CHUNK:
+                yield sink.take()
+    finally:
+        os.close(fd)
     pad = -ti.size % tarfile.BLOCKSIZE
     if pad:
         sink.write(b"\0" * pad)

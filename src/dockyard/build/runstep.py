@@ -9,12 +9,19 @@ relayed line by line; runc deletes its state when the process exits.
 The network is per build, not per step: the first RUN on the default bridge
 joins it once (a namespace, a veth, hosts and resolv.conf) and every later
 step of the build enters that namespace, as BuildKit shares one.
+
+What a step holds on the host (a runc container, its overlay mount, the
+build's namespace and veth) is announced by a marker under
+``<data-root>/build/steps/`` before it exists and the marker goes after it
+is released, so a daemon killed mid-step reaps it at its next start
+(``reap``), as container restore reaps a container whose shim died.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -25,6 +32,9 @@ from typing import Any, Callable
 
 from .. import errors
 from ..runtime import spec as specmod
+from ..util.atomic import write_json_atomic
+
+log = logging.getLogger("dockyard.build")
 
 SPECIAL = ("none", "host")
 
@@ -47,12 +57,31 @@ class _NetOwner:
     name: str = ""
 
 
+def markers_dir(data_root: str) -> str:
+    return os.path.join(data_root, "build", "steps")
+
+
+class _Marker:
+    """One marker file: written (durably) before the thing it names is made, removed once it is gone."""
+
+    def __init__(self, directory: str, name: str, record: dict[str, str]) -> None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.path = os.path.join(directory, name + ".json")
+        write_json_atomic(self.path, record, mode=0o600)
+
+    def drop(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
 class StepRunner:
     """Runs the RUN steps of one build; ``close()`` releases the build's network."""
 
     def __init__(self, engine: Any, workdir: str, network: str) -> None:
         self.engine = engine
         self.workdir = workdir
+        self.markers = markers_dir(engine.config.data_root)
+        self._net_marker: _Marker | None = None
         self.mode = network or "default"
         self.net: _BuildNet | None = None
         self._net_id = ""
@@ -78,20 +107,25 @@ class StepRunner:
         networks = self.engine.networks
         self._net_id = secrets.token_hex(32)
         owner = _NetOwner(self._net_id, {"NetworkMode": self.mode}, {"Hostname": "buildkitsandbox"})
-        networks.register(owner.id, "build-" + owner.id[:12], owner.host_config, None)
+        self._net_marker = _Marker(self.markers, "net-" + owner.id, {"network": owner.id})
         try:
+            networks.register(owner.id, "build-" + owner.id[:12], owner.host_config, None)
             ns = networks.attach(owner, hosts, resolv)
         except BaseException:
-            networks.unregister(owner.id)
-            self._net_id = ""
+            self.close()
             raise
         self.net = _BuildNet(ns, specmod.Files(hosts=hosts, resolv_conf=resolv))
         return self.net
 
     def close(self) -> None:
         if self._net_id:
-            with contextlib.suppress(Exception):
+            try:
                 self.engine.networks.unregister(self._net_id)
+            except Exception as e:  # the marker stays: the next start tries again
+                log.warning("releasing the network of build steps %s: %s", self._net_id[:12], e)
+            else:
+                if self._net_marker is not None:
+                    self._net_marker.drop()
             self._net_id = ""
         self.net = None
 
@@ -107,6 +141,9 @@ class StepRunner:
         rootfs = os.path.join(bundle, "rootfs")
         os.makedirs(rootfs)
         snap = self.engine.snapshotter
+        marker = _Marker(self.markers, "step-" + container_id,
+                         {"container": container_id, "runtime": self._runtime.name, "rootfs": rootfs})
+        released = False
         try:
             snap.mount(snapshot_key, rootfs)
             try:
@@ -119,8 +156,11 @@ class StepRunner:
                 return self._runc_run(container_id, bundle, out, cancel)
             finally:
                 snap.unmount(rootfs)
+                released = True
         finally:
-            shutil.rmtree(bundle, ignore_errors=True)
+            if released:
+                shutil.rmtree(bundle, ignore_errors=True)  # never through a rootfs still mounted
+                marker.drop()
 
     def _runc_run(self, container_id: str, bundle: str, out: Callable[[str], None], cancel: threading.Event) -> int:
         runtime = self._runtime
@@ -160,6 +200,43 @@ class StepRunner:
             # the process never ran: dockerd reports the runtime's refusal, not an exit status
             raise errors.InvalidParameter(failure)
         return code
+
+
+def reap(engine: Any) -> None:
+    """At start, before the build directory is emptied: end the steps a killed daemon left running,
+    unmount their rootfs and release their builds' networks (dockerd's restore of containers, for steps)."""
+    directory = markers_dir(engine.config.data_root)
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            _reap_one(engine, record)
+        except (OSError, ValueError, TypeError, KeyError, errors.DockyardError) as e:
+            log.warning("reaping the build step of %s: %s (marker kept)", name, e)
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _reap_one(engine: Any, record: dict[str, Any]) -> None:
+    if "network" in record:
+        engine.networks.unregister(str(record["network"]))
+        return
+    container_id, rootfs = str(record["container"]), str(record["rootfs"])
+    runtime = engine.containers.runtime(str(record["runtime"]))
+    runtime.delete(container_id, force=True)  # SIGKILL to the step's init (its own pid namespace), then wait
+    engine.snapshotter.unmount(rootfs)
+    try:
+        engine.containers.get(container_id)  # a failed step kept as a container owns its snapshot
+    except errors.NotFound:
+        with contextlib.suppress(errors.NotFound, FileNotFoundError):
+            engine.snapshotter.remove(container_id)
+    log.info("reaped build step %s left by a daemon that stopped mid-build", container_id[:12])
 
 
 def _write_default_files(hosts: str, resolv: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import subprocess
 import threading
 from typing import IO, Any, Callable
 
@@ -16,10 +17,22 @@ from .. import errors
 from .builder import Builder, Emit, Options
 from .cache import BuildCache
 from .context import receive
+from .runstep import reap
 
 
 def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _mounts_below(path: str) -> list[str]:
+    """Mount points under ``path``, deepest first."""
+    below = os.path.realpath(path) + os.sep
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            points = [line.split()[4] for line in f]
+    except OSError:
+        return []
+    return sorted((p for p in points if p.startswith(below)), reverse=True)
 
 
 class BuildService:
@@ -27,6 +40,9 @@ class BuildService:
         self.engine = engine
         self.root = os.path.join(data_root, "build")
         self.tmp = os.path.join(self.root, "tmp")
+        reap(engine)
+        for point in _mounts_below(self.tmp):  # a step reap could not end: never delete through its rootfs
+            subprocess.run(["umount", "-l", point], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
         os.makedirs(self.tmp, mode=0o700, exist_ok=True)
         self.cache = BuildCache(self.root, self._image_exists)

@@ -29,6 +29,7 @@ WHITEOUT_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 MAX_SYMLINK_HOPS = 40
 COPY_CHUNK = 1024 * 1024
+_ZEROS = bytes(COPY_CHUNK)
 
 Whiteouts = Literal["overlay", "apply"] | None
 PayloadHook = Callable[[tarfile.TarInfo, str], None]
@@ -356,12 +357,16 @@ def _copy_content(tar: tarfile.TarFile, stream: ForwardReader, m: tarfile.TarInf
         stream.seek(m.offset_data)
         chunks = stream.views(m.size)
     for chunk in chunks:
-        _write_all(fd, chunk)
+        if len(chunk) and chunk[0] == 0 and chunk[-1] == 0 and bytes(chunk) == _ZEROS[:len(chunk)]:
+            os.lseek(fd, len(chunk), os.SEEK_CUR)  # a run of zeros stays a hole: sparse files stay sparse
+        else:
+            _write_all(fd, chunk)
         remaining -= len(chunk)
         if remaining <= 0:
             break
     if remaining > 0:
         raise UnsafeArchive(f"{m.name}: unexpected end of archive")
+    os.ftruncate(fd, m.size)  # a file ending in a hole gets its length
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
