@@ -250,12 +250,11 @@ class _Connection:
     """One client connection: reads requests, writes responses."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 app: AppHandler, extra_headers: ExtraHeaders, idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 app: AppHandler, extra_headers: ExtraHeaders) -> None:
         self.reader = reader
         self.writer = writer
         self.app = app
         self.extra_headers = extra_headers
-        self.idle_timeout = idle_timeout
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.eof = False  # the client closed its side
         # False once bytes of the client's were dropped or left unread: no further request can be parsed
@@ -307,7 +306,7 @@ class _Connection:
         try:
             while True:
                 try:
-                    event = await self.next_event(self.idle_timeout)
+                    event = await self.next_event(IDLE_TIMEOUT)
                 except asyncio.TimeoutError:
                     return
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
@@ -353,7 +352,7 @@ class _Connection:
     async def _finish_body(self, request: Request) -> bool:
         """Read away a body the handler left, within bounds; whether the connection can go on."""
         try:
-            async with asyncio.timeout(self.idle_timeout):
+            async with asyncio.timeout(IDLE_TIMEOUT):
                 return await request.discard()
         except asyncio.TimeoutError:
             return False
@@ -473,10 +472,9 @@ def _reason(status: int) -> bytes:
 class HTTPServer:
     """Serves ``app`` on any number of asyncio listeners."""
 
-    def __init__(self, app: AppHandler, extra_headers: ExtraHeaders, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(self, app: AppHandler, extra_headers: ExtraHeaders) -> None:
         self.app = app
         self.extra_headers = extra_headers
-        self.idle_timeout = idle_timeout
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -484,7 +482,7 @@ class HTTPServer:
         assert task is not None
         self._tasks.add(task)
         try:
-            await _Connection(reader, writer, self.app, self.extra_headers, self.idle_timeout).serve()
+            await _Connection(reader, writer, self.app, self.extra_headers).serve()
         except asyncio.CancelledError:
             # close_connections at shutdown; ending quietly, since asyncio's stream server
             # would log the cancellation of its connection callback as an error

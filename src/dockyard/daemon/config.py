@@ -9,6 +9,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import errors
+from ..containers import jsonlog
+
 DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
 DEFAULT_HOST = "unix:///run/dockyard.sock"
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
@@ -234,10 +237,13 @@ def validate(c: DaemonConfig) -> None:
     if c.default_runtime != "runc" and c.default_runtime not in c.runtimes:
         raise ConfigError(f"default runtime {c.default_runtime!r} is not among the configured runtimes")
     if c.bip:
+        _check_bip(c.bip)
+    _check_bridge_name(c.bridge_name)
+    if c.log_driver in jsonlog.DRIVERS:
         try:
-            ipaddress.ip_interface(c.bip)
-        except ValueError:
-            raise ConfigError(f"invalid bip {c.bip!r}: expected an address with prefix, e.g. 172.30.0.1/16") from None
+            jsonlog.validate({"Type": c.log_driver, "Config": c.log_opts})
+        except errors.InvalidParameter as e:
+            raise ConfigError(f"invalid log-opts: {e}") from None
     for pool in c.default_address_pools:
         if not isinstance(pool, dict) or "base" not in pool or "size" not in pool:
             raise ConfigError("default-address-pools: each pool needs \"base\" and \"size\"")
@@ -254,3 +260,28 @@ def validate(c: DaemonConfig) -> None:
         raise ConfigError("max-concurrent-downloads and max-concurrent-uploads must be at least 1")
     if c.tlsverify:
         c.tls = True
+
+
+def _check_bip(bip: str) -> None:
+    """The default bridge's address, checked before a bridge is made with it."""
+    try:
+        iface = ipaddress.ip_interface(bip)
+    except ValueError:
+        raise ConfigError(f"invalid bip {bip!r}: expected an address with prefix, e.g. 172.30.0.1/16") from None
+    if iface.version != 4:
+        raise ConfigError(f"invalid bip {bip!r}: the default bridge takes an IPv4 address")
+    net = iface.network
+    if net.prefixlen > 30:
+        raise ConfigError(f"invalid bip {bip!r}: a /{net.prefixlen} leaves no address for containers (at most /30)")
+    if iface.ip in (net.network_address, net.broadcast_address):
+        which = "network" if iface.ip == net.network_address else "broadcast"
+        raise ConfigError(f"invalid bip {bip!r}: {iface.ip} is the {which} address of {net}; give the bridge's "
+                          f"own address, e.g. {next(net.hosts())}/{net.prefixlen}")
+
+
+def _check_bridge_name(name: str) -> None:
+    """A Linux interface name (the kernel's dev_valid_name: 1 to 15 bytes, no '/', ':' or white space)."""
+    if not name or len(name.encode()) > 15 or name in (".", "..") or \
+            any(ch in "/:" or ch.isspace() for ch in name):
+        raise ConfigError(f"invalid bridge name {name!r}: an interface name is 1 to 15 characters without "
+                          "'/', ':' or white space")

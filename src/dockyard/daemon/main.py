@@ -10,10 +10,12 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 from ..api.app import build_app
 from ..api.http import HTTPServer
@@ -91,58 +93,107 @@ def split_tcp_host(host: str, default_port: int) -> tuple[str, int]:
     return hostpart or "127.0.0.1", int(port) if port else default_port
 
 
-async def listen(server: HTTPServer, host: str, c: cfg.DaemonConfig) -> asyncio.AbstractServer | TCPListener:
-    if host.startswith("unix://"):
-        path = host[len("unix://"):]
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        if os.path.exists(path):
-            probe = socket.socket(socket.AF_UNIX)
-            try:
-                probe.connect(path)
-                probe.close()
+@dataclass
+class Endpoint:
+    """One -H host, checked: a unix socket path, or a TCP address and its TLS context (None: plain)."""
+
+    host: str
+    path: str = ""
+    address: tuple[str, int] = ("", 0)
+    tls: ssl.SSLContext | None = None
+
+
+def plan_endpoints(c: cfg.DaemonConfig) -> list[Endpoint]:
+    """Every -H host parsed, its socket checked free and its TLS files read, before anything is made:
+    a host that cannot be served stops the daemon before it touches the machine."""
+    endpoints: list[Endpoint] = []
+    ctx: ssl.SSLContext | None = None
+    if any(host.startswith("tcp://") for host in c.hosts):
+        from . import tls  # cryptography costs ~15 MiB of RSS: loaded only by a daemon serving TCP
+        ctx = tls.server_context(c)
+    for host in c.hosts:
+        if host.startswith("unix://"):
+            path = host[len("unix://"):]
+            if _socket_in_use(path):
                 raise cfg.ConfigError(f"socket {path} is in use by another process")
-            except (ConnectionRefusedError, FileNotFoundError):
-                os.unlink(path)
-            finally:
-                probe.close()
-        srv = await asyncio.start_unix_server(server.handle, path=path, limit=2**20)
-        os.chmod(path, 0o660)
+            endpoints.append(Endpoint(host, path=path))
+        elif host.startswith("tcp://"):
+            if ctx is None and not c.allow_insecure_tcp:
+                raise cfg.ConfigError(f"refusing to serve {host} without TLS: pass --tlsverify (or, knowing "
+                                      "that it gives root to the network, --allow-insecure-tcp)")
+            endpoints.append(Endpoint(host, address=split_tcp_host(host, 2376 if ctx else 2375), tls=ctx))
+        else:
+            raise cfg.ConfigError(f"unsupported host {host}")
+    return endpoints
+
+
+def _socket_in_use(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:  # none there, or a stale one that nobody answers
+        return False
+    finally:
+        probe.close()
+
+
+Handle = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def bind(ep: Endpoint, handle: Handle, c: cfg.DaemonConfig) -> asyncio.AbstractServer | TCPListener:
+    """The endpoint's socket, made but not yet served (clients wait until ``start_serving``)."""
+    if ep.path:
+        os.makedirs(os.path.dirname(ep.path) or ".", exist_ok=True)
+        if os.path.lexists(ep.path) and not _socket_in_use(ep.path):
+            os.unlink(ep.path)
+        srv = await asyncio.start_unix_server(handle, path=ep.path, limit=2**20, start_serving=False)
+        os.chmod(ep.path, 0o660)
         try:
-            os.chown(path, 0, grp.getgrnam(c.group).gr_gid)
+            os.chown(ep.path, 0, grp.getgrnam(c.group).gr_gid)
         except KeyError:
             pass
         return srv
-    if host.startswith("tcp://"):
-        from . import tls  # cryptography costs ~15 MiB of RSS: loaded only by a daemon serving TCP
-        ctx = tls.server_context(c)
-        hostpart, port = split_tcp_host(host, 2376 if ctx else 2375)
-        if ctx is None:
-            if not c.allow_insecure_tcp:
-                raise cfg.ConfigError(f"refusing to serve {host} without TLS: pass --tlsverify (or, knowing "
-                                      "that it gives root to the network, --allow-insecure-tcp)")
-            for line in INSECURE_TCP_WARNING:
-                log.warning(line, host)
-        elif not c.tlsverify:
-            log.warning(TLS_NO_VERIFY_WARNING, host)
-        listener = TCPListener(server.handle, ctx)
-        try:
-            await listener.start(hostpart, port)
-        except OSError as e:
-            raise cfg.ConfigError(f"failed to listen on {host}: {e.strerror or e}") from None
-        return listener
-    raise cfg.ConfigError(f"unsupported host {host}")
+    if ep.tls is None:
+        for line in INSECURE_TCP_WARNING:
+            log.warning(line, ep.host)
+    elif not c.tlsverify:
+        log.warning(TLS_NO_VERIFY_WARNING, ep.host)
+    listener = TCPListener(handle, ep.tls)
+    try:
+        await listener.bind(*ep.address)
+    except OSError as e:
+        raise cfg.ConfigError(f"failed to listen on {ep.host}: {e.strerror or e}") from None
+    return listener
 
 
-async def serve(c: cfg.DaemonConfig, executor: concurrent.futures.Executor) -> None:
+async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concurrent.futures.Executor) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(executor)
-    engine = await asyncio.to_thread(Engine, c)
-    server = HTTPServer(build_app(engine), standard_headers)
+    server: HTTPServer | None = None
+    engine: Engine | None = None
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert server is not None  # nothing is served before it exists
+        await server.handle(reader, writer)
+
     listeners: list[asyncio.AbstractServer | TCPListener] = []
+    made: list[str] = []  # unix sockets of ours, removed on the way out
     try:
-        for host in c.hosts:
-            listeners.append(await listen(server, host, c))
-            log.info("API listen on %s", host)
+        # sockets first, as dockerd does: a port in use stops the daemon before the
+        # engine makes bridges and iptables rules
+        for ep in endpoints:
+            listeners.append(await bind(ep, handle, c))
+            if ep.path:
+                made.append(ep.path)
+        engine = await asyncio.to_thread(Engine, c)
+        server = HTTPServer(build_app(engine), standard_headers)
+        for ep, srv in zip(endpoints, listeners):
+            if isinstance(srv, TCPListener):
+                srv.serve()
+            else:
+                await srv.start_serving()
+            log.info("API listen on %s", ep.host)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -152,14 +203,15 @@ async def serve(c: cfg.DaemonConfig, executor: concurrent.futures.Executor) -> N
     finally:
         for srv in listeners:
             srv.close()
-        await server.close_connections(REQUEST_GRACE)
-        await asyncio.to_thread(engine.close)
-        for host in c.hosts:
-            if host.startswith("unix://"):
-                try:
-                    os.unlink(host[len("unix://"):])
-                except FileNotFoundError:
-                    pass
+        if server is not None:
+            await server.close_connections(REQUEST_GRACE)
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
+        for path in made:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
 
 def setup_logging(level: str) -> None:
@@ -183,13 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="engine")
     code = 0
     try:
+        endpoints = plan_endpoints(c)
         lock_fd = lock_data_root(c.data_root)
         write_pidfile(c.pidfile_path)
         # not asyncio.run: it joins the executor's threads at the end, and one of them
         # may wait forever (a stop without timeout, a wait); see finish_work
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(serve(c, executor))
+            loop.run_until_complete(serve(c, endpoints, executor))
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()

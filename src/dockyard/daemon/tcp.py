@@ -22,6 +22,7 @@ Why not ``asyncio.start_server(ssl=...)``:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import ssl
@@ -35,6 +36,11 @@ log = logging.getLogger("dockyard.api")
 # daemon's RLIMIT_NOFILE here is 20000, and several listeners plus containers'
 # files must fit beside them.
 MAX_CONNECTIONS = 1024
+# Concurrent connections from one source address; those past it are closed as
+# soon as accepted, so that one host cannot take every slot above (dockerd has
+# no such bound, nor a flag for one). A docker-py pool holds 10 at most, a CLI
+# one per command; 128 leaves room for busy hosts behind one NAT address.
+MAX_PER_SOURCE = 128
 # From accept to a finished TLS handshake; covers clients that connect and say nothing.
 HANDSHAKE_TIMEOUT = 10.0
 # TCP keepalive as Go's listeners set it: a peer that vanished without a FIN is
@@ -162,13 +168,17 @@ class TCPListener:
     """Accepts on one host:port (every address it resolves to) and runs ``handler`` per connection."""
 
     def __init__(self, handler: Handler, ssl_context: ssl.SSLContext | None, *,
-                 max_connections: int = MAX_CONNECTIONS, handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
+                 max_connections: int = MAX_CONNECTIONS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 max_per_source: int = MAX_PER_SOURCE) -> None:
         self._handler = handler
         self._ctx = ssl_context
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
         self._handshake_timeout = handshake_timeout
         self._slots = asyncio.Semaphore(max_connections)
         self._open = 0
+        self._by_source: collections.Counter[str] = collections.Counter()
+        self._refusing: set[str] = set()  # sources told about in the log, until one of theirs closes
         self.sockets: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._handshaking: set[asyncio.Task[None]] = set()
@@ -178,6 +188,11 @@ class TCPListener:
         return self._open
 
     async def start(self, host: str, port: int, backlog: int = 128) -> None:
+        await self.bind(host, port, backlog)
+        self.serve()
+
+    async def bind(self, host: str, port: int, backlog: int = 128) -> None:
+        """Listen on every address ``host`` resolves to; connections wait in the backlog until ``serve``."""
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         try:
@@ -193,6 +208,8 @@ class TCPListener:
         except OSError:
             self.close()
             raise
+
+    def serve(self) -> None:
         self._accepting = [asyncio.create_task(self._accept_loop(s)) for s in self.sockets]
 
     def close(self) -> None:
@@ -225,12 +242,22 @@ class TCPListener:
                 await asyncio.sleep(0.5)
                 continue
             full_logged = False
+            source = addr[0] if isinstance(addr, tuple) else str(addr)
+            if self._by_source[source] >= self.max_per_source:
+                if source not in self._refusing:
+                    self._refusing.add(source)
+                    log.warning("%s has %d connections open, the limit per source address; closing its new ones",
+                                source, self.max_per_source)
+                conn.close()
+                self._slots.release()
+                continue
+            self._by_source[source] += 1
             self._open += 1
-            task = asyncio.create_task(self._connection(conn, _peer(addr)))
+            task = asyncio.create_task(self._connection(conn, _peer(addr), source))
             self._handshaking.add(task)
             task.add_done_callback(self._handshaking.discard)
 
-    async def _connection(self, sock: socket.socket, peer: str) -> None:
+    async def _connection(self, sock: socket.socket, peer: str, source: str) -> None:
         try:
             try:
                 _tune(sock)
@@ -251,6 +278,10 @@ class TCPListener:
         finally:
             self._open -= 1
             self._slots.release()
+            self._by_source[source] -= 1
+            if not self._by_source[source]:
+                del self._by_source[source]
+            self._refusing.discard(source)
 
     async def _open_plain(self, sock: socket.socket) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         loop = asyncio.get_running_loop()
