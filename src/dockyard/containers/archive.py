@@ -461,8 +461,13 @@ def _open_destination(root: int, path: str, ref: str) -> int:
 def _lookup_error(e: OSError, path: str, ref: str) -> errors.DockyardError:
     if e.errno == errno.ELOOP:
         return errors.InvalidParameter(f"too many links in {path}")
+    if e.errno == errno.ENAMETOOLONG:
+        return errors.InvalidParameter(f"file name too long: {path}")
     if e.errno in (errno.ENOENT, errno.ENOTDIR):
         return errors.NotFound(f"Could not find the file {path} in container {ref}")
+    if e.errno == errno.EAGAIN:
+        # openat2 gave up: the container kept renaming things under a ".." of the path
+        return errors.Conflict(f"the container's files kept changing while {path} was looked up")
     return errors.SystemError_(f"{path}: {e.strerror}")
 
 

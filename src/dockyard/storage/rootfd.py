@@ -106,39 +106,45 @@ def lexists(root: int, path: str) -> bool:
     return True
 
 
-def real_path(fd: int) -> str:
-    """Where the kernel says ``fd`` is: only meaningful for roots no other process can change."""
-    return os.readlink(f"/proc/self/fd/{fd}")
-
-
 def walk(dirfd: int) -> Iterator[tuple[str, int, os.DirEntry[str]]]:
-    """(relative name, descriptor of its directory, entry) for everything below the directory ``dirfd``, sorted, parents first.
+    """(relative name, descriptor of its directory, entry) for everything below the directory ``dirfd``,
+    sorted, parents first.
 
     Only real directories are entered, each by a descriptor opened ``O_NOFOLLOW`` from its parent's,
-    so a directory swapped for a symlink meanwhile is not followed (it is skipped).
+    so a directory swapped for a symlink meanwhile is not followed (it is skipped). Iterative: a
+    container's tree may be deeper than Python's recursion limit.
     """
-    yield from _walk(dirfd, "")
-
-
-def _walk(dirfd: int, prefix: str) -> Iterator[tuple[str, int, os.DirEntry[str]]]:
+    stack: list[tuple[int, str, Iterator[os.DirEntry[str]]]] = [(dirfd, "", _listing(dirfd))]
     try:
-        with os.scandir(dirfd) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:
-        return
-    for e in entries:
-        rel = prefix + e.name
-        yield rel, dirfd, e
-        try:
-            is_dir = stat.S_ISDIR(e.stat(follow_symlinks=False).st_mode)
-        except OSError:
-            continue
-        if is_dir:
+        while stack:
+            fd, prefix, entries = stack[-1]
+            e = next(entries, None)
+            if e is None:
+                stack.pop()
+                if fd != dirfd:
+                    os.close(fd)
+                continue
+            rel = prefix + e.name
+            yield rel, fd, e
             try:
-                sub = os.open(e.name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dirfd)
+                is_dir = stat.S_ISDIR(e.stat(follow_symlinks=False).st_mode)
             except OSError:
-                continue  # gone or swapped for a link since it was listed
-            try:
-                yield from _walk(sub, rel + "/")
-            finally:
-                os.close(sub)
+                continue
+            if is_dir:
+                try:
+                    sub = os.open(e.name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError:
+                    continue  # gone or swapped for a link since it was listed (or out of descriptors)
+                stack.append((sub, rel + "/", _listing(sub)))
+    finally:
+        for fd, _, _ in stack:
+            if fd != dirfd:
+                os.close(fd)
+
+
+def _listing(fd: int) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(fd) as it:
+            return iter(sorted(it, key=lambda e: e.name))
+    except OSError:
+        return iter(())
