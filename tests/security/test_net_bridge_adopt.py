@@ -7,6 +7,7 @@ bridge may be adopted, as dockerd allows, but ``network rm`` leaves it and the a
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -71,3 +72,19 @@ def test_created_bridge_is_deleted_by_network_rm(d) -> None:
     assert _exists("dytestown0")
     d.cli("network", "rm", "ownbr")
     assert not _exists("dytestown0")
+
+
+@pytest.mark.parametrize("host_link", [("veth", "dytestveth1")], indirect=True)
+def test_default_bridge_on_non_bridge_interface_refused_at_start(fresh_daemon, host_link: str) -> None:
+    """``-b <veth>``: dockerd will not start either; containers would have been plugged into it."""
+    d = fresh_daemon
+    d.extra_args += ["--bridge", host_link]
+    try:
+        with pytest.raises(RuntimeError) as err:
+            d.start()
+        assert f"existing interface {host_link} is not a bridge" in str(err.value)
+        assert _addresses(host_link) == []
+    finally:
+        # nothing for the fixture's teardown to start again (its default network names the veth)
+        d.stop()
+        shutil.rmtree(d.data_root, ignore_errors=True)

@@ -20,7 +20,7 @@ import threading
 from typing import Any, Callable
 
 from .. import errors
-from ..daemon.config import DaemonConfig
+from ..daemon.config import ConfigError, DaemonConfig
 from . import dns as dnsmod
 from . import ipam, iptables, links, netns, ports, proxy
 from .records import Endpoint, Network
@@ -562,6 +562,10 @@ class NetworkService:
                 n.subnet, n.gateway = str(iface.network), str(iface.ip)
             try:
                 self._bring_up(n)
+            except links.NotABridge as e:
+                if n.name == "bridge":  # -b eth0: every container would be plugged into the host's interface
+                    raise ConfigError(f"error creating default \"bridge\" network: {e}") from None
+                log.error("bringing up network %s: %s", n.name, e)
             except Exception as e:
                 log.error("bringing up network %s (%s): %s", n.name, n.bridge, e)
             self._restore_endpoints(n)
