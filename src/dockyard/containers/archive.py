@@ -36,6 +36,8 @@ CHUNK = 1024 * 1024
 # Go's os.FileMode type bits, which the docker CLI reads from the path stat
 GO_DIR, GO_SYMLINK, GO_DEVICE, GO_PIPE, GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
 GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+# what an *at call with O_NOFOLLOW answers when a name it was given is swapped meanwhile
+_CHANGED_UNDER_US = (errno.ELOOP, errno.EEXIST, errno.ENOTDIR, errno.ENOENT, errno.EISDIR, errno.ENOTEMPTY)
 
 
 @dataclass
@@ -149,6 +151,12 @@ class ContainerFiles:
                         tarsafe.extract(reader, dest, devices=False, same_owner=True)
                 except tarsafe.UnsafeArchive as e:
                     raise errors.InvalidParameter(str(e)) from None
+                except OSError as e:
+                    if e.errno in _CHANGED_UNDER_US:
+                        # the container replaced a path while it was written (a link where a file was
+                        # made, a directory removed): nothing was followed, the copy stops
+                        raise errors.Conflict(f"the container changed its files during the copy: {e}") from None
+                    raise
             finally:
                 os.close(dest)
 
