@@ -275,3 +275,41 @@ def test_legacy_volume_with_newline_in_name_can_be_removed(fresh_daemon):
     res = api.delete(api.base_url + "/v1.50/volumes/abc%0A")
     assert res.status_code == 204, res.text
     assert not api.volumes()["Volumes"]
+
+
+def _retyped_image(src: str, dst: Path, tag: str, labels) -> None:
+    """``src`` (a `docker save` archive) with its config's Labels replaced and a new tag."""
+    import hashlib
+    import io
+    import tarfile
+
+    with tarfile.open(src) as tin:
+        members = {m.name: (m, tin.extractfile(m).read() if m.isfile() else None) for m in tin.getmembers()}
+    manifest = json.loads(members["manifest.json"][1])
+    old = manifest[0]["Config"]
+    config = json.loads(members[old][1])
+    config["config"]["Labels"] = labels
+    data = json.dumps(config).encode()
+    new = f"blobs/sha256/{hashlib.sha256(data).hexdigest()}" if old.startswith("blobs/") else \
+        f"{hashlib.sha256(data).hexdigest()}.json"
+    manifest[0]["Config"], manifest[0]["RepoTags"] = new, [tag]
+    with tarfile.open(dst, "w") as tout:
+        for name, (m, content) in members.items():
+            if name in (old, "manifest.json", "index.json", "repositories"):
+                continue
+            tout.addfile(m, io.BytesIO(content) if content is not None else None)
+        for name, content in ((new, data), ("manifest.json", json.dumps(manifest).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tout.addfile(info, io.BytesIO(content))
+
+
+def test_image_with_wrong_typed_config_is_left_out_of_the_list(d, busybox_tar, tmp_path):
+    bad = tmp_path / "bad.tar"
+    _retyped_image(busybox_tar.path, bad, "badlabels:1", {"a": 1})
+    d.cli("load", "-i", str(bad))
+    try:
+        shown = d.cli("images", "--format", "{{.Repository}}:{{.Tag}}").stdout_text.split()
+        assert "busybox:latest" in shown and "badlabels:1" not in shown
+    finally:
+        d.cli("rmi", "badlabels:1", check=False)

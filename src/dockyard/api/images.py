@@ -14,6 +14,7 @@ from .. import errors
 from ..engine.engine import Engine
 from ..images.store import Image
 from . import filters as flt
+from . import validation
 from .http import AnyResponse, Request, Response, StreamResponse, json_response
 from .router import Handler, Route, delete, get, post, version_at_least
 
@@ -262,6 +263,11 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         counts = svc.layer_use_counts() if with_shared else None
         out = []
         for image in images:
+            # an image config of the wrong types (a crafted `docker load`) would break every client's list
+            wrong = validation.problem("POST /containers/create", image.config.get("config") or {})
+            if wrong:
+                log.warning("skipping image %s in the list: %s", image.id, wrong)
+                continue
             try:
                 s = svc.summary(image, shared_size=svc.shared_size(image, counts) if with_shared else -1)
             except Exception:  # one bad record must not take the list from every client
