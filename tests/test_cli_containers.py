@@ -158,3 +158,17 @@ def test_exec_matches_docker(d, pair) -> None:
     while d.cli("exec", "runner", "ls", "/detached", check=False).returncode and time.time() < deadline:
         time.sleep(0.05)
     assert d.cli("exec", "runner", "ls", "/detached").stdout_text == "/detached\n"
+
+
+def test_security_opt_profile_file_and_systempaths_match_docker(d, tmp_path) -> None:
+    """The CLI sends a seccomp profile's contents (the daemon cannot read the client's files)."""
+    profile = tmp_path / "deny-mkdir.json"
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW",
+                                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    same(d, "run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "mkdir", "/x", exit_code=1)
+    # masked and read-only paths are mounts over /proc's entries: none are left with systempaths=unconfined
+    masks = "grep -c ' /proc/[a-z]' /proc/self/mountinfo || true"
+    assert same(d, "run", "--rm", "busybox", "sh", "-c", masks) != "0\n"
+    assert same(d, "run", "--rm", "--security-opt", "systempaths=unconfined", "busybox", "sh", "-c", masks) == "0\n"
+    same(d, "run", "--rm", "--security-opt", f"seccomp={tmp_path}/missing.json", "busybox", "true",
+         exit_code=125)

@@ -42,6 +42,15 @@ class UsageError(Exception):
         self.parser = parser
         self.flag_error = flag_error
         self.show_usage = True
+        self.exit_code = USAGE_EXIT if flag_error else 1
+
+    @classmethod
+    def run_error(cls, message: str, parser: "Parser") -> "UsageError":
+        """The docker CLI's reportError for run/create option errors: '<prog>: message', no usage, 125."""
+        err = cls(message, parser, flag_error=False)
+        err.show_usage = False
+        err.exit_code = USAGE_EXIT
+        return err
 
 
 class Parser(argparse.ArgumentParser):
@@ -88,7 +97,7 @@ def fail_usage(err: UsageError) -> int:
         hint = "Run" if " and at most " in text else "See" if "requires at least" in text \
             else "SRun" if "requires at most" in text else "Run"
     sys.stderr.write(f"{hint} '{path} --help' for more information\n")
-    return USAGE_EXIT if err.flag_error else 1
+    return err.exit_code
 
 
 _TRUE = ("true", "1", "t", "T", "TRUE", "True")

@@ -10,6 +10,7 @@ body of ``POST /containers/create``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from typing import Any
@@ -364,6 +365,7 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         log_opts[k] = v
 
     network = ns.network or "default"
+    security_opts, system_paths = _security_opts(p, ns.security_opt)
     host_config: dict[str, Any] = {
         "Binds": binds or None,
         "ContainerIDFile": ns.cidfile,
@@ -389,7 +391,7 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         "Privileged": ns.privileged,
         "PublishAllPorts": ns.publish_all,
         "ReadonlyRootfs": ns.read_only,
-        "SecurityOpt": ns.security_opt or None,
+        "SecurityOpt": security_opts or None,
         "StorageOpt": dict(x.partition("=")[::2] for x in ns.storage_opt) or None,
         "Tmpfs": tmpfs or None,
         "UTSMode": ns.uts,
@@ -415,6 +417,7 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         "Ulimits": [_ulimit(p, u) for u in ns.ulimit] or None,
         "Mounts": [_mount(p, m) for m in ns.mount] or None,
         "Annotations": dict(x.partition("=")[::2] for x in ns.annotation) or None,
+        **system_paths,
     }
     entrypoint: list[str] | None = None
     if ns.entrypoint is not None:
@@ -444,6 +447,33 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         "NetworkingConfig": {"EndpointsConfig": _endpoints(network, ns.network_alias)},
     }
     return {k: v for k, v in config.items() if v is not None}
+
+
+def _security_opts(parser: argparse.ArgumentParser, opts: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """As the docker CLI's parseSecurityOpts/parseSystemPaths: a seccomp profile travels as its compact
+    JSON (the daemon cannot read the client's files), ``systempaths=unconfined`` as empty path lists."""
+    out: list[str] = []
+    paths: dict[str, Any] = {}
+    for opt in opts:
+        if opt == "systempaths=unconfined":
+            paths = {"MaskedPaths": [], "ReadonlyPaths": []}
+            continue
+        key, sep, value = opt.partition("=")
+        if not sep and ":" in opt:
+            key, sep, value = opt.partition(":")
+        if key == "seccomp" and value not in ("unconfined", "builtin", ""):
+            try:
+                with open(value, "rb") as f:
+                    profile = json.loads(f.read())
+            except OSError as e:
+                raise UsageError.run_error(f"opening seccomp profile ({value}) failed: open {value}: "
+                                           f"{(e.strerror or str(e)).lower()}", parser) from None  # type: ignore[arg-type]
+            except ValueError as e:
+                raise UsageError.run_error(f"compacting json for seccomp profile ({value}) failed: {e}",
+                                           parser) from None  # type: ignore[arg-type]
+            opt = "seccomp=" + json.dumps(profile, separators=(",", ":"))
+        out.append(opt)
+    return out, paths
 
 
 def _device(spec: str) -> dict[str, str]:
