@@ -24,6 +24,7 @@ from ..images.service import ImageService
 from ..network.service import NetworkService
 from ..storage.drivers import open_snapshotter
 from . import hostinfo
+from .memory import bound_allocator_retention
 from ..volumes.service import VolumeService
 from .events import EventBus
 from ..util.atomic import write_atomic
@@ -33,6 +34,7 @@ log = logging.getLogger("dockyard.engine")
 
 class Engine:
     def __init__(self, config: DaemonConfig) -> None:
+        bound_allocator_retention()
         self.config = config
         self.started_at = time.time()
         os.makedirs(config.data_root, mode=0o711, exist_ok=True)
