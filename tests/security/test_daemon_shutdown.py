@@ -52,3 +52,23 @@ def test_sigterm_with_blocking_requests_in_flight(fresh_daemon, busybox_tar):
             p.kill()
             p.wait()
     assert "Traceback" not in d.log(), d.log()
+
+
+def test_negative_stop_timeouts_wait_for_the_container(d):
+    """As dockerd: a negative timeout sends the stop signal and waits as long as it takes, no SIGKILL."""
+    script = "trap 'sleep 1; exit 7' TERM; while :; do sleep 0.1; done"
+    d.cli("run", "-d", "--network", "none", "--name", "graceful", "busybox", "sh", "-c", script)
+    try:
+        d.cli("stop", "-t", "-1", "graceful", timeout=60)
+        state = d.api().inspect_container("graceful")["State"]
+        assert not state["Running"] and state["ExitCode"] == 7, state  # its own exit, not a SIGKILL
+        d.cli("start", "graceful")
+        res = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", d.socket,
+                              "-X", "POST", "http://docker/v1.44/containers/graceful/restart?t=-99999"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.stdout == "204", res
+        state = d.api().inspect_container("graceful")["State"]
+        assert state["Running"], state
+        assert "Traceback" not in d.log(), d.log()
+    finally:
+        d.cli("rm", "-f", "graceful", check=False)
