@@ -1,7 +1,9 @@
 """Build: COPY globs are matched inside the context, never through a symlink that leads to the host.
 
 The context holds ``evil -> /``; a glob through it must neither copy host files into the image nor
-make the daemon list a host directory (seen with inotify on a directory only the host has).
+make the daemon list a host directory (seen with inotify on a directory only the host has). The
+answer is dockerd's classic builder's (checked against Debian's dockerd 20.10): globs never enter a
+symlink, so every pattern here matches nothing.
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ def test_copy_glob_stays_in_context(d, tmp_path, host_dir, pattern) -> None:
         assert not watch.touched(), "the build listed or opened a host directory"
         if res.returncode == 0:
             assert secret not in d.cli("save", image).stdout, "a host file was copied into the image"
-        else:
-            assert "file does not exist" in res.stderr_text or "no source files" in res.stderr_text, res.stderr_text
+        # dockerd's classic builder (20.10) never enters a symlink when it matches a glob
+        assert res.returncode != 0 and "COPY failed: no source files were specified" in res.stderr_text, \
+            res.stderr_text
     finally:
         watch.close()
         d.cli("rmi", "-f", image, check=False)

@@ -1,10 +1,12 @@
 """COPY and ADD: find the sources, checksum them for the cache, write them as one layer tar.
 
 Paths are resolved inside a root (the context, or a mounted image) with
-symlinks followed but never out of it, globs included: they are matched against
-listings of directories opened in the root (``rootfd``), never on the host. The layer tar holds the destination's
-parent directories (with the image's own metadata when they exist) and then
-the copied tree, walked in sorted order, so equal inputs give equal layers.
+symlinks followed but never out of it; globs are matched against listings of
+directories opened from the root's descriptor without crossing any symlink, as
+dockerd's classic builder matches them, never on the host. The layer tar holds
+the destination's parent directories (with the image's own metadata when they
+exist) and then the copied tree, walked in sorted order, so equal inputs give
+equal layers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..storage import rootfd, rootpath
 CHUNK = 1024 * 1024
 _ZEROS = bytes(CHUNK)
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+_NO_LINKS = rootfd.RESOLVE_BENEATH | rootfd.RESOLVE_NO_SYMLINKS | rootfd.RESOLVE_NO_MAGICLINKS
 
 
 class CopyError(errors.InvalidParameter):
@@ -59,6 +62,8 @@ def _find_sources(instr: str, root: str, root_fd: int, patterns: list[str], from
             raise CopyError(f"{instr} failed: source URLs are not supported by this builder: {pat}")
         if glob.has_magic(norm):
             names = [h for h in _glob(root_fd, norm) if not h.startswith("..")]
+            if not names:
+                raise CopyError(f"{instr} failed: no source files were specified")
         else:
             names = [norm]
         found = False
@@ -78,9 +83,10 @@ def _find_sources(instr: str, root: str, root_fd: int, patterns: list[str], from
 def _glob(root_fd: int, pattern: str) -> list[str]:
     """Names below the root that ``pattern`` matches (as ``glob`` with hidden files), sorted.
 
-    Component by component, each directory listed through a descriptor opened in the root
-    (openat2 ``RESOLVE_IN_ROOT``): a symlink in the context leads elsewhere inside it, never to
-    the host's directories, which are neither listed nor probed.
+    As dockerd's classic builder, which matches globs against a walk of the context that never
+    enters a symlink: component by component, each directory is opened from the root's descriptor
+    with openat2 ``RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS``, so a context link such as ``evil -> /``
+    matches nothing below it, and no host directory is ever listed or probed.
     """
     found = [""]
     for comp in pattern.split("/"):
@@ -90,9 +96,9 @@ def _glob(root_fd: int, pattern: str) -> list[str]:
                 step.append(f"{prefix}/{comp}" if prefix else comp)
                 continue
             try:
-                fd = rootfd.open_in(root_fd, prefix, rootfd.DIR_FLAGS)
+                fd = rootfd.openat2(root_fd, prefix or ".", rootfd.DIR_FLAGS, resolve=_NO_LINKS)
             except OSError:
-                continue  # missing or not a directory: nothing matches below it
+                continue  # missing, not a directory, or reached through a link: nothing matches below it
             try:
                 names = os.listdir(fd)
             finally:
