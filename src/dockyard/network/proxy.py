@@ -15,6 +15,7 @@ the daemon hold.
 from __future__ import annotations
 
 import abc
+import errno
 import fcntl
 import logging
 import os
@@ -92,7 +93,9 @@ class TcpProxy(Proxy):
                     return
                 try:
                     client, _ = self.sock.accept()
-                except OSError:  # gone between poll and accept, or a transient resource shortage
+                except OSError as e:  # gone between poll and accept, or out of descriptors or memory
+                    if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        time.sleep(0.1)  # the pending connection stays readable: no busy loop meanwhile
                     continue
                 with self._lock:
                     full = self._active >= MAX_CONNECTIONS
