@@ -1,14 +1,14 @@
 """docker cp and export: a container's files read and written from the host, inside its root only.
 
-Every path the client names is resolved component by component against the
-container's root, following the container's symlinks as the container would
-see them (absolute targets restart at the container's root, ``..`` stops at
-it), so no symlink can lead a copy to the host's files. Writes go through
-``storage.archive.extract``, which opens every directory relative to the
-resolved target without following links. A running container is read and
-written through ``/proc/PID/root``, so its bind mounts and volumes are seen as
-inside it; a stopped container's root is mounted for the copy and unmounted
-after, as dockerd does.
+The container's root is pinned by a descriptor (``/proc/PID/root`` of a running
+container, so its bind mounts and volumes are seen as inside it; else its merged
+root, mounted for the copy and unmounted after, as dockerd does). Every path the
+client names is opened below that descriptor with openat2 ``RESOLVE_IN_ROOT``
+(``storage.rootfd``): the kernel follows the container's symlinks as the
+container would see them, in the same walk that opens, so no symlink swapped in
+at any moment can lead a copy to the host's files. Reads are tar streams made
+from descriptors only (``storage.fdtar``); writes go through
+``storage.archive.extract`` working below the destination's descriptor.
 """
 
 from __future__ import annotations
