@@ -42,6 +42,8 @@ class Proxy(abc.ABC):
         self.sock = sock
         self.target = target
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._close_lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, daemon=True,
                                          name=f"proxy-{sock.getsockname()[1]}")
 
@@ -50,6 +52,10 @@ class Proxy(abc.ABC):
         return self
 
     def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return  # twice would close descriptor numbers that may belong to others by now
+            self._closed = True
         try:
             os.write(self._wake_w, b"x")
         except OSError:
