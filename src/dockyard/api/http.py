@@ -68,6 +68,10 @@ class Request:
         self.params: dict[str, str] = {}
         self.api_version = ""
         self._body_done = False
+        # set while no task is inside ``stream()``: a handler's read-ahead may still be taking
+        # the body when its answer starts streaming, and what it takes must not be taken from it
+        self._unread = asyncio.Event()
+        self._unread.set()
         # the body as api/validation.py read and checked it for the router (None: it was empty)
         self.validated_json: Any = _UNREAD
         # a client that asked for 100-continue and was not given it will not send its body:
@@ -124,21 +128,25 @@ class Request:
             # as Go's net/http does once a handler reads the body (curl waits a second for it otherwise)
             await conn.send(h11.InformationalResponse(status_code=100, headers=[]))
             self.expects_continue = False
-        while not self._body_done:
-            try:
-                event = parser.next_event()
-            except h11.RemoteProtocolError as e:
-                self._body_done = True
-                raise errors.InvalidParameter(
-                    "unexpected EOF in request body" if conn.eof else f"invalid request body: {e}") from None
-            if event is h11.NEED_DATA:
-                await conn.receive(BODY_READ)
-            elif type(event) is h11.Data:
-                yield event.data
-            else:
-                self._body_done = True
-                if isinstance(event, h11.ConnectionClosed):
-                    raise errors.InvalidParameter("unexpected EOF in request body")
+        self._unread.clear()
+        try:
+            while not self._body_done:
+                try:
+                    event = parser.next_event()
+                except h11.RemoteProtocolError as e:
+                    self._body_done = True
+                    raise errors.InvalidParameter(
+                        "unexpected EOF in request body" if conn.eof else f"invalid request body: {e}") from None
+                if event is h11.NEED_DATA:
+                    await conn.receive(BODY_READ)
+                elif type(event) is h11.Data:
+                    yield event.data
+                else:
+                    self._body_done = True
+                    if isinstance(event, h11.ConnectionClosed):
+                        raise errors.InvalidParameter("unexpected EOF in request body")
+        finally:
+            self._unread.set()
 
     async def body(self) -> bytes:
         return b"".join([chunk async for chunk in self.stream()])
@@ -157,6 +165,10 @@ class Request:
     async def drain(self) -> None:
         async for _ in self.stream():
             pass
+
+    async def body_released(self) -> None:
+        """Return once no task is reading the body (a handler's read-ahead may outlive its answer's start)."""
+        await self._unread.wait()
 
     async def discard(self, limit: int = MAX_UNREAD_BODY) -> bool:
         """Read away what is left of the body, at most ``limit`` bytes; whether it ended.
@@ -391,6 +403,7 @@ class _Connection:
         ``MAX_PIPELINED`` bytes are kept as its next request, the rest is
         dropped and the connection closes after the stream.
         """
+        await request.body_released()
         if not await request.discard():
             self.reusable = False
             if self.eof:
