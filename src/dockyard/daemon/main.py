@@ -48,6 +48,8 @@ TLS_NO_VERIFY_WARNING = (
 # (`docker stop -t -1`, `wait`, `logs -f`); none may hold the data root past this.
 REQUEST_GRACE = 2.0
 WORK_GRACE = 5.0
+# The engine's own close (watchers stopped; every record is already on disk) is bounded too.
+ENGINE_CLOSE_GRACE = 10.0
 
 
 class DataRootLocked(Exception):
@@ -206,7 +208,10 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
         if server is not None:
             await server.close_connections(REQUEST_GRACE)
         if engine is not None:
-            await asyncio.to_thread(engine.close)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(engine.close), ENGINE_CLOSE_GRACE)
+            except asyncio.TimeoutError:
+                log.error("the engine did not close within %.0f s; leaving it", ENGINE_CLOSE_GRACE)
         for path in made:
             try:
                 os.unlink(path)
@@ -234,18 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     # do not queue behind each other.
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="engine")
     code = 0
+    # Not asyncio.run: it joins the executor's threads at the end, and one of them may
+    # wait forever (a stop without timeout, a wait); see finish_work. The loop stays
+    # open until then, so that threads finishing meanwhile can still hand it their results.
+    loop = asyncio.new_event_loop()
     try:
         endpoints = plan_endpoints(c)
         lock_fd = lock_data_root(c.data_root)
         write_pidfile(c.pidfile_path)
-        # not asyncio.run: it joins the executor's threads at the end, and one of them
-        # may wait forever (a stop without timeout, a wait); see finish_work
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(serve(c, endpoints, executor))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+        loop.run_until_complete(serve(c, endpoints, executor))
+        loop.run_until_complete(loop.shutdown_asyncgens())
     except (cfg.ConfigError, DataRootLocked) as e:
         log.error("%s", e)
         code = 1
@@ -265,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         # write they were in the middle of is either whole or absent.
         logging.shutdown()
         os._exit(code)
+    loop.close()
     if lock_fd is not None:
         os.close(lock_fd)
     return code
