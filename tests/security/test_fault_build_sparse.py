@@ -1,16 +1,23 @@
-"""Build contexts are streamed with bounded memory, sparse files stay sparse, and a build whose client
-went away stops (issue 12 item 8)."""
+"""Build contexts are streamed with bounded memory, sparse files stay sparse, and a build or a load
+whose client went away stops (issue 12 item 8)."""
 
 from __future__ import annotations
 
 import os
 import random
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import docker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fixtures.busybox import rootfs_layer, write_docker_save  # noqa: E402
 
 SPARSE_SIZE = 4 << 30
 RSS_GROWTH_BOUND = 200 << 20
@@ -106,3 +113,57 @@ def test_build_stops_when_client_goes(fresh_daemon, busybox_tar, tmp_path) -> No
             client.kill()
         for pid in _pids(word):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_load_stops_when_client_goes(fresh_daemon, tmp_path) -> None:
+    """Half an image sent, then the connection closed: the load ends and its partial layer goes."""
+    d = fresh_daemon
+    d.start()
+    image_tar = tmp_path / "big.tar"
+    write_docker_save(str(image_tar), [rootfs_layer({"big": os.urandom(40 << 20)})], ["cut:latest"])
+    size = image_tar.stat().st_size
+    pending = os.path.join(d.data_root, "overlay2", "tmp")
+    with socket.socket(socket.AF_UNIX) as s, open(image_tar, "rb") as f:
+        s.connect(d.socket)
+        s.sendall(f"POST /v1.44/images/load HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                  f"Content-Length: {size}\r\n\r\n".encode())
+        s.sendall(f.read(size // 2))
+        deadline = time.monotonic() + 20
+        while not (os.path.isdir(pending) and os.listdir(pending)):
+            assert time.monotonic() < deadline, "the load never started unpacking"
+            time.sleep(0.05)
+    deadline = time.monotonic() + 20
+    while os.listdir(pending) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert os.listdir(pending) == [], "the cut load left its partial layer"
+    assert d.api().images(name="cut") == []
+    assert d.api().version()["ApiVersion"]
+
+
+def test_huge_lone_dockerfile_refused(fresh_daemon) -> None:
+    """A body that is not a tar is the Dockerfile itself: read up to a bound, not whole."""
+    d = fresh_daemon
+    d.start()
+    size = 64 << 20
+    pid = d.proc.pid
+    before = _rss(pid)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(d.socket)
+        s.sendall(f"POST /v1.44/build HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                  f"Content-Length: {size}\r\n\r\n".encode())
+        chunk = b"RUN true\n" * (1 << 16)
+        try:
+            for _ in range(size // len(chunk)):
+                s.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered and closed before the rest
+        s.settimeout(30)
+        answer = b""
+        while b"\r\n\r\n" not in answer or b"larger than" not in answer:
+            data = s.recv(65536)
+            if not data:
+                break
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert b"larger than" in answer
+    assert _rss(pid) - before < 48 << 20

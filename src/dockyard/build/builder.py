@@ -391,11 +391,19 @@ class Builder:
 
     def _commit_chunks(self, state: StageState, created_by: str, chunks: Iterator[bytes] | None, key: str) -> None:
         parent = state.image_id
+        layer = IterReader(self._until_cancelled(chunks)) if chunks is not None else None
         image = self.images.create_image_from_layer(
-            parent, IterReader(chunks) if chunks is not None else None, [], created_by=created_by,
+            parent, layer, [], created_by=created_by,
             author=state.maintainer, config_overrides=_full_config(state.config), created=self._created())
         self.cache.put(key, image.id, parent or "", created_by)
         state.image_id = image.id
+
+    def _until_cancelled(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """A layer's chunks, cut short when the client goes: a COPY of gigabytes stops with it."""
+        for chunk in chunks:
+            if self.cancel.is_set():
+                raise errors.InvalidParameter("build cancelled")
+            yield chunk
 
     def _created(self) -> str | None:
         if self.epoch is None:

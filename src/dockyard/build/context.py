@@ -21,6 +21,9 @@ from ..storage.archive import UnsafeArchive, extract
 from .dockerignore import Matcher
 
 DEFAULT_DOCKERFILE = "Dockerfile"
+# A Dockerfile is read whole (to parse it): bounded, so a body or a context file of gigabytes that
+# claims to be one is refused instead of held in memory. Real ones are kilobytes.
+MAX_DOCKERFILE = 16 * 1024 * 1024
 
 
 @dataclass
@@ -88,7 +91,7 @@ def receive(body: IO[bytes], workdir: str, dockerfile_name: str) -> Context:
                 raise errors.InvalidParameter(f"failed to unpack the build context: {e}") from None
             text = _read_dockerfile(root, dockerfile_name or DEFAULT_DOCKERFILE)
         else:
-            text = (head + plain.read()).decode("utf-8", "replace") if head else ""
+            text = _bounded(plain, dockerfile_name or DEFAULT_DOCKERFILE).decode("utf-8", "replace")
             if not text.strip():
                 raise errors.InvalidParameter(f"the Dockerfile ({dockerfile_name or DEFAULT_DOCKERFILE}) "
                                               f"cannot be empty")
@@ -112,13 +115,25 @@ def _read_dockerfile(root: str, name: str) -> str:
         path = os.path.join(root, "dockerfile")
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = _bounded(f, name)
     except (FileNotFoundError, IsADirectoryError):
         raise errors.InvalidParameter(
             f"Cannot locate specified Dockerfile: {name}") from None
     if not data.strip():
         raise errors.InvalidParameter(f"the Dockerfile ({name}) cannot be empty")
     return data.decode("utf-8", "replace")
+
+
+def _bounded(f: IO[bytes] | Peekable, name: str) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while size <= MAX_DOCKERFILE and (chunk := f.read(MAX_DOCKERFILE + 1 - size)):  # reads may come short
+        parts.append(chunk)
+        size += len(chunk)
+    data = b"".join(parts)
+    if len(data) > MAX_DOCKERFILE:
+        raise errors.InvalidParameter(f"the Dockerfile ({name}) is larger than {MAX_DOCKERFILE >> 20} MiB")
+    return data
 
 
 def _drop_ignored_dockerfile(root: str, name: str) -> None:
