@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
+from ..storage import rootfd
 from . import devices, lsm, seccomp, seccomp_default
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -366,12 +367,24 @@ def merged_env(config: dict[str, Any], image_config: dict[str, Any], hostname: s
 
 
 def _read_db(rootfs: str, name: str) -> list[list[str]]:
-    path = os.path.join(rootfs, "etc", name)
-    # /etc/passwd may be a symlink inside the image; never follow it out of the rootfs
-    real = os.path.realpath(path)
-    if not (real + "/").startswith(os.path.realpath(rootfs) + "/") or not os.path.isfile(real):
+    # opened in the root with openat2 (storage.rootfd): a running container (exec -u, cp -a) may swap
+    # /etc for a link to the host's at any moment, and the image's own links resolve as in a chroot
+    # (opened O_PATH and checked first: a device node there is never opened by the daemon)
+    try:
+        root = rootfd.open_root(rootfs)
+        try:
+            node = rootfd.open_in(root, f"etc/{name}")
+        finally:
+            os.close(root)
+        try:
+            if not stat.S_ISREG(os.fstat(node).st_mode):
+                return []
+            fd = rootfd.reopen(node, os.O_RDONLY)
+        finally:
+            os.close(node)
+    except OSError:
         return []
-    with open(real, encoding="utf-8", errors="replace") as f:
+    with open(fd, encoding="utf-8", errors="replace") as f:
         return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
 
 
