@@ -53,8 +53,12 @@ def _roundtrip(addr: tuple[str, int], msg: bytes = b"ping") -> socket.socket:
     return s
 
 
-def test_tcp_connections_are_bounded(echo, monkeypatch) -> None:
-    monkeypatch.setattr(proxy, "MAX_CONNECTIONS", 2)
+@pytest.mark.parametrize("bound", ["per port", "all ports"])
+def test_tcp_connections_are_bounded(echo, monkeypatch, bound: str) -> None:
+    if bound == "per port":
+        monkeypatch.setattr(proxy, "MAX_CONNECTIONS", 2)
+    else:  # the share of the daemon's descriptors that all proxies together may hold
+        monkeypatch.setattr(proxy, "_SLOTS", threading.BoundedSemaphore(2))
     lsock = _listener()
     addr = lsock.getsockname()
     p = proxy.start("tcp", lsock, echo)
@@ -84,8 +88,12 @@ def test_tcp_connections_are_bounded(echo, monkeypatch) -> None:
     again.close()
 
 
-def test_udp_flows_are_bounded_and_answered(monkeypatch) -> None:
-    monkeypatch.setattr(proxy, "MAX_FLOWS", 2)
+@pytest.mark.parametrize("bound", ["per port", "all ports"])
+def test_udp_flows_are_bounded_and_answered(monkeypatch, bound: str) -> None:
+    if bound == "per port":
+        monkeypatch.setattr(proxy, "MAX_FLOWS", 2)
+    else:
+        monkeypatch.setattr(proxy, "_SLOTS", threading.BoundedSemaphore(2))
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     server.bind(("127.0.0.1", 0))
     lsock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

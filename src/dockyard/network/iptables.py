@@ -9,7 +9,7 @@ Loopback: nothing the host's own OUTPUT sends to 127.0.0.0/8 enters the DNAT cha
 dockerd's with its userland proxy: DNAT out of a bridge with a loopback source needs
 ``route_localnet=1``, which lets containers reach the host's loopback services). A daemon
 run with ``--userland-proxy=false`` puts its loopback DNAT in a chain of its own, jumped to
-from OUTPUT only, and every bridge drops in the raw table what it brings for 127.0.0.0/8.
+from OUTPUT only. Either way every bridge drops, in the raw table, what it brings for 127.0.0.0/8.
 """
 
 from __future__ import annotations

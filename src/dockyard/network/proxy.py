@@ -9,7 +9,8 @@ reach the socket. The socket is the one the daemon bound to reserve the port.
 TCP is spliced (``os.splice`` through a pipe: the bytes never enter Python, so the copy runs
 without the GIL), one thread per direction. UDP keeps one socket per client towards the
 container, dropped after 90 s idle as docker-proxy does. Both are bounded in what a client can make
-the daemon hold.
+the daemon hold: per port, and all ports together within a share of the daemon's descriptors (the
+proxy lives in the daemon, unlike docker-proxy, so a flood of connections must not starve the API).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import errno
 import fcntl
 import logging
 import os
+import resource
 import select
 import socket
 import threading
@@ -26,8 +28,10 @@ import time
 
 log = logging.getLogger("dockyard.network")
 
-MAX_CONNECTIONS = 512  # per published TCP port; each is two threads
+MAX_CONNECTIONS = 512  # per published TCP port; each is two threads and six descriptors
 MAX_FLOWS = 1024  # per published UDP port; each is a socket
+# TCP connections and UDP flows of all ports together: at most about 3/8 of the descriptors
+_SLOTS = threading.BoundedSemaphore(max(64, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 16))
 UDP_IDLE = 90.0  # docker-proxy's UDPConnTrackTimeout
 CONNECT_TIMEOUT = 10.0
 CHUNK = 1 << 20
@@ -104,15 +108,21 @@ class TcpProxy(Proxy):
                         time.sleep(0.1)  # the pending connection stays readable: no busy loop meanwhile
                     continue
                 with self._lock:
-                    full = self._active >= MAX_CONNECTIONS
+                    full = self._active >= MAX_CONNECTIONS or not _SLOTS.acquire(blocking=False)
                     if not full:
                         self._active += 1
                 if full:
                     client.close()
                     continue
                 client.setblocking(True)
-                threading.Thread(target=self._carry, args=(client,), daemon=True,
-                                 name=f"proxy-conn-{self.target[1]}").start()
+                try:
+                    threading.Thread(target=self._carry, args=(client,), daemon=True,
+                                     name=f"proxy-conn-{self.target[1]}").start()
+                except RuntimeError:  # no thread to be had: refused like a connection over the bound
+                    with self._lock:
+                        self._active -= 1
+                        _SLOTS.release()
+                    client.close()
         finally:
             with self._lock:
                 self._stopped = True
@@ -139,6 +149,7 @@ class TcpProxy(Proxy):
         finally:
             with self._lock:
                 self._active -= 1
+                _SLOTS.release()
                 self._open.discard(client)
                 if upstream is not None:
                     self._open.discard(upstream)
@@ -191,6 +202,17 @@ class UdpProxy(Proxy):
             by_fd.pop(s.fileno(), None)
             poller.unregister(s)
             s.close()
+            _SLOTS.release()
+
+        def admit() -> bool:
+            """A slot for a new flow; this port's least recently used flows give theirs up if need be."""
+            if len(flows) >= MAX_FLOWS:
+                drop(next(iter(flows)))
+            while not _SLOTS.acquire(blocking=False):
+                if not flows:
+                    return False
+                drop(next(iter(flows)))
+            return True
 
         try:
             while True:
@@ -206,14 +228,19 @@ class UdpProxy(Proxy):
                             continue
                         flow = flows.pop(peer, None)
                         if flow is None:
-                            if len(flows) >= MAX_FLOWS:
-                                drop(next(iter(flows)))
-                            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                            if not admit():
+                                continue  # other ports hold every slot: UDP loses the datagram
+                            try:
+                                up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                            except OSError:
+                                _SLOTS.release()
+                                continue
                             up.setblocking(False)
                             try:
                                 up.connect(self.target)
                             except OSError:
                                 up.close()
+                                _SLOTS.release()
                                 continue
                             poller.register(up, select.POLLIN)
                             by_fd[up.fileno()] = peer
