@@ -385,12 +385,21 @@ class _Connection:
             self.writer.write(b"".join(self.h11.send(e) or b"" for e in events))
             await self.writer.drain()
             return response.status
-        await self.send(h11.Response(status_code=response.status, reason=_reason(response.status),
-                                     headers=self._headers(response.content_type, response.headers)))
-        if head:
-            await self.send(h11.EndOfMessage())
-            return response.status
-        await self._stream_body(request, response.chunks)
+        try:
+            await self.send(h11.Response(status_code=response.status, reason=_reason(response.status),
+                                         headers=self._headers(response.content_type, response.headers)))
+            if head:
+                await self.send(h11.EndOfMessage())
+            else:
+                await self._stream_body(request, response.chunks)
+        finally:
+            # every stream is closed, iterated or not: closing is what stops the work behind it
+            aclose = getattr(response.chunks, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    pass
         return response.status
 
     async def _watch(self, request: Request) -> None:
@@ -444,7 +453,7 @@ class _Connection:
         finally:
             # Both tasks are cancelled *and awaited*: the connection goes on reading
             # only once the watcher has let go of the socket, and the iterator is
-            # closed only once nothing runs inside it.
+            # closed (by the caller) only once nothing runs inside it.
             pending = {t for t in (nxt, watcher) if t is not None and not t.done()}
             for task in pending:
                 task.cancel()
@@ -452,12 +461,6 @@ class _Connection:
                 await asyncio.wait(pending)
             if watcher.done() and not watcher.cancelled():
                 watcher.exception()  # retrieved: nothing is left to report it
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    pass
 
     async def _hijack(self, request: Request, response: HijackResponse) -> None:
         if request.wants_upgrade:

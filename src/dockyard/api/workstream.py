@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from ..errors import DockyardError
 from .http import AnyResponse, StreamResponse
@@ -12,6 +12,9 @@ from .http import AnyResponse, StreamResponse
 Emit = Callable[[dict[str, Any]], None]
 Work = Callable[[Emit, threading.Event], None]
 _DONE = object()
+# Messages waiting for the client: past this the worker's emit waits, so a client that
+# reads slowly (or not at all) holds the work back instead of growing the daemon.
+MAX_PENDING = 256
 
 
 def error_message(e: BaseException) -> str:
@@ -28,12 +31,18 @@ async def progress_stream(work: Work, line: Callable[[dict[str, Any]], bytes],
     status of the answer; later errors go into the stream with ``error_line``.
     A client that goes away sets ``cancel``. ``close`` runs once the answer is
     settled either way (e.g. to release the request body the work reads).
+    At most ``MAX_PENDING`` messages wait for the client; once it has gone,
+    ``emit`` drops them.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
     cancel = threading.Event()
+    room = threading.Semaphore(MAX_PENDING)
 
     def emit(msg: dict[str, Any]) -> None:
+        while not room.acquire(timeout=0.5):
+            if cancel.is_set():
+                return
         loop.call_soon_threadsafe(queue.put_nowait, msg)
 
     def run() -> None:
@@ -51,18 +60,47 @@ async def progress_stream(work: Work, line: Callable[[dict[str, Any]], bytes],
             await close()
         raise first
 
-    async def chunks() -> AsyncIterator[bytes]:
-        item = first
-        try:
-            while item is not _DONE:
-                if isinstance(item, BaseException):
-                    yield error_line(item)
-                    return
-                yield line(item)
-                item = await queue.get()
-        finally:
-            cancel.set()
-            if close is not None:
-                await close()
+    return StreamResponse(_Progress(first, queue, room, cancel, line, error_line, close))
 
-    return StreamResponse(chunks())
+
+class _Progress:
+    """The stream's chunks. Closing it cancels the work even if it was never iterated
+    (a HEAD request, a client gone before the head was sent), which an async
+    generator's ``finally`` would not do; the HTTP server closes every stream it is given."""
+
+    def __init__(self, first: Any, queue: asyncio.Queue[Any], room: threading.Semaphore, cancel: threading.Event,
+                 line: Callable[[dict[str, Any]], bytes], error_line: Callable[[BaseException], bytes],
+                 close: Callable[[], Awaitable[None]] | None) -> None:
+        self._next: Any = first
+        self._queue = queue
+        self._room = room
+        self._cancel = cancel
+        self._line = line
+        self._error_line = error_line
+        self._close = close
+        self._ended = False
+
+    def __aiter__(self) -> "_Progress":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._ended:
+            await self.aclose()
+            raise StopAsyncIteration
+        item = self._next if self._next is not None else await self._queue.get()
+        self._next = None
+        if item is _DONE:
+            await self.aclose()
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            self._ended = True
+            return self._error_line(item)
+        self._room.release()
+        return self._line(item)
+
+    async def aclose(self) -> None:
+        self._ended = True
+        self._cancel.set()
+        close, self._close = self._close, None
+        if close is not None:
+            await close()
