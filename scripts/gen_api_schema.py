@@ -119,12 +119,18 @@ def add_grammars(ops: dict[str, dict[str, Any]]) -> None:
         body = ops[key]["schema"]
         body["properties"]["ExposedPorts"]["propertyNames"] = {"format": "container-port"}
         at(body, "Hostname")["format"] = "hostname"
+        at(body, "Domainname")["format"] = "hostname"
         if key == "POST /containers/create":
             at(body, "Image")["format"] = "image-reference"
             host = at(body, "HostConfig")
             host["properties"]["PortBindings"]["propertyNames"] = {"format": "container-port"}
             at(host, "PortBindings", "{}", "[]", "HostPort")["format"] = "host-port"
             at(host, "ExtraHosts", "[]")["format"] = "extra-host"
+            at(host, "PortBindings", "{}", "[]", "HostIp")["format"] = "ip-address"
+            # these become lines of the container's resolv.conf: one value, one line
+            at(host, "Dns", "[]")["format"] = "ip-address"
+            at(host, "DnsSearch", "[]")["format"] = "dns-search"
+            at(host, "DnsOptions", "[]")["format"] = "single-word"
     options = at(ops["POST /networks/create"]["schema"], "Options")
     options["properties"] = {"com.docker.network.bridge.name": {"type": "string", "format": "interface-name"}}
 

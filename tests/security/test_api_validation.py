@@ -160,6 +160,12 @@ def test_api_cors_header_allows_that_origin(fresh_daemon):
     (_host(ExtraHosts=["a:notanip"]), "invalid IP address in add-host"),
     (_create(Hostname="a\nb"), "invalid hostname format"),
     (_create(Hostname="é"), "invalid hostname format"),
+    (_create(Domainname="a\nb"), "invalid hostname format"),
+    ({**_host(PortBindings={"80/tcp": [{"HostIp": "abc", "HostPort": "8080"}]}), "ExposedPorts": {"80/tcp": {}}},
+     "invalid IP address: abc"),
+    (_host(Dns=["1.1.1.1\nsearch evil"]), "invalid IP address"),
+    (_host(DnsSearch=["a.example\nnameserver 1.2.3.4"]), "is not a valid domain"),
+    (_host(DnsOptions=["ndots:1\nnameserver 1.2.3.4"]), "invalid DNS option"),
 ])
 def test_values_that_break_listing_are_refused(d, body, words):
     res = _post(d, "/containers/create", body)
@@ -180,7 +186,10 @@ def test_what_clients_send_still_works(d):
     res = _post(d, "/containers/create", {**BASE, "Cmd": "true", "Healthcheck": None, "NetworkingConfig": None,
                                           "Env": None, "ExposedPorts": {"8000-8001/udp": {}, "90": {}},
                                           "HostConfig": {"ExtraHosts": ["h:host-gateway", "v6:::1", "x=10.0.0.1"],
-                                                         "PortBindings": None, "Memory": 0}})
+                                                         "Dns": ["1.1.1.1", "fe80::1"], "DnsSearch": [".", "a.b."],
+                                                         "DnsOptions": ["ndots:2"], "PortBindings": {
+                                                             "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+                                                         "Memory": 0}})
     assert res.status_code == 201, res.text
     api.remove_container(res.json()["Id"], force=True)
 

@@ -76,6 +76,14 @@ def _extra_host(value: str) -> bool:
     return True
 
 
+def _ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 FORMATS: dict[str, Callable[[str], bool]] = {
     "container-port": _container_port,
     "host-port": lambda v: bool(_HOST_PORT.fullmatch(v)),
@@ -83,6 +91,9 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "extra-host": _extra_host,
     "interface-name": lambda v: v == "" or (bool(_IFNAME.fullmatch(v)) and v not in (".", "..")),
     "image-reference": lambda v: not _reference_error(v),
+    "ip-address": lambda v: v == "" or _ip_address(v),
+    "dns-search": lambda v: v == "." or (len(v) <= 255 and bool(_HOSTNAME.fullmatch(v.rstrip(".")))),
+    "single-word": lambda v: bool(v) and not any(c.isspace() for c in v),
 }
 # dockerd's (or the docker CLI's) wording for each grammar
 FORMAT_ERRORS: dict[str, Callable[[str], str]] = {
@@ -92,6 +103,9 @@ FORMAT_ERRORS: dict[str, Callable[[str], str]] = {
     "extra-host": lambda v: f'invalid IP address in add-host: "{v}"',
     "interface-name": lambda v: f'invalid bridge name: "{v}"',
     "image-reference": _reference_error,
+    "ip-address": lambda v: f"invalid IP address: {v}",
+    "dns-search": lambda v: f"{v} is not a valid domain",
+    "single-word": lambda v: f"invalid DNS option: {v!r}",
 }
 
 
