@@ -244,14 +244,23 @@ def _id_or_name(event: Event, values: list[str]) -> bool:
     return False
 
 
+# Events waiting for a follower that reads slowly or not at all: past this the new ones
+# are dropped for it (dockerd's publisher drops likewise once a subscriber's 1024 are full).
+EVENTS_PENDING = 1024
+
+
 async def _event_stream(engine: Engine, wanted: dict[str, list[str]], since_ns: int | None,
                         until_ns: int | None) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Event] = asyncio.Queue()
+    queue: asyncio.Queue[Event] = asyncio.Queue(EVENTS_PENDING)
+
+    def put(event: Event) -> None:
+        if not queue.full():
+            queue.put_nowait(event)
 
     def deliver(event: Event) -> None:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
+            loop.call_soon_threadsafe(put, event)
         except RuntimeError:  # loop already closed at shutdown
             pass
 
