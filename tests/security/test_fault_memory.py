@@ -3,8 +3,10 @@ not held (issue 12 item 22)."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 import sys
 import time
 from pathlib import Path
@@ -56,3 +58,21 @@ def test_rss_returns_after_big_transfers(fresh_daemon, busybox_tar, tmp_path) ->
     time.sleep(1)
     after = _rss(pid)
     assert after - before < RSS_BOUND, f"RSS {before >> 20} MiB -> {after >> 20} MiB after the workload"
+
+
+def test_load_bounds_what_it_holds(fresh_daemon, tmp_path) -> None:
+    """Members that are not layers are held until the archive ends: their total is bounded."""
+    d = fresh_daemon
+    d.start()
+    path = tmp_path / "junk.tar"
+    blob = b"{" + b" " * ((1 << 20) - 2) + b"}"
+    with tarfile.open(path, "w") as tar:
+        for i in range(80):  # 80 MiB of would-be JSON
+            info = tarfile.TarInfo(f"junk/{i}.json")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    pid = d.proc.pid
+    before = _rss(pid)
+    res = d.cli("load", "-i", str(path), check=False)
+    assert res.returncode != 0 and "exceed 64 MiB" in res.stderr_text + res.stdout_text, res.stderr_text
+    assert _rss(pid) - before < 72 << 20

@@ -27,6 +27,11 @@ from .streams import HashingReader, compression_of, corrupt_data_errors, decompr
 log = logging.getLogger("dockyard.images")
 
 MAX_JSON_MEMBER = 64 * 1024 * 1024
+# What one archive may make the daemon hold in memory: its small members together, and how many
+# members it names (each costs a dict entry). A save of a thousand images needs a few MiB and
+# a few thousand members.
+MAX_HELD_BYTES = 64 * 1024 * 1024
+MAX_MEMBERS = 100_000
 EMPTY_TAR_HEAD = b"\0" * 512
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -104,6 +109,7 @@ class ArchiveReader:
         self.blobs: dict[str, PendingLayer | ExistingLayer] = {}  # layer members by name
         self.digests: dict[str, str] = {}  # member name -> sha256 of its bytes
         self.links: dict[str, str] = {}  # symlinked member -> target member
+        self._held = 0  # bytes in self.files
 
     def read(self, stream: IO[bytes]) -> None:
         try:
@@ -112,7 +118,10 @@ class ArchiveReader:
             except ValueError as e:
                 raise errors.InvalidParameter(f"invalid tar archive: {e}") from None
             with tarfile.TarFile(fileobj=plain, mode="r") as tar:  # type: ignore[arg-type]
-                for m in tar:
+                for count, m in enumerate(tar):
+                    if count >= MAX_MEMBERS:
+                        raise errors.InvalidParameter(f"invalid archive: more than {MAX_MEMBERS} members")
+                    tar.members.clear()  # tarfile keeps every header seen; one pass needs none of them
                     name = posixpath.normpath(m.name.lstrip("/"))
                     if m.issym():
                         self.links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
@@ -146,6 +155,10 @@ class ArchiveReader:
             return
         if size > MAX_JSON_MEMBER:
             raise errors.InvalidParameter(f"invalid archive: unexpected large member {name}")
+        self._held += size
+        if self._held > MAX_HELD_BYTES:
+            raise errors.InvalidParameter(
+                f"invalid archive: its metadata members exceed {MAX_HELD_BYTES >> 20} MiB together")
         data = head + src.read()
         if len(data) != size:
             raise errors.InvalidParameter("invalid tar archive: unexpected end of data")

@@ -260,6 +260,7 @@ def extract(fileobj: IO[bytes], dest: str | int, *, whiteouts: Whiteouts = None,
     try:
         with tarfile.TarFile(fileobj=stream, mode="r") as tar:  # type: ignore[arg-type]
             for member in tar:
+                tar.members.clear()  # tarfile keeps every header seen (MiBs for a big context); none is needed
                 _extract_one(tar, stream, member, root, result, whiteouts, devices, same_owner, on_payload)
         # Directory mtimes last: creating their children changed them. Reached again by the confined
         # walk, not by the name: a directory swapped meanwhile for a link must not lead out.
