@@ -120,6 +120,7 @@ def add_grammars(ops: dict[str, dict[str, Any]]) -> None:
         body["properties"]["ExposedPorts"]["propertyNames"] = {"format": "container-port"}
         at(body, "Hostname")["format"] = "hostname"
         at(body, "Domainname")["format"] = "hostname"
+        at(body, "MacAddress")["format"] = "mac-address"
         if key == "POST /containers/create":
             at(body, "Image")["format"] = "image-reference"
             host = at(body, "HostConfig")
@@ -131,6 +132,8 @@ def add_grammars(ops: dict[str, dict[str, Any]]) -> None:
             at(host, "Dns", "[]")["format"] = "ip-address"
             at(host, "DnsSearch", "[]")["format"] = "dns-search"
             at(host, "DnsOptions", "[]")["format"] = "single-word"
+            at(body, "NetworkingConfig", "EndpointsConfig", "{}", "MacAddress")["format"] = "mac-address"
+    at(ops["POST /networks/{}/connect"]["schema"], "EndpointConfig", "MacAddress")["format"] = "mac-address"
     options = at(ops["POST /networks/create"]["schema"], "Options")
     options["properties"] = {"com.docker.network.bridge.name": {"type": "string", "format": "interface-name"}}
 

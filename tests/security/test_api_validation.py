@@ -60,6 +60,10 @@ WRONG_TYPES = [
     ("disconnect: string", "POST", "/networks/bridge/disconnect", "x",
      "json: cannot unmarshal string into Go value of type DisconnectOptions"),
     ("connect: string", "POST", "/networks/bridge/connect", "x", "ConnectOptions"),
+    ("connect: MacAddress", "POST", "/networks/bridge/connect",
+     {"Container": "x", "EndpointConfig": {"MacAddress": "x"}}, "x is not a valid mac address"),
+    ("volume Name: too long", "POST", "/volumes/create", {"Name": "a" * 300}, "longer than 255"),
+    ("top: ps_args ps refuses", "GET", "/containers/{cid}/top?ps_args=--nope", None, "Error running ps"),
 ]
 
 
@@ -76,9 +80,9 @@ def target(d):
 
 def _post(d, path: str, body, headers: dict | None = None, method: str = "POST"):
     api = d.api()
-    data = body if isinstance(body, (bytes, str)) and not isinstance(body, str) else json.dumps(body)
+    data = None if body is None else body if isinstance(body, bytes) else json.dumps(body)
     return api.request(method, api.base_url + "/v1.50" + path, data=data,
-                                headers={"Content-Type": "application/json", **(headers or {})}, timeout=60)
+                       headers={"Content-Type": "application/json", **(headers or {})}, timeout=60)
 
 
 @pytest.mark.parametrize("what,method,path,body,words", WRONG_TYPES, ids=[w[0] for w in WRONG_TYPES])
@@ -166,6 +170,8 @@ def test_api_cors_header_allows_that_origin(fresh_daemon):
     (_host(Dns=["1.1.1.1\nsearch evil"]), "invalid IP address"),
     (_host(DnsSearch=["a.example\nnameserver 1.2.3.4"]), "is not a valid domain"),
     (_host(DnsOptions=["ndots:1\nnameserver 1.2.3.4"]), "invalid DNS option"),
+    (_create(MacAddress="x"), "x is not a valid mac address"),
+    ({**BASE, "NetworkingConfig": {"EndpointsConfig": {"bridge": {"MacAddress": "02:42"}}}}, "not a valid mac address"),
 ])
 def test_values_that_break_listing_are_refused(d, body, words):
     res = _post(d, "/containers/create", body)

@@ -484,8 +484,8 @@ def top_processes(engine: Engine, ref: str, ps_args: str) -> dict[str, Any]:
 
     pids = set(engine.containers.top(ref))
     res = subprocess.run(["ps", *ps_args.split()], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise errors.SystemError_(f"Error running ps: {res.stderr.strip()}")
+    if res.returncode != 0:  # ps_args are the client's: what ps refuses is a bad request
+        raise errors.InvalidParameter(f"Error running ps: {res.stderr.strip()}")
     lines = res.stdout.splitlines()
     titles = lines[0].split()
     try:

@@ -43,6 +43,7 @@ _HOSTNAME = re.compile(r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\
                        r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])", re.ASCII)
 _IFNAME = re.compile(r"[^\s/:]{1,15}", re.ASCII)
 _IMAGE_ID = re.compile(r"(?:sha256:)?[a-f0-9]{1,64}")
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){5}")
 
 
 def _reference_error(value: str) -> str:
@@ -94,6 +95,7 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "ip-address": lambda v: v == "" or _ip_address(v),
     "dns-search": lambda v: v == "." or (len(v) <= 255 and bool(_HOSTNAME.fullmatch(v.rstrip(".")))),
     "single-word": lambda v: bool(v) and not any(c.isspace() for c in v),
+    "mac-address": lambda v: v == "" or bool(_MAC.fullmatch(v)),
 }
 # dockerd's (or the docker CLI's) wording for each grammar
 FORMAT_ERRORS: dict[str, Callable[[str], str]] = {
@@ -106,6 +108,7 @@ FORMAT_ERRORS: dict[str, Callable[[str], str]] = {
     "ip-address": lambda v: f"invalid IP address: {v}",
     "dns-search": lambda v: f"{v} is not a valid domain",
     "single-word": lambda v: f"invalid DNS option: {v!r}",
+    "mac-address": lambda v: f"{v} is not a valid mac address",
 }
 
 

@@ -40,6 +40,8 @@ class Volume:
 
 
 def validate_name(name: str) -> None:
+    if len(name) > 255:  # the name is a directory's: mkdir would fail (ENAMETOOLONG)
+        raise errors.InvalidParameter(f"create {name[:64]}...: volume name is longer than 255 characters")
     if not NAME_RE.fullmatch(name):
         raise errors.InvalidParameter(
             f'create {name}: "{name}" includes invalid characters for a local volume name, only '
