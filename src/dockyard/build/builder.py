@@ -50,6 +50,10 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 MOUNTPOINTS = ("proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv")
 
 
+# read views of images for COPY/ADD; a daemon killed mid-COPY leaves one, removed at the next start
+VIEW_PREFIX = "build-"
+
+
 class StepError(errors.InvalidParameter):
     """A step failed; ``code`` is the RUN command's exit status when it has one."""
 
@@ -668,7 +672,7 @@ class Builder:
     def _mounted(self, image_id: str | None) -> Iterator[str]:
         """A read view of ``image_id``'s filesystem (an empty dir for scratch)."""
         snap = self.engine.snapshotter
-        key = "build-" + secrets.token_hex(8)
+        key = VIEW_PREFIX + secrets.token_hex(8)
         target = os.path.join(self.workdir, key)
         os.makedirs(target)
         top = self.images.store.get(image_id).top_layer if image_id else None

@@ -14,7 +14,7 @@ import threading
 from typing import IO, Any, Callable
 
 from .. import errors
-from .builder import Builder, Emit, Options
+from .builder import VIEW_PREFIX, Builder, Emit, Options
 from .cache import BuildCache
 from .context import receive
 from .runstep import reap
@@ -44,6 +44,9 @@ class BuildService:
         for point in _mounts_below(self.tmp):  # a step reap could not end: never delete through its rootfs
             subprocess.run(["umount", "-l", point], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
+        for snap in engine.snapshotter.snapshots():
+            if snap.key.startswith(VIEW_PREFIX):
+                engine.snapshotter.remove(snap.key)
         os.makedirs(self.tmp, mode=0o700, exist_ok=True)
         self.cache = BuildCache(self.root, self._image_exists)
         self._prune_lock = threading.Lock()
