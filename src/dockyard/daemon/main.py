@@ -181,6 +181,11 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
 
     listeners: list[asyncio.AbstractServer | TCPListener] = []
     made: list[str] = []  # unix sockets of ours, removed on the way out
+    # from the start: a SIGTERM while the engine restores its state is acted on once it
+    # has, instead of killing the process half way
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         # sockets first, as dockerd does: a port in use stops the daemon before the
         # engine makes bridges and iptables rules
@@ -196,9 +201,6 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
             else:
                 await srv.start_serving()
             log.info("API listen on %s", ep.host)
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         log.info("Daemon has completed initialization")
         await stop.wait()
         log.info("Processing signal, shutting down")
