@@ -51,6 +51,9 @@ def test_rss_returns_after_big_transfers(fresh_daemon, busybox_tar, tmp_path) ->
     out = subprocess.run(["docker", "logs", cid], env=d.env(), capture_output=True, timeout=120)
     assert len(out.stdout) >= LOG_BYTES
     del out
+    replay = d.api().attach(cid, logs=True, stream=False)  # attach's log replay (logs=1)
+    assert len(replay) >= LOG_BYTES
+    del replay
     env = {**d.env(), "DOCKER_BUILDKIT": "0"}
     subprocess.run(["docker", "build", "-q", "-t", "bigctx", str(ctx)], env=env, check=True, capture_output=True,
                    timeout=300)

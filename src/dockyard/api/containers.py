@@ -164,7 +164,8 @@ def routes(engine: Engine) -> list[Route]:
                 reader = await asyncio.to_thread(
                     svc.log_reader, c.id, logmod.Options(stdout=streams[1], stderr=streams[2]))
                 try:
-                    for chunk in await asyncio.to_thread(lambda: list(reader.backlog())):
+                    chunks = reader.backlog()  # by block: a log of gigabytes is never held whole
+                    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                         await stream.write(chunk)
                 finally:
                     reader.close()
