@@ -99,6 +99,12 @@ def test_deep_json_is_400_not_recursion(d):
     assert res.status_code == 400, res.text
 
 
+def test_depth_scan_is_linear(d):
+    """An unterminated string of escaped quotes made the nesting scan quadratic (minutes per request)."""
+    res = _post(d, "/containers/create", b'{"Env": ["' + b'\\"' * 200_000 + b"\\")
+    assert res.status_code == 400, res.text
+
+
 def test_oversized_json_body_is_400(d):
     res = _post(d, "/containers/create", b'{"Env": ["' + b"x" * (5 * 1024 * 1024) + b'"]}')
     assert res.status_code == 400 and "larger than" in res.json()["message"], res.text

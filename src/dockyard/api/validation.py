@@ -32,7 +32,10 @@ MAX_DEPTH = 64
 MAX_BODY = 4 * 1024 * 1024
 JSON_TYPE = "application/json"
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# A JSON string, or an unterminated one up to the end: possessive and with no way to fail once
+# started, so the scan is linear (a string that could fail would be retried from every quote
+# inside it: quadratic, minutes of the event loop for a few hundred KiB of '\"').
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
