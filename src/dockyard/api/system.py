@@ -144,7 +144,7 @@ def system_info(engine: Engine) -> dict[str, Any]:
         "NGoroutines": 0,
         "SystemTime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "LoggingDriver": c.log_driver,
-        "CgroupDriver": "cgroupfs",
+        "CgroupDriver": c.cgroup_driver,
         "CgroupVersion": hostinfo.cgroup_version(),
         "NEventsListener": 0,
         "KernelVersion": hostinfo.kernel_version(),

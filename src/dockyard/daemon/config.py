@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import errors
 from ..containers import jsonlog
+from ..runtime import cgroupdriver
 
 DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
 DEFAULT_HOST = "unix:///run/dockyard.sock"
@@ -58,6 +59,9 @@ class DaemonConfig:
     # the browser origin allowed to call the API (dockerd's --api-cors-header); others get 403
     api_cors_header: str = ""
     config_file: str = DEFAULT_CONFIG_FILE
+    # dockerd's --exec-opt; native.cgroupdriver sets cgroup_driver (runtime/cgroupdriver.py)
+    exec_opts: list[str] = field(default_factory=list)
+    cgroup_driver: str = "cgroupfs"
 
     @property
     def pidfile_path(self) -> str:
@@ -101,6 +105,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "tlscert": ("tlscert", str),
     "tlskey": ("tlskey", str),
     "api-cors-header": ("api_cors_header", str),
+    "exec-opts": ("exec_opts", list),
 }
 
 
@@ -136,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tlskey", dest="tlskey")
     p.add_argument("--api-cors-header", dest="api_cors_header",
                    help="the browser origin allowed to call the API ('*': any); without it browsers are refused")
+    p.add_argument("--exec-opt", dest="exec_opts", action="append",
+                   help="runtime execution options (native.cgroupdriver=cgroupfs|systemd)")
     p.add_argument("--allow-insecure-tcp", dest="allow_insecure_tcp", action="store_const", const=True,
                    help="serve tcp:// without TLS (anyone who reaches the port is root on this host)")
     return p
@@ -260,6 +267,12 @@ def validate(c: DaemonConfig) -> None:
         raise ConfigError("max-concurrent-downloads and max-concurrent-uploads must be at least 1")
     if c.tlsverify:
         c.tls = True
+    if not all(isinstance(opt, str) for opt in c.exec_opts):
+        raise ConfigError("exec-opts: expected a list of key=value strings")
+    try:
+        c.cgroup_driver = cgroupdriver.from_exec_opts(c.exec_opts)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _check_bip(bip: str) -> None:

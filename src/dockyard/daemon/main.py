@@ -21,6 +21,8 @@ from ..api.app import build_app
 from ..api.http import HTTPServer
 from ..api.system import standard_headers
 from ..engine.engine import Engine
+from ..runtime import cgroupdriver
+from . import activation, sdnotify
 from . import config as cfg
 from .tcp import TCPListener
 from ..util.atomic import write_atomic
@@ -103,6 +105,7 @@ class Endpoint:
     path: str = ""
     address: tuple[str, int] = ("", 0)
     tls: ssl.SSLContext | None = None
+    sock: socket.socket | None = None  # passed by socket activation (fd://), served as is
 
 
 def plan_endpoints(c: cfg.DaemonConfig) -> list[Endpoint]:
@@ -110,7 +113,9 @@ def plan_endpoints(c: cfg.DaemonConfig) -> list[Endpoint]:
     a host that cannot be served stops the daemon before it touches the machine."""
     endpoints: list[Endpoint] = []
     ctx: ssl.SSLContext | None = None
-    if any(host.startswith("tcp://") for host in c.hosts):
+    activated = activation.select(c.hosts, activation.passed_sockets(any(h.startswith("fd://") for h in c.hosts)))
+    if any(host.startswith("tcp://") for host in c.hosts) or \
+            any(a.kind == "tcp" for passed in activated.values() for a in passed):
         from . import tls  # cryptography costs ~15 MiB of RSS: loaded only by a daemon serving TCP
         ctx = tls.server_context(c)
     for host in c.hosts:
@@ -124,6 +129,14 @@ def plan_endpoints(c: cfg.DaemonConfig) -> list[Endpoint]:
                 raise cfg.ConfigError(f"refusing to serve {host} without TLS: pass --tlsverify (or, knowing "
                                       "that it gives root to the network, --allow-insecure-tcp)")
             endpoints.append(Endpoint(host, address=split_tcp_host(host, 2376 if ctx else 2375), tls=ctx))
+        elif host.startswith("fd://"):
+            for a in activated[host]:
+                if a.kind == "tcp" and ctx is None and not c.allow_insecure_tcp:
+                    raise cfg.ConfigError(f"refusing to serve {host}: {a.describe()} is TCP, without TLS: pass "
+                                          "--tlsverify (or, knowing that it gives root to the network, "
+                                          "--allow-insecure-tcp)")
+                endpoints.append(Endpoint(f"{host} {a.describe()}", sock=a.sock,
+                                          tls=ctx if a.kind == "tcp" else None))
         else:
             raise cfg.ConfigError(f"unsupported host {host}")
     return endpoints
@@ -145,6 +158,9 @@ Handle = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 async def bind(ep: Endpoint, handle: Handle, c: cfg.DaemonConfig) -> asyncio.AbstractServer | TCPListener:
     """The endpoint's socket, made but not yet served (clients wait until ``start_serving``)."""
+    if ep.sock is not None and ep.sock.family == socket.AF_UNIX:
+        # systemd made it, with the unit's mode and group; it stays when the daemon stops
+        return await asyncio.start_unix_server(handle, sock=ep.sock, limit=2**20, start_serving=False)
     if ep.path:
         os.makedirs(os.path.dirname(ep.path) or ".", exist_ok=True)
         if os.path.lexists(ep.path) and not _socket_in_use(ep.path):
@@ -162,6 +178,10 @@ async def bind(ep: Endpoint, handle: Handle, c: cfg.DaemonConfig) -> asyncio.Abs
     elif not c.tlsverify:
         log.warning(TLS_NO_VERIFY_WARNING, ep.host)
     listener = TCPListener(handle, ep.tls)
+    if ep.sock is not None:
+        ep.sock.setblocking(False)
+        listener.sockets.append(ep.sock)
+        return listener
     try:
         await listener.bind(*ep.address)
     except OSError as e:
@@ -169,7 +189,8 @@ async def bind(ep: Endpoint, handle: Handle, c: cfg.DaemonConfig) -> asyncio.Abs
     return listener
 
 
-async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concurrent.futures.Executor) -> None:
+async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concurrent.futures.Executor,
+                notifier: sdnotify.Notifier | None = None) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(executor)
     server: HTTPServer | None = None
@@ -202,8 +223,14 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
                 await srv.start_serving()
             log.info("API listen on %s", ep.host)
         log.info("Daemon has completed initialization")
+        if notifier is not None:
+            notifier.ready()
+            watchdog = asyncio.create_task(notifier.watchdog())
         await stop.wait()
         log.info("Processing signal, shutting down")
+        if notifier is not None:
+            notifier.stopping()
+            watchdog.cancel()
     finally:
         for srv in listeners:
             srv.close()
@@ -236,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dockyardd: {e}", file=sys.stderr)
         return 1
     setup_logging(c.log_level)
+    notifier = sdnotify.from_environment()
+    cgroupdriver.use(c.cgroup_driver)
     lock_fd: Any = None
     # Engine calls run in threads; enough of them that concurrent `docker run`s
     # do not queue behind each other.
@@ -249,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoints = plan_endpoints(c)
         lock_fd = lock_data_root(c.data_root)
         write_pidfile(c.pidfile_path)
-        loop.run_until_complete(serve(c, endpoints, executor))
+        loop.run_until_complete(serve(c, endpoints, executor, notifier))
         loop.run_until_complete(loop.shutdown_asyncgens())
     except (cfg.ConfigError, DataRootLocked) as e:
         log.error("%s", e)

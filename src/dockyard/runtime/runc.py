@@ -9,6 +9,7 @@ import subprocess
 from typing import Any
 
 from .. import errors
+from . import cgroupdriver
 
 
 class RuntimeError_(errors.SystemError_):
@@ -29,7 +30,7 @@ class Runc:
     @property
     def global_args(self) -> list[str]:
         """Flags that go before the command; the shim passes them on too."""
-        return ["--root", self.root]
+        return ["--root", self.root, *cgroupdriver.runc_args()]
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         res = subprocess.run([self.binary, *self.global_args, *args], capture_output=True, text=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import errors
 from ..storage import rootfd
-from . import devices, lsm, seccomp, seccomp_default
+from . import cgroupdriver, devices, lsm, seccomp, seccomp_default
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_BINARIES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/bin/tini")
@@ -96,6 +96,8 @@ def cgroup_version() -> str:
 
 
 def cgroups_path(container_id: str, parent: str = "") -> str:
+    if cgroupdriver.current() == cgroupdriver.SYSTEMD:
+        return cgroupdriver.systemd_cgroups_path(container_id, parent)
     return f"{parent or CGROUP_PARENT}/{container_id}"
 
 
