@@ -11,6 +11,7 @@ formats of the same schema.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import re
@@ -30,6 +31,7 @@ from .http import Request
 MAX_DEPTH = 64
 # The largest JSON body accepted: a container create with every option is a few KiB.
 MAX_BODY = 4 * 1024 * 1024
+INLINE_BODY = 64 * 1024  # parsed on the event loop up to this; larger bodies in a thread
 JSON_TYPE = "application/json"
 
 # A JSON string, or an unterminated one up to the end: possessive and with no way to fail once
@@ -178,6 +180,13 @@ async def read_body(request: Request, operation: str) -> Any:
     if not data:
         return None  # docker-py posts some bodiless requests without a Content-Type
     check_content_type(request)
+    if len(data) > INLINE_BODY:  # megabytes of JSON take a while: not on the event loop
+        return await asyncio.to_thread(parse, operation, data)
+    return parse(operation, data)
+
+
+def parse(operation: str, data: bytes) -> Any:
+    """``data`` parsed and checked against the operation's schema (None for an empty document)."""
     if not data.strip():
         return None
     check_depth(data)
