@@ -334,3 +334,18 @@ def test_image_with_wrong_typed_config_is_left_out_of_the_list(d, busybox_tar, t
         assert "busybox:latest" in shown and "badlabels:1" not in shown
     finally:
         d.cli("rmi", "badlabels:1", check=False)
+
+
+def test_shipped_schema_is_the_generated_one():
+    """src/dockyard/api/request_schema.json is what scripts/gen_api_schema.py makes of the spec."""
+    import importlib.util
+
+    spec_path = Path(__file__).resolve().parents[3] / "shared" / "api" / "docker-engine-v1.50.yaml"
+    if not spec_path.exists():
+        pytest.skip(f"the Engine API spec is not at {spec_path}")
+    root = Path(__file__).resolve().parents[2]
+    loader = importlib.util.spec_from_file_location("gen_api_schema", root / "scripts" / "gen_api_schema.py")
+    gen = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(gen)
+    shipped = json.loads((root / "src" / "dockyard" / "api" / "request_schema.json").read_text())
+    assert gen.generate(str(spec_path)) == shipped, "run scripts/gen_api_schema.py"
