@@ -138,6 +138,7 @@ def test_browser_origin_refused(d):
                                    headers={"Origin": "http://evil.example", "Content-Type": "application/json"})
         assert res.status_code == 403, (method, path, res.status_code, res.text)
         assert "Access-Control-Allow-Origin" not in res.headers
+    assert api.get(api.base_url + "/_ping", headers={"Origin": ""}).status_code == 403
     assert api.get(api.base_url + "/_ping").status_code == 200
 
 

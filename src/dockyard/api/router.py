@@ -111,7 +111,7 @@ class App:
     async def __call__(self, request: Request) -> AnyResponse:
         origin = request.headers.get("origin")
         if origin is not None:
-            if self.cors_origin not in ("*", origin):
+            if not self.cors_origin or self.cors_origin not in ("*", origin):
                 return json_response({"message": f"Origin {origin!r} is not allowed: browser requests need "
                                                   "the daemon's api-cors-header to name their origin"}, 403)
             if request.method == "OPTIONS":  # a browser's preflight
