@@ -18,8 +18,8 @@ import docker
 import requests
 
 from .. import __version__
-from . import (build, container_fs, containers, images, inspect, networks, prune, registry, remote, stats,
-               system, volumes)
+from . import (build, container_fs, containers, fromrootfs, images, inspect, networks, prune, registry, remote,
+               stats, system, volumes)
 from .command import PROG, CliError, CommandTree, Parser, UsageError, add_bool, fail_usage, parse
 from .connection import (ConnectionError_, ConnectionOptions, StreamError, api_message, cannot_connect, connect,
                          resolve_host)
@@ -30,7 +30,7 @@ MODULES: list[Callable[[CommandTree], None]] = [images.register, inspect.registe
                                                 containers.register, registry.register, build.register,
                                                 volumes.register, networks.register,
                                                 container_fs.register, stats.register,
-                                                prune.register]
+                                                prune.register, fromrootfs.register]
 
 
 class Cli:
