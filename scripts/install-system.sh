@@ -13,6 +13,8 @@ have docker-registry || need+=(docker-registry)
 have skopeo || need+=(skopeo)
 have tmux || need+=(tmux)
 have curl || need+=(curl)
+# systemd-socket-activate: the socket-activation tests start dockyardd as dockyard.socket would
+have systemd-socket-activate || [ -x /lib/systemd/systemd-socket-activate ] || need+=(systemd)
 # The reference dockerd (benchmarks, compatibility tests); it also brings a docker
 # CLI where the machine has none.
 have dockerd || need+=(docker.io)

@@ -190,3 +190,38 @@ def test_same_socket_for_two_hosts_is_a_start_error(dd: Daemon):
 def test_dockerd_fd_number_form(dd: Daemon):
     activate(dd, [dd.socket], ["fd://3"])
     assert docker.APIClient(base_url=dd.host, version="1.44", timeout=30).ping()
+
+
+UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
+
+
+def unit_values(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_contrib_units_verify_and_serve(dd: Daemon, tmp_path: Path):
+    """The units pass systemd-analyze verify, and the service's ExecStart serves the socket unit's socket
+    (systemd itself is not PID 1 here: its paths are swapped for the test's)."""
+    service, sock = unit_values(UNITS / "dockyard.service"), unit_values(UNITS / "dockyard.socket")
+    assert service["Type"] == ["notify"] and service["Delegate"] == ["yes"] and service["KillMode"] == ["process"]
+    assert sock["ListenStream"] == ["/run/dockyard.sock"] and sock["SocketMode"] == ["0660"]
+    assert sock["SocketGroup"] == ["docker"]
+    exec_start = service["ExecStart"][0].split()
+    assert exec_start == ["/opt/dockyard/venv/bin/dockyardd", "-H", "fd://"]
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "dockyard.socket").write_text((UNITS / "dockyard.socket").read_text())
+    (units / "dockyard.service").write_text((UNITS / "dockyard.service").read_text()
+                                            .replace(exec_start[0], DOCKYARDD))
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        res = subprocess.run([analyze, "verify", "--man=no", "dockyard.socket", "dockyard.service"], cwd=units,
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and not res.stderr.strip(), res.stderr
+    activate(dd, [sock["ListenStream"][0].replace("/run/dockyard.sock", dd.socket)], [exec_start[2]])
+    assert docker.APIClient(base_url=dd.host, version="1.44", timeout=30).ping()
