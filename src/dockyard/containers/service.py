@@ -640,8 +640,8 @@ class ContainerService:
                 raise errors.NotFound(f"No such container: {ref}")
             # marked in memory only: the removal must not need disk space (dockerd's SetRemovalInProgress)
             c.state.status = REMOVING
-            runtime = self.runtime(c.runtime)
-            _each(c, "removing", lambda: self._log_copy.discard(c.id), lambda: runtime.delete(c.id, force=True),
+            _each(c, "removing", lambda: self._log_copy.discard(c.id),
+                  lambda: self.runtime(c.runtime).delete(c.id, force=True),
                   lambda: self.shims.cleanup(c.id), lambda: self._unmount(c),
                   lambda: self.networks.unregister(c.id))
             try:
