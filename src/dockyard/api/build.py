@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from ..build import cachemounts
 from ..build.builder import Options, StepError
 from ..engine.engine import Engine
 from ..errors import InvalidParameter
@@ -66,9 +67,18 @@ def routes(engine: Engine) -> list[Route]:
                                      _line, _error_line, close=reader.aclose)
 
     async def prune(request: Request) -> AnyResponse:
-        flt.parse(request.q("filters"), {"until", "id", "parent", "type", "description", "inuse", "shared",
-                                         "private"})
-        deleted, reclaimed = await asyncio.to_thread(engine.builds.prune)
+        f = flt.parse(request.q("filters"), {"until", "id", "parent", "type", "description", "inuse", "shared",
+                                             "private"})
+        until = f.get("until")
+        until_ns = None
+        if until:
+            until_ns = cachemounts.until_ns(until[-1])
+            if until_ns is None:
+                until_ns = flt.parse_timestamp(until[-1], "until")
+        keep = request.q("keep-storage") or "0"
+        if not keep.isdigit():
+            raise InvalidParameter(f"invalid keep-storage value {keep!r}")
+        deleted, reclaimed = await asyncio.to_thread(engine.builds.prune_all, f, until_ns, int(keep))
         return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
     return [

@@ -30,10 +30,10 @@ from ..containers.record import now_iso
 from ..images import reference as refs
 from ..storage import rootpath
 from ..util.iterio import IterReader
-from . import copier
+from . import copier, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
-from .parser import Node, ParseError, parse
+from .parser import Node, ParseError, heredoc_only, parse
 from .runstep import StepRunner
 from .shell import Lexer
 from .stages import Plan, Stage, flag, plan
@@ -110,6 +110,7 @@ class Builder:
         self.escape = "\\"
         self.quiet_buffer: list[dict[str, Any]] = []
         self._runner: StepRunner | None = None
+        self._step_runners: dict[str, StepRunner] = {}
         self._sources: list[Any] | None = None
 
     # -- output --------------------------------------------------------------------------
@@ -160,6 +161,8 @@ class Builder:
             st = p.stages[todo.pop()]
             refs_ = [meta.word(st.from_node.rest.split()[0]).lower()]
             refs_ += [(flag(n, "from") or "").lower() for n in st.nodes if n.cmd == "copy" and flag(n, "from")]
+            refs_ += [meta.word(runmounts.parse(v or "", n.line).from_).lower()
+                      for n in st.nodes if n.cmd == "run" for k, v in n.flags if k == "mount"]
             for r in refs_:
                 idx = by_name.get(r)
                 if idx is None and r.isdigit() and int(r) < st.index:
@@ -697,8 +700,10 @@ class Builder:
         shell = state.config.get("Shell") or DEFAULT_SHELL
         if args is not None:
             cmd = args
-        elif node.heredocs and node.rest.strip().startswith("<<") and len(node.heredocs) == 1:
-            cmd = [*shell, node.heredocs[0].content]
+        elif len(node.heredocs) == 1 and heredoc_only(node):
+            # the here-document is the script; with a #! line it is run as a file, as BuildKit does
+            doc = node.heredocs[0]
+            cmd = [f"{runsetup.PIPES}/{doc.name}"] if runsetup.shebang_script(doc) else [*shell, doc.content]
         elif node.heredocs:
             script = node.rest + "\n" + "".join(f"{h.content}{h.name}\n" for h in node.heredocs)
             cmd = [*shell, script]
@@ -709,9 +714,27 @@ class Builder:
         created_by = " ".join(cmd)
         if shown:
             created_by = f"|{len(shown)} {' '.join(shown)} {created_by}"
-        key = step_key(state.image_id, created_by, {**state.config, "_network": self.opts.network})
-        if self._use_cache(state, key, created_by):
-            return
+        network = runsetup.step_network(node, self.opts.network)
+        step_dir = os.path.join(self.workdir, "step-" + secrets.token_hex(6))
+        os.makedirs(step_dir)
+        with contextlib.ExitStack() as stack:
+            stack.callback(shutil.rmtree, step_dir, True)
+            mounts = runsetup.setup(self, state, node, stack, step_dir)
+            if cmd[0].startswith(runsetup.PIPES + "/"):
+                script, _ = runsetup.script_mount(node.heredocs[0], step_dir)
+                mounts.oci.append(script)
+            extra: dict[str, Any] = {"_network": network}
+            if mounts.key:
+                extra["_mounts"] = mounts.key
+            if cmd[0].startswith(runsetup.PIPES + "/"):
+                extra["_script"] = node.heredocs[0].content
+            key = step_key(state.image_id, created_by, {**state.config, **extra})
+            if self._use_cache(state, key, created_by):
+                return
+            self._run_step(state, cmd, created_by, key, run_args, network, mounts)
+
+    def _run_step(self, state: StageState, cmd: list[str], created_by: str, key: str, run_args: list[str],
+                  network: str, mounts: runsetup.Prepared) -> None:
         env = list(state.config.get("Env") or []) + run_args
         # the snapshot is keyed as a container's, so that a step kept as dockerd keeps it becomes one as is
         container_id = secrets.token_hex(32)
@@ -726,12 +749,13 @@ class Builder:
         journal = None if self.opts.force_remove else os.path.join(self.workdir, "journal-" + container_id[:12])
         try:
             with open(journal, "wb") if journal else contextlib.nullcontext() as record:
-                code = self._steps().run(container_id, container_id, cmd, env,
-                                         state.config.get("WorkingDir") or "", state.config.get("User") or "",
-                                         _recording(self.out, record), self.cancel)
+                code = self._steps(network).run(container_id, container_id, cmd, env,
+                                                state.config.get("WorkingDir") or "", state.config.get("User") or "",
+                                                _recording(self.out, record), self.cancel, mounts.oci)
             finished = now_iso()
             if code != 0:
                 raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
+            runmounts.drop_mountpoints(self.engine.snapshotter.snapshot(container_id).upperdir, mounts.targets)
             self._commit_chunks(state, created_by, self._diff(container_id), key)
         finally:
             # as dockerd: a step's container goes with --force-rm, or with --rm (the default) once it
@@ -756,7 +780,13 @@ class Builder:
             return False
         return True
 
-    def _steps(self) -> StepRunner:
+    def _steps(self, network: str) -> StepRunner:
+        """The runner of the build's network, or of a step's own ``RUN --network`` (one per mode)."""
+        if network != self.opts.network:
+            if network not in self._step_runners:
+                self._step_runners[network] = StepRunner(
+                    self.engine, os.path.join(self.workdir, "steps-" + secrets.token_hex(6)), network)
+            return self._step_runners[network]
         if self._runner is None:
             self._runner = StepRunner(self.engine, os.path.join(self.workdir, "steps-" + secrets.token_hex(6)),
                                       self.opts.network)
@@ -764,10 +794,12 @@ class Builder:
 
     def close(self) -> None:
         """Release what the build's steps shared (its network, its working directory)."""
-        if self._runner is not None:
-            self._runner.close()
-            shutil.rmtree(self._runner.workdir, ignore_errors=True)
-            self._runner = None
+        for runner in [self._runner, *self._step_runners.values()]:
+            if runner is not None:
+                runner.close()
+                shutil.rmtree(runner.workdir, ignore_errors=True)
+        self._runner = None
+        self._step_runners = {}
 
     def _diff(self, snap_key: str) -> Iterator[bytes] | None:
         """The container's changes as a layer tar, without runc's mount points; None when nothing changed."""

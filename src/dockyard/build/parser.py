@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from .. import errors
+from .directives import Checks, check_syntax, parse_checks
 
 INSTRUCTIONS = frozenset({
     "add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck", "label", "maintainer",
@@ -70,6 +71,8 @@ class Node:
 class Dockerfile:
     nodes: list[Node]
     escape: str = "\\"
+    syntax: str = ""
+    checks: Checks = field(default_factory=Checks)
 
 
 def parse(text: str) -> Dockerfile:
@@ -80,6 +83,8 @@ def parse(text: str) -> Dockerfile:
     i = 0
     # parser directives: only at the very top, before any blank line, comment or instruction
     seen: set[str] = set()
+    syntax = ""
+    checks = Checks()
     while i < len(lines):
         m = _DIRECTIVE.match(lines[i])
         if not m:
@@ -92,6 +97,11 @@ def parse(text: str) -> Dockerfile:
             if m.group(2) not in ("\\", "`"):
                 raise ParseError(i + 1, f"invalid escape token '{m.group(2)}' does not match ` or \\")
             escape = m.group(2)
+        elif name == "syntax":
+            check_syntax(m.group(2), i + 1)
+            syntax = m.group(2)
+        elif name == "check":
+            checks = parse_checks(m.group(2), i + 1)
         i += 1
     nodes: list[Node] = []
     cont = re.compile(re.escape(escape) + r"[ \t]*$")
@@ -118,7 +128,7 @@ def parse(text: str) -> Dockerfile:
             i = _read_heredocs(node, lines, i)
         node.end_line = i
         nodes.append(node)
-    return Dockerfile(nodes, escape)
+    return Dockerfile(nodes, escape, syntax, checks)
 
 
 def _node(logical: str, line: int, escape: str) -> Node:
@@ -159,3 +169,8 @@ def _read_heredocs(node: Node, lines: list[str], i: int) -> int:
             body.append(text.lstrip("\t") if chomp else text)
         node.heredocs.append(Heredoc(name, "\n".join(body) + "\n", expand=not quote, chomp=chomp))
     return i
+
+
+def heredoc_only(node: Node) -> bool:
+    """The instruction's arguments are one here-document and nothing else (``RUN <<EOF``)."""
+    return bool(_HEREDOC.fullmatch(node.rest.strip()))

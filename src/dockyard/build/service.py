@@ -16,6 +16,7 @@ from typing import IO, Any, Callable
 from .. import errors
 from .builder import VIEW_PREFIX, Builder, Emit, Options
 from .cache import BuildCache
+from .cachemounts import TYPE as CACHE_MOUNT, CacheMounts
 from .context import receive
 from .runstep import reap
 
@@ -49,6 +50,7 @@ class BuildService:
                 engine.snapshotter.remove(snap.key)
         os.makedirs(self.tmp, mode=0o700, exist_ok=True)
         self.cache = BuildCache(self.root, self._image_exists)
+        self.cache_mounts = CacheMounts(self.root)
         self._prune_lock = threading.Lock()
 
     def _image_exists(self, image_id: str) -> bool:
@@ -87,7 +89,25 @@ class BuildService:
                         "Description": e.description, "InUse": False, "Shared": False,
                         "Size": self._own_size(e.image), "CreatedAt": _iso(e.created),
                         "LastUsedAt": _iso(e.last_used), "UsageCount": e.usage})
+        for r in self.cache_mounts.records():
+            out.append({"ID": r.key[:25], "Parents": [], "Parent": "", "Type": CACHE_MOUNT,
+                        "Description": r.description, "InUse": False, "Shared": False,
+                        "Size": self.cache_mounts.size(r.key), "CreatedAt": _iso(r.created),
+                        "LastUsedAt": _iso(r.last_used), "UsageCount": r.usage})
         return out
+
+    def prune_all(self, filters: dict[str, list[str]], until_ns: int | None, keep_storage: int) -> tuple[list[str], int]:
+        """``docker builder prune``: the RUN --mount=type=cache directories its filters and
+        ``--keep-storage`` select, then the classic cache records and their intermediate images (a filter
+        naming only cache mounts, or ``--keep-storage``, leaves those: they carry no such attributes and
+        their layers are shared with images)."""
+        deleted, reclaimed = self.cache_mounts.prune(filters, until_ns, keep_storage)
+        types = filters.get("type") or ["regular"]
+        narrowed = until_ns is not None or filters.get("id") or filters.get("description") or keep_storage
+        if "regular" in types and not narrowed:
+            more, freed = self.prune()
+            deleted, reclaimed = deleted + more, reclaimed + freed
+        return deleted, reclaimed
 
     def prune(self) -> tuple[list[str], int]:
         """Forget every cache record and delete the intermediate images nothing else uses."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import errors
+from . import runsetup
 from .parser import Dockerfile, Node, ParseError
 
-# the flags each instruction takes (the classic builder's set, plus --link which it ignores)
+# the flags each instruction takes under the current Dockerfile syntax (docker/dockerfile:1)
 FLAGS: dict[str, frozenset[str]] = {
     "from": frozenset({"platform"}),
-    "copy": frozenset({"from", "chown", "chmod", "link"}),
-    "add": frozenset({"chown", "chmod", "link"}),
+    "copy": frozenset({"from", "chown", "chmod", "link", "parents", "exclude"}),
+    "add": frozenset({"chown", "chmod", "link", "checksum", "exclude"}),
+    "run": frozenset({"mount", "network", "security"}),
     "healthcheck": frozenset({"interval", "timeout", "start-period", "start-interval", "retries"}),
 }
 
@@ -40,6 +42,8 @@ def plan(df: Dockerfile, dockerfile_name: str) -> Plan:
         for name, _ in node.flags:
             if name not in allowed:
                 raise ParseError(node.line, f"Unknown flag: {name}")
+        if node.cmd == "run":
+            runsetup.check(node)
         if node.cmd == "from":
             words = node.rest.split()
             name = ""
