@@ -128,9 +128,9 @@ def parse(value: str, line: int) -> Mount:
         else:
             m.extra[key] = val
     if kind in ("secret", "ssh"):
-        raise fail(f"RUN --mount=type={kind} cannot be used through the Engine's /build endpoint: the classic "
-                   f"build API has no session to carry {'secrets' if kind == 'secret' else 'an SSH agent'} from "
-                   f"the client, and this builder will not run the step without it")
+        raise fail(f"RUN --mount=type={kind} is not supported: the legacy /build endpoint cannot carry "
+                   f"{'secrets' if kind == 'secret' else 'an SSH agent'} from the client (that needs a BuildKit "
+                   f"session), and the step is not run without it")
     if not m.target:
         raise fail(f"mount type {kind} requires a target")
     if kind == "bind" and "readwrite" not in {k for k, _ in pairs}:
