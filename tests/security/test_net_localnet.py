@@ -131,3 +131,27 @@ def test_container_reaches_published_port_through_its_gateway(d) -> None:
         assert out.rstrip().endswith(d.api().inspect_container("localnet-hairpin")["Config"]["Hostname"]), out
     finally:
         d.cli("rm", "-f", "localnet-hairpin")
+
+
+def test_restart_with_the_proxy_after_running_without(fresh_daemon, busybox_tar) -> None:
+    """The rules of the old setting go: a loopback DNAT left behind would now lead nowhere."""
+    d = fresh_daemon
+    d.extra_args.append("--userland-proxy=false")
+    d.start()
+    d.cli("load", "-i", busybox_tar.path)
+    d.cli("run", "-d", "--name", "localnet-switch", "-p", "127.0.0.1::80", "busybox",
+          "httpd", "-f", "-p", "80", "-h", "/etc")
+    port = int(d.cli("port", "localnet-switch", "80/tcp").stdout_text.strip().rsplit(":", 1)[1])
+    d.stop()  # the container outlives the daemon
+    d.extra_args.remove("--userland-proxy=false")
+    d.start()
+    assert _route_localnet(d.bridge_args()[1]) == "0"
+    body = b""
+    for _ in range(20):  # bounded: a stale DNAT makes every try wait its whole timeout
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert body.strip() == d.api().inspect_container("localnet-switch")["Config"]["Hostname"].encode()
+    d.cli("rm", "-f", "localnet-switch")

@@ -192,6 +192,7 @@ class NetworkService:
         n.gateway_added |= added
         rules = self._network_rules(n)
         drops = iptables.internal_drop_rules(n.bridge) if n.internal else []
+        self.iptables.delete(self._other_mode(rules, self._network_rules(n, not self.config.userland_proxy)))
         self.iptables.delete(rules + drops)  # left by a daemon that died: never twice
         self.iptables.add(rules)
         self.iptables.insert(drops)
@@ -213,8 +214,15 @@ class NetworkService:
     def _gateway(self, n: Network) -> ipaddress.IPv4Interface:
         return ipaddress.IPv4Interface(f"{n.gateway}/{ipaddress.ip_network(n.subnet).prefixlen}")
 
-    def _network_rules(self, n: Network) -> list[iptables.Rule]:
-        return iptables.network_rules(n.bridge, n.subnet, n.internal, self.config.userland_proxy)
+    def _network_rules(self, n: Network, userland_proxy: bool | None = None) -> list[iptables.Rule]:
+        proxied = self.config.userland_proxy if userland_proxy is None else userland_proxy
+        return iptables.network_rules(n.bridge, n.subnet, n.internal, proxied)
+
+    @staticmethod
+    def _other_mode(rules: list[iptables.Rule], other: list[iptables.Rule]) -> list[iptables.Rule]:
+        """Rules only the other --userland-proxy setting adds: a daemon restarted with the setting changed
+        finds them (a loopback DNAT left behind would send the host's traffic where route_localnet=0 drops it)."""
+        return [r for r in other if r not in rules]
 
     # -- containers: membership ------------------------------------------------------------
     def _network_for_mode(self, mode: str) -> str:
@@ -381,9 +389,11 @@ class NetworkService:
             return sock
         return proxy.start(p["proto"], sock, (str(ipaddress.ip_interface(ep.address).ip), p["port"]))
 
-    def _port_rules(self, n: Network, ep: Endpoint, p: dict[str, Any]) -> list[iptables.Rule]:
+    def _port_rules(self, n: Network, ep: Endpoint, p: dict[str, Any],
+                    userland_proxy: bool | None = None) -> list[iptables.Rule]:
+        proxied = self.config.userland_proxy if userland_proxy is None else userland_proxy
         return iptables.port_rules(n.bridge, p["proto"], p["host_ip"], p["host_port"],
-                                   str(ipaddress.ip_interface(ep.address).ip), p["port"], self.config.userland_proxy)
+                                   str(ipaddress.ip_interface(ep.address).ip), p["port"], proxied)
 
     def _write_files(self, container: Any, members: list[tuple[Network, Endpoint]], hosts_path: str,
                      resolv_path: str, user_defined: bool) -> None:
@@ -600,6 +610,8 @@ class NetworkService:
                 continue
             if ep.ports:
                 rules = [r for p in ep.ports for r in self._port_rules(n, ep, p)]
+                other = [r for p in ep.ports for r in self._port_rules(n, ep, p, not self.config.userland_proxy)]
+                self.iptables.delete(self._other_mode(rules, other))
                 self.iptables.delete(rules)
                 self.iptables.add(rules)
                 for p in ep.ports:
