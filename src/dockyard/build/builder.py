@@ -30,7 +30,7 @@ from ..containers.record import now_iso
 from ..images import reference as refs
 from ..storage import rootpath
 from ..util.iterio import IterReader
-from . import copier, runmounts, runsetup
+from . import copier, copyflags, remote, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
 from .parser import Node, ParseError, heredoc_only, parse
@@ -604,41 +604,71 @@ class Builder:
                 raise ParseError(node.line, f"{instr} requires at least two arguments")
             srcs, dest = words[:-1], words[-1]
             from_ = flag(node, "from")
+            urls = [u for u in srcs if add and remote.is_url(u)] if not from_ else []
+            srcs = [u for u in srcs if u not in urls]
+            checksum = flag(node, "checksum")
+            if checksum is not None and not urls:
+                raise StepError("checksum can't be specified for non-HTTP(S) sources")
+            if add and any(remote.is_git(u) for u in urls + srcs):
+                raise StepError(f"{instr} failed: git sources are not supported by this builder")
             with contextlib.ExitStack() as stack:
-                if from_:
+                if not srcs:
+                    sources = []
+                elif from_:
                     root = stack.enter_context(self._mounted(self._from_image(lexer.word(from_), state)))
                     sources = copier.find_sources(instr, root, srcs, from_context=False, add=False)
                 else:
                     sources = copier.find_sources(instr, self.ctx.root, srcs, from_context=True, add=add)
+                excludes = [lexer.word(v or "") for k, v in node.flags if k == "exclude"]
+                matcher = copyflags.exclude_matcher(excludes)
+                if matcher is not None:
+                    # as BuildKit: a source is matched by its name in the directory it was found in,
+                    # what is below a directory source by its path in that directory
+                    sources = [src for src in sources if not matcher.excluded(posixpath.basename(src.name))]
+                if flag(node, "parents") not in (None, "false"):
+                    for src in sources:
+                        src.parents = True
                 if heredoc_dir:
                     sources += [copier.Source(os.path.join(heredoc_dir, h.name), h.name, False)
                                 for h in node.heredocs]
+                if urls:
+                    fetched = os.path.join(self.workdir, "fetch-" + secrets.token_hex(6))
+                    os.makedirs(fetched)
+                    stack.callback(shutil.rmtree, fetched, True)
+                    want = remote.parse_checksum(lexer.word(checksum)) if checksum else None
+                    for url in urls:
+                        path, name = remote.fetch(url, fetched, want)
+                        sources.append(copier.Source(path, name, False))
+                if not sources:
+                    raise StepError(f"{instr} failed: no source files were specified")
                 digest = copier.checksum(sources)
                 kind = "multi" if len(sources) > 1 else ("dir" if sources[0].is_dir else "file")
                 shell = state.config.get("Shell") or DEFAULT_SHELL
                 created_by = " ".join([*shell, f"#(nop) {instr} {kind}:{digest} in {dest} "])
                 flags_key = {"chown": flag(node, "chown"), "chmod": flag(node, "chmod")}
+                if excludes or flag(node, "parents") is not None:
+                    flags_key.update(exclude=excludes, parents=flag(node, "parents"))
                 key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})
                 if self._use_cache(state, key, created_by):
                     return
                 target = dest if dest.startswith("/") else posixpath.join(state.config.get("WorkingDir") or "/",
                                                                           dest)
-                many = len(sources) > 1
+                many = len(sources) > 1 or any(src.parents for src in sources)
                 if many and not dest.endswith("/"):
                     raise StepError(f"When using {instr} with more than one source file, the destination must be "
                                     f"a directory and end with a /")
                 image_root = stack.enter_context(self._mounted(state.image_id))
                 dest_is_dir = dest.endswith("/") or many or os.path.isdir(rootpath.resolve_in_root(image_root, target))
-                opts = copier.Options(epoch=self.epoch, keep_owner=bool(from_))
+                opts = copier.Options(epoch=self.epoch, keep_owner=bool(from_), exclude=matcher)
                 chown = flag(node, "chown")
-                if chown:
-                    opts.uid, opts.gid = _chown(lexer.word(chown), image_root)
                 chmod = flag(node, "chmod")
-                if chmod:
-                    try:
-                        opts.mode = int(chmod, 8)
-                    except ValueError:
-                        raise StepError(f"invalid chmod parameter: {chmod}") from None
+                try:
+                    if chown:
+                        opts.uid, opts.gid = copyflags.lookup_chown(lexer.word(chown), image_root)
+                    if chmod:
+                        opts.mode = copyflags.parse_chmod(lexer.word(chmod))
+                except copyflags.FlagError as e:
+                    raise StepError(str(e)) from None
                 base = posixpath.normpath(target)
                 top = base if (dest_is_dir or any(s.is_dir or s.extract for s in sources)) \
                     else posixpath.dirname(base)
@@ -930,24 +960,3 @@ def _missing_dirs(root: str, path: str) -> list[str]:
         return []
     return anc
 
-
-def _chown(spec: str, root: str) -> tuple[int, int]:
-    user, _, group = spec.partition(":")
-
-    def lookup(name: str, file: str) -> int:
-        if name.isdigit():
-            return int(name)
-        try:
-            with open(rootpath.resolve_in_root(root, file), encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    fields = line.split(":")
-                    if fields and fields[0] == name and len(fields) > 2:
-                        return int(fields[2])
-        except OSError:
-            pass
-        raise StepError(f"unable to convert uid/gid chown string to host mapping: can't find uid for user "
-                        f"{name}: no such user: {name}")
-
-    uid = lookup(user, "/etc/passwd")
-    gid = lookup(group, "/etc/group") if group else uid
-    return uid, gid

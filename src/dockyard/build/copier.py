@@ -20,10 +20,11 @@ import posixpath
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .. import errors
 from ..storage import rootfd, rootpath
+from .dockerignore import Matcher
 
 CHUNK = 1024 * 1024
 _ZEROS = bytes(CHUNK)
@@ -41,6 +42,7 @@ class Source:
     name: str  # the name it was given (for messages and single-file destinations)
     is_dir: bool
     extract: bool = False  # ADD of a local archive
+    parents: bool = False  # COPY --parents: kept at dest/<name>, its parent directories made
 
 
 def find_sources(instr: str, root: str, patterns: list[str], from_context: bool, add: bool) -> list[Source]:
@@ -193,7 +195,8 @@ def _walk(src: Source) -> Iterator[tuple[str, str, os.stat_result]]:
 class Options:
     uid: int | None = None  # --chown
     gid: int | None = None
-    mode: int | None = None  # --chmod
+    mode: Callable[[int, bool], int] | None = None  # --chmod: (mode, is a directory) -> mode
+    exclude: Matcher | None = None  # --exclude, matched against paths below a directory source
     epoch: int | None = None  # SOURCE_DATE_EPOCH: clamp times
     keep_owner: bool = False  # COPY --from keeps the image's ownership
 
@@ -249,7 +252,7 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
         if stat.S_ISDIR(st.st_mode):
             ti.type = tarfile.DIRTYPE
             if opts.mode is not None:
-                ti.mode = opts.mode
+                ti.mode = opts.mode(ti.mode, True)
             tar.addfile(ti)
         elif stat.S_ISLNK(st.st_mode):
             ti.type = tarfile.SYMTYPE
@@ -259,7 +262,7 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
         elif stat.S_ISREG(st.st_mode):
             ti.size = st.st_size
             if opts.mode is not None:
-                ti.mode = opts.mode
+                ti.mode = opts.mode(ti.mode, False)
             yield from _add_regular(tar, sink, ti, path)
         else:
             return  # devices, fifos and sockets are not copied from a context
@@ -270,13 +273,23 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
         if src.extract:
             yield from _extract_archive(tar, sink, src.path, base, opts, written)
             continue
-        if src.is_dir:
+        if src.parents:
+            target = f"{base}/{src.name}" if base else src.name
+            mtime = os.stat(src.path).st_mtime
+            for parent in _ancestors(src.name):
+                arc = f"{base}/{parent}" if base else parent
+                if arc not in written:
+                    yield from add(arc, "", os.stat_result((stat.S_IFDIR | 0o755, 0, 0, 0, 0, 0, 0, mtime, mtime,
+                                                            mtime)))
+        elif src.is_dir:
             target = base
         elif dest_is_dir:
             target = f"{base}/{posixpath.basename(src.name)}" if base else posixpath.basename(src.name)
         else:
             target = base
         for rel, path, st in _walk(src):
+            if rel and opts.exclude is not None and opts.exclude.excluded(rel):
+                continue
             arc = f"{target}/{rel}" if rel else target
             if not arc:
                 continue  # the root itself
@@ -291,6 +304,12 @@ def layer_tar(sources: list[Source], dest: str, dest_is_dir: bool, parents: list
                 yield sink.take()
     tar.close()
     yield sink.take()
+
+
+def _ancestors(name: str) -> list[str]:
+    """``a/b/c`` -> ``a``, ``a/b`` (the directories ``--parents`` recreates above a source)."""
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[:i + 1]) for i in range(len(parts))]
 
 
 def _add_regular(tar: tarfile.TarFile, sink: _Sink, ti: tarfile.TarInfo, path: str) -> Iterator[bytes]:
