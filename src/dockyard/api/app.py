@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..engine.engine import Engine
-from . import build, container_fs, container_stats, containers, distribution, exec, images, networks, system, volumes
+from . import (build, container_fs, container_stats, containers, distribution, exec, images, networks, plugins, session,
+               swarm, system, volumes)
 from .router import App
 
 
@@ -20,4 +21,7 @@ def build_app(engine: Engine) -> App:
     routes += networks.routes(engine)
     routes += volumes.routes(engine)
     routes += build.routes(engine)
+    routes += swarm.routes(engine)
+    routes += plugins.routes(engine)
+    routes += session.routes(engine)
     return App(routes, engine.config.api_cors_header)

@@ -81,6 +81,7 @@ def routes(engine: Engine) -> list[Route]:
 
     return [
         get("/networks", list_),
+        get("/networks/", list_),  # dockerd routes both (its one path with a trailing slash)
         post("/networks/create", create),
         post("/networks/prune", prune, min_version="1.25"),
         get("/networks/{id:[^/]+}", inspect),

@@ -151,12 +151,10 @@ class App:
             request.api_version = version
         else:
             request.api_version = API_VERSION
-        path_matched = False
         for route in self.routes:
             match = route.regex.fullmatch(path)
             if not match:
                 continue
-            path_matched = True
             if route.method != request.method and not (route.method == "GET" and request.method == "HEAD"):
                 continue
             if route.min_version and version_tuple(request.api_version) < version_tuple(route.min_version):
@@ -165,6 +163,5 @@ class App:
             if route.json_body:
                 request.validated_json = await validation.read_body(request, route.operation)
             return await route.handler(request)
-        if path_matched:
-            return json_response({"message": "method not allowed"}, 405)
+        # a known path with another method too: dockerd's mux answers 404 alike, never 405
         return json_response({"message": "page not found"}, 404)
