@@ -30,7 +30,7 @@ from ..containers.record import now_iso
 from ..images import reference as refs
 from ..storage import rootpath
 from ..util.iterio import IterReader
-from . import copier, copyflags, remote, runmounts, runsetup
+from . import copier, copyflags, platformargs, remote, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
 from .parser import Node, ParseError, heredoc_only, parse
@@ -101,7 +101,9 @@ class Builder:
         self._emit = emit
         self.cancel = cancel
         self.epoch = _epoch(opts.build_args.get("SOURCE_DATE_EPOCH"))
-        self.meta_args: dict[str, str | None] = {}
+        # the automatic platform args are global-scope args from the start (a --build-arg overrides them)
+        self.meta_args: dict[str, str | None] = {
+            k: opts.build_args.get(k) or v for k, v in platformargs.values(opts.platform).items()}
         self.used_args: set[str] = set()
         self.stage_images: dict[int, str | None] = {}
         self.stage_names: dict[int, str] = {}
@@ -173,7 +175,7 @@ class Builder:
         return [s for s in p.stages if s.index in want]
 
     def _meta_defaults(self, p: Plan) -> dict[str, str]:
-        env: dict[str, str] = {}
+        env: dict[str, str] = self._known(self.meta_args)
         for node in p.meta_args:
             for w in node.rest.split():
                 name, sep, default = w.partition("=")
@@ -200,7 +202,8 @@ class Builder:
         assert state is not None
         if not state.image_id:
             raise errors.InvalidParameter("No image was generated. Is your Dockerfile empty?")
-        unused = sorted(k for k in self.opts.build_args if k not in self.used_args and k not in PREDEFINED_ARGS)
+        unused = sorted(k for k in self.opts.build_args if k not in self.used_args and k not in PREDEFINED_ARGS
+                        and k not in platformargs.NAMES)
         if unused:
             self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
         image_id = state.image_id
@@ -222,8 +225,9 @@ class Builder:
         for w in lexer.words(node.rest):
             name, sep, default = w.partition("=")
             self.used_args.add(name)
+            automatic = self.meta_args.get(name) if name in platformargs.NAMES else None
             self.meta_args[name] = self.opts.build_args[name] if self.opts.build_args.get(name) is not None \
-                else (default if sep else None)
+                else (default if sep else automatic)
 
     @staticmethod
     def _known(args: dict[str, str | None]) -> dict[str, str]:
