@@ -20,7 +20,7 @@ from ..runtime.shim import STDERR as SHIM_STDERR
 from ..util.units import human_duration
 from . import filters as flt
 from .http import HijackResponse, RawStream, Request, Response, StreamResponse, empty_response, json_response
-from .router import Route, delete, get, post
+from .router import Route, delete, get, post, version_at_least
 
 LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task",
                           "label", "name", "network", "publish", "since", "status", "volume"})
@@ -40,7 +40,8 @@ def routes(engine: Engine) -> list[Route]:
         body = await request.json(default={})
         if not isinstance(body, dict):
             raise errors.InvalidParameter("invalid JSON: expected an object")
-        c = await asyncio.to_thread(svc.create, request.q("name"), body)
+        c = await asyncio.to_thread(svc.create, request.q("name"), body,
+                                    shareable_ipc=not version_at_least(request, "1.40"))
         return json_response({"Id": c.id, "Warnings": []}, 201)
 
     async def start(request: Request) -> Response:

@@ -23,6 +23,7 @@ from ..daemon.config import DaemonConfig
 from ..runtime import spec as specmod
 from ..runtime.runc import Runc
 from ..runtime.shim import Exit, ShimManager, StartError
+from . import defaults as defaultsmod
 from . import health as healthmod
 from . import jsonlog
 from . import logs as logmod
@@ -38,6 +39,7 @@ log = logging.getLogger("dockyard.containers")
 
 Publish = Callable[[str, str, str, dict[str, str]], Any]
 DEFAULT_STOP_TIMEOUT = 10
+KILL_WAIT = 10.0  # dockerd's daemon.Kill waits this long before killing the pid itself
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
          "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
@@ -161,7 +163,9 @@ class ContainerService:
             log.warning("saving the record of %s: %s", c.id, e)
 
     # -- create ----------------------------------------------------------------
-    def create(self, name: str | None, body: dict[str, Any], *, _snapshot: str | None = None) -> Container:
+    def create(self, name: str | None, body: dict[str, Any], *, _snapshot: str | None = None,
+               shareable_ipc: bool = False) -> Container:
+        """``shareable_ipc``: the default IPC mode of clients older than API 1.40."""
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         host_config = dict(body.get("HostConfig") or {})
         image_ref = config.get("Image") or ""
@@ -170,6 +174,7 @@ class ContainerService:
         image = self.images.resolve(image_ref)
         image_config = (image.config.get("config") or {})
         specmod.validate_host_config(host_config)
+        defaultsmod.apply(host_config, shareable_ipc)
         validate_restart_policy(host_config)
         if config.get("StopSignal"):
             parse_signal(config["StopSignal"])  # a 400 now rather than at stop time, as dockerd
@@ -539,6 +544,21 @@ class ContainerService:
                 self.runtime(c.runtime).resume(c.id)
             except errors.DockyardError:
                 pass
+        if sig == signals.SIGKILL:
+            self._wait_killed(c)
+
+    def _wait_killed(self, c: Container) -> None:
+        """As dockerd's daemon.Kill: a SIGKILL returns once the container is seen dead, so an inspect
+        right after shows it exited (137); a process the runtime did not reach is killed by its pid."""
+        if self.wait_stopped(c, KILL_WAIT):
+            return
+        pid = c.state.pid
+        if pid > 0:
+            try:
+                os.kill(pid, signals.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.wait_stopped(c, KILL_WAIT)
 
     def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)

@@ -252,6 +252,17 @@ def masked_paths() -> list[str]:
     return MASKED_PATHS + [p for p in throttles if os.path.exists(p)]
 
 
+def netns_sysctls() -> dict[str, str]:
+    """What dockerd 20.10 sets in a container's own network namespace (withCommonOptions): binding
+    ports below 1024 and ICMP echo sockets without a capability, where the kernel has the knob."""
+    out: dict[str, str] = {}
+    if os.path.exists("/proc/sys/net/ipv4/ping_group_range"):
+        out["net.ipv4.ping_group_range"] = "0 2147483647"
+    if os.path.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"):
+        out["net.ipv4.ip_unprivileged_port_start"] = "0"
+    return out
+
+
 def _online(path: str) -> str:
     try:
         with open(path, encoding="ascii") as f:
@@ -674,9 +685,13 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
             custom = seccomp.render(seccomp.load(secopts.seccomp), set(caps), arch)
             if custom is not None:
                 linux["seccomp"] = custom
-    sysctls = hc.get("Sysctls")
+    own_netns = not host_net and not network_mode.startswith("container:")
+    sysctls = {**(netns_sysctls() if own_netns else {}), **(hc.get("Sysctls") or {})}
+    if config.get("Domainname") and not host_uts:
+        # as dockerd: the NIS domain name through its sysctl, which runc 1.1 applies (no spec field needed)
+        sysctls.setdefault("kernel.domainname", config["Domainname"])
     if sysctls:
-        linux["sysctl"] = dict(sysctls)
+        linux["sysctl"] = sysctls
 
     return {
         "ociVersion": "1.0.2-dev",
