@@ -60,8 +60,6 @@ def _find_sources(instr: str, root: str, root_fd: int, patterns: list[str], from
         norm = posixpath.normpath(pat.lstrip("/") or ".")
         if from_context and (norm == ".." or norm.startswith("../")):
             raise CopyError(f"{instr} failed: forbidden path outside the build context: {pat} ()")
-        if add and (pat.startswith("http://") or pat.startswith("https://")):
-            raise CopyError(f"{instr} failed: source URLs are not supported by this builder: {pat}")
         if glob.has_magic(norm):
             names = [h for h in _glob(root_fd, norm) if not h.startswith("..")]
             if not names:
