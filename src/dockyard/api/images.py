@@ -124,12 +124,15 @@ _EOF = EOFError("end of request body")
 
 
 async def _consume(request: Request, reader: BodyReader, work: Callable[[], Any]) -> Any:
-    """Run ``work`` in a thread while ``reader`` feeds it; on failure, read the rest of the body away."""
+    """Run ``work`` in a thread while ``reader`` feeds it, then stop the read-ahead.
+
+    Stopped on success too: a worker done before the body's end (a tar with trailing data) would
+    leave the read-ahead parked on a full buffer forever; the HTTP layer reads away or closes the rest.
+    """
     try:
         return await asyncio.to_thread(work)
-    except BaseException:
+    finally:
         await reader.aclose()
-        raise
 
 
 def _line(obj: dict[str, Any]) -> bytes:
