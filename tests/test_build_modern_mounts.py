@@ -112,3 +112,17 @@ def test_builder_prune_removes_cache_mounts_with_filters(d, tmp_path):
     out = d.cli("builder", "prune", "-f", "--filter", "type=exec.cachemount").stdout_text
     assert "Total reclaimed space" in out
     assert cache_records(d) == []
+
+
+def test_mount_points_are_dropped_without_following_the_steps_symlinks(d, tmp_path):
+    """The step may swap a mount target's parent for a symlink to a host path: the cleanup of runc's mount
+    points in the upper dir must not act on the host."""
+    victim = tmp_path / "host"
+    (victim / "b").mkdir(parents=True)
+    (victim / "hostname").write_text("")
+    df = ("FROM busybox\n"
+          f"RUN --mount=type=tmpfs,target=/a/b sh -c 'mv /a /a2 && ln -s {victim} /a'\n"
+          f"RUN --mount=type=tmpfs,target=/e/hostname sh -c 'mv /e /e2 && ln -s {victim} /e' || true\n")
+    build(d, "--no-cache", ctx(tmp_path / "c", df), check=False)
+    assert (victim / "b").is_dir()
+    assert (victim / "hostname").exists()

@@ -30,7 +30,7 @@ import re
 import shutil
 import stat
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..storage import rootfd
 from .parser import ParseError
@@ -193,32 +193,58 @@ def resolve(root: str, source: str) -> str:
 
 def drop_mountpoints(upper: str, targets: list[str]) -> None:
     """Remove from a step's upper dir the empty directories and files runc made to mount over (deepest
-    first, each parent too while it is empty), unless the step made the path opaque (replaced it)."""
-    for target in sorted(set(targets), key=lambda t: -t.count("/")):
-        parts = rootfd.components(target)
-        while parts:
-            path = os.path.join(upper, *parts)
+    first, each parent too while it is empty), unless the step made the path opaque (replaced it).
+
+    The step owned this tree a moment ago and may have left a symlink anywhere on a target's path, so
+    every lookup is by descriptor below the upper dir, with no symlink followed (``RESOLVE_BENEATH |
+    RESOLVE_NO_SYMLINKS``): a link makes the walk stop, never act on what it points to.
+    """
+    top = rootfd.open_root(upper)
+    try:
+        for target in sorted(set(targets), key=lambda t: -t.count("/")):
+            parts = rootfd.components(target)
+            while parts and _drop_one(top, parts):
+                parts = parts[:-1]
+    finally:
+        os.close(top)
+
+
+_NO_LINKS = rootfd.RESOLVE_BENEATH | rootfd.RESOLVE_NO_SYMLINKS | rootfd.RESOLVE_NO_MAGICLINKS
+
+
+def _drop_one(top: int, parts: list[str]) -> bool:
+    """Remove ``parts`` (below ``top``) when it is an empty directory or empty file runc made; whether
+    it was removed."""
+    try:
+        parent = rootfd.openat2(top, "/".join(parts[:-1]) or ".", rootfd.DIR_FLAGS, resolve=_NO_LINKS)
+    except OSError:
+        return False
+    name = parts[-1]
+    try:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            fd = rootfd.openat2(parent, name, rootfd.DIR_FLAGS, resolve=_NO_LINKS)
             try:
-                st = os.lstat(path)
-                if _opaque(path):
-                    break
-                if stat.S_ISDIR(st.st_mode):
-                    if os.listdir(path):
-                        break
-                    os.rmdir(path)
-                elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                    os.unlink(path)
-                else:
-                    break
-            except OSError:
-                break
-            parts = parts[:-1]
+                if _opaque(fd) or any(True for _ in os.scandir(fd)):
+                    return False
+            finally:
+                os.close(fd)
+            os.rmdir(name, dir_fd=parent)
+            return True
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(name, dir_fd=parent)
+            return True
+        return False
+    except OSError:
+        return False
+    finally:
+        os.close(parent)
 
 
-def _opaque(path: str) -> bool:
+def _opaque(fd: int) -> bool:
     for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
         with contextlib.suppress(OSError):
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+            if os.getxattr(fd, name) == b"y":
                 return True
     return False
 
