@@ -126,3 +126,19 @@ def test_mount_points_are_dropped_without_following_the_steps_symlinks(d, tmp_pa
     build(d, "--no-cache", ctx(tmp_path / "c", df), check=False)
     assert (victim / "b").is_dir()
     assert (victim / "hostname").exists()
+
+
+def test_builder_prune_keep_storage_removes_the_least_recently_used_cache_first(d, tmp_path):
+    d.cli("builder", "prune", "-f", "--filter", "type=exec.cachemount")
+    for name in ("older", "newer"):
+        build(d, "--no-cache", ctx(tmp_path / name, f"FROM busybox\nRUN --mount=type=cache,target=/c,id={name} "
+                                                    "dd if=/dev/zero of=/c/blob bs=1k count=256 2>/dev/null\n"))
+    d.cli("builder", "prune", "-f", "--keep-storage", "300k")
+    left = [r.get("Description", "") for r in cache_records(d)]
+    assert len(left) == 1 and "dd if=/dev/zero" in left[0]
+    # the newer one is the one kept: its data is still there for the next build
+    r = build(d, "--no-cache", ctx(tmp_path / "check", "FROM busybox\nRUN --mount=type=cache,target=/c,id=newer "
+                                                       "ls /c\n"))
+    assert "\nblob\n" in r.stdout_text
+    d.cli("builder", "prune", "-f")
+    assert cache_records(d) == []

@@ -75,7 +75,7 @@ def routes(engine: Engine) -> list[Route]:
             until_ns = cachemounts.until_ns(until[-1])
             if until_ns is None:
                 until_ns = flt.parse_timestamp(until[-1], "until")
-        keep = request.q("keep-storage") or "0"
+        keep = request.q("keep-storage") or request.q("reserved-space") or "0"  # reserved-space: API 1.48
         if not keep.isdigit():
             raise InvalidParameter(f"invalid keep-storage value {keep!r}")
         deleted, reclaimed = await asyncio.to_thread(engine.builds.prune_all, f, until_ns, int(keep))

@@ -749,8 +749,7 @@ class Builder:
         if shown:
             created_by = f"|{len(shown)} {' '.join(shown)} {created_by}"
         network = runsetup.step_network(node, self.opts.network)
-        step_dir = os.path.join(self.workdir, "step-" + secrets.token_hex(6))
-        os.makedirs(step_dir)
+        step_dir = os.path.join(self.workdir, "step-" + secrets.token_hex(6))  # made by what needs it
         with contextlib.ExitStack() as stack:
             stack.callback(shutil.rmtree, step_dir, True)
             mounts = runsetup.setup(self, state, node, stack, step_dir)

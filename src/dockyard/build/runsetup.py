@@ -58,7 +58,8 @@ def shebang_script(heredoc: Heredoc) -> bool:
 
 def setup(builder: Any, state: Any, node: Node, stack: contextlib.ExitStack, scratch: str) -> Prepared:
     """The step's mounts (``--mount`` flags expanded with the stage's args and env), set up until
-    ``stack`` closes; ``scratch`` is a directory of the step's own for copies and scripts."""
+    ``stack`` closes; ``scratch`` is a directory of the step's own for copies and scripts, made when
+    one is needed (a cached step makes none)."""
     out = Prepared()
     lexer = builder._lexer(state)
     workdir = state.config.get("WorkingDir") or "/"
@@ -97,6 +98,7 @@ def setup(builder: Any, state: Any, node: Node, stack: contextlib.ExitStack, scr
             sources = copier.find_sources("RUN --mount", root, [m.source or "."], from_context=True, add=False)
             digest = copier.checksum(sources)
         if not m.readonly:
+            os.makedirs(scratch, exist_ok=True)
             src = runmounts.copy_for_rw(src, os.path.join(scratch, "rw-" + secrets.token_hex(6)))
         out.oci.append({"destination": target, "type": "bind", "source": src,
                         "options": ["rbind", "rprivate", "ro" if m.readonly else "rw"]})
@@ -116,6 +118,7 @@ def _source_root(builder: Any, state: Any, m: runmounts.Mount, stack: contextlib
 
 def script_mount(heredoc: Heredoc, scratch: str) -> tuple[dict[str, Any], str]:
     """A shebang here-document as an executable file mounted at /dev/pipes/<name>, as BuildKit runs it."""
+    os.makedirs(scratch, exist_ok=True)
     path = os.path.join(scratch, "heredoc-" + secrets.token_hex(6))
     with open(path, "w", encoding="utf-8") as f:
         f.write(heredoc.content)
