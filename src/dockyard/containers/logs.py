@@ -2,7 +2,7 @@
 
 Each line is ``{"log":"…","stream":"stdout|stderr","time":"RFC3339Nano"}``; a
 ``log`` without a final newline is a piece of a line the next entry of the
-stream continues. Output is the Engine API's: multiplexed frames, or raw bytes
+stream continues. Output is the Engine API's: a multiplexed frame per entry, or raw bytes
 for a TTY; big logs are rendered a block of lines at a time (see ``render``).
 """
 
@@ -12,6 +12,7 @@ import calendar
 import gzip
 import json
 import os
+import struct
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -59,6 +60,9 @@ def rfc3339_utc(ns: int) -> bytes:
     return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z").encode()
 
 
+_HEADER = struct.Struct(">BxxxL").pack
+
+
 def frame(stream: int, payload: bytes) -> bytes:
     """The Engine API's multiplexed frame: stream, three zero bytes, big-endian length."""
     return bytes((stream, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
@@ -80,11 +84,14 @@ def render(block: bytes, opts: Options, tty: bool) -> tuple[bytes, bool]:
             stream = STDOUT if has_out else STDERR
             if not (opts.stdout if stream == STDOUT else opts.stderr):
                 return b"", False
-            payload = b"\n".join([line[8:line.rindex(_PLAIN_END)] for line in block.split(b"\n")[:-1]]) + b"\n"
-            return (payload if tty else frame(stream, payload)), False
+            entries = block.split(b"\n")[:-1]
+            if tty:
+                return b"\n".join([line[8:line.rindex(_PLAIN_END)] for line in entries]) + b"\n", False
+            # a frame per entry, as dockerd sends: docker-py's log stream yields one item per frame
+            # (the payload is line[8:end] and the \n the join puts after it)
+            return b"\n".join([_HEADER(stream, end - 7) + line[8:end]
+                               for line in entries for end in (line.rindex(_PLAIN_END),)]) + b"\n", False
     pieces: list[bytes] = []
-    batch: list[bytes] = []
-    batch_stream = 0
     past_until = False
     for line in block.split(b"\n")[:-1]:
         try:
@@ -104,13 +111,7 @@ def render(block: bytes, opts: Options, tty: bool) -> tuple[bytes, bool]:
                 break
             if opts.timestamps:
                 payload = rfc3339_utc(ns) + b" " + payload
-        if stream != batch_stream and batch:
-            pieces.append(b"".join(batch) if tty else frame(batch_stream, b"".join(batch)))
-            batch = []
-        batch_stream = stream
-        batch.append(payload)
-    if batch:
-        pieces.append(b"".join(batch) if tty else frame(batch_stream, b"".join(batch)))
+        pieces.append(payload if tty else frame(stream, payload))
     return b"".join(pieces), past_until
 
 
