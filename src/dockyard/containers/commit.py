@@ -90,6 +90,8 @@ class Committer:
             merged = {k: v for k, v in c.config.items() if k in IMAGE_KEYS}
             merged.update({k: v for k, v in (config or {}).items() if v not in (None, "", [], {})})
             merged = apply_changes(merged, changes)
+            # empty maps and lists are left out of an image config, as dockerd's omitempty does
+            merged = {k: v for k, v in merged.items() if v not in ({}, [])}
             image = self.images.create_image_from_layer(
                 c.image_id, layer, [], comment=comment, author=author, config_overrides=merged)
         finally:

@@ -920,10 +920,9 @@ def _merge_log_config(log_config: dict[str, Any], config: DaemonConfig) -> dict[
 
 
 def _merge_env(image_env: list[str], env: list[str]) -> list[str]:
-    merged: dict[str, str] = {}
-    for item in image_env + env:
-        merged[item.partition("=")[0]] = item
-    return list(merged.values())
+    """As dockerd's merge: the container's own variables first, then the image's it did not set."""
+    own = {item.partition("=")[0] for item in env}
+    return list(env) + [item for item in image_env if item.partition("=")[0] not in own]
 
 
 def _container_resolv_conf(host: str) -> str:
