@@ -77,6 +77,8 @@ def test_bind_mounts_of_context_and_stage_commit_nothing(d, tmp_path):
     ("RUN --network=bridge2 true", "unsupported network mode 'bridge2'"),
     ("RUN --security=insecure true", "security.insecure entitlement"),
     ("RUN --frobnicate true", "Unknown flag: frobnicate"),
+    ("COPY --mount=type=cache,target=/c a b", "Unknown flag: mount"),
+    ("RUN " + " ".join(f"--mount=type=tmpfs,target=/t{i}" for i in range(65)) + " true", "too many --mount flags"),
 ])
 def test_bad_run_flags_fail_before_any_step(d, tmp_path, line, message):
     before = d.cli("images", "-aq").stdout_text

@@ -79,6 +79,7 @@ class CacheMounts:
             data = os.path.join(self._dir(key), "data")
             if not os.path.isdir(data):
                 os.makedirs(self._dir(key), mode=0o700, exist_ok=True)
+                shutil.rmtree(data + ".new", ignore_errors=True)  # a daemon killed while making one left it
                 if seed is not None:
                     shutil.copytree(seed, data + ".new", symlinks=True)
                 else:

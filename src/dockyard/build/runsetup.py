@@ -23,8 +23,13 @@ NETWORKS = ("default", "none", "host")
 PIPES = "/dev/pipes"
 
 
+MAX_MOUNTS = 64  # per RUN step: each is a mount runc makes and, for a cache, a directory kept
+
+
 def check(node: Node) -> None:
     """The RUN flags as the frontend checks them, before any step runs."""
+    if sum(1 for name, _ in node.flags if name == "mount") > MAX_MOUNTS:
+        raise ParseError(node.line, f"too many --mount flags (at most {MAX_MOUNTS})")
     for name, value in node.flags:
         if name == "mount":
             runmounts.parse(value or "", node.line)
