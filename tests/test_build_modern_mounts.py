@@ -144,3 +144,23 @@ def test_builder_prune_keep_storage_removes_the_least_recently_used_cache_first(
     assert "\nblob\n" in r.stdout_text
     d.cli("builder", "prune", "-f")
     assert cache_records(d) == []
+
+
+def test_security_insecure_needs_the_entitlement(d, tmp_path, fresh_daemon, busybox_tar):
+    df = "FROM busybox\nRUN --security=insecure grep CapEff /proc/self/status\nRUN grep CapEff /proc/self/status\n"
+    # the module's daemon grants nothing: refused before any step
+    r = build(d, ctx(tmp_path / "c", df), check=False)
+    assert r.returncode != 0 and "security.insecure entitlement" in r.stderr_text
+    # nor through an ONBUILD trigger of the base image, which no planning check sees
+    build(d, "-t", "mod-onbuild-insecure", ctx(tmp_path / "base", "FROM busybox\n"
+                                               "ONBUILD RUN --security=insecure true\n"))
+    r = build(d, ctx(tmp_path / "child", "FROM mod-onbuild-insecure\n"), check=False)
+    assert r.returncode != 0 and "security.insecure entitlement" in r.stderr_text + r.stdout_text
+    # a daemon configured as dockerd's daemon.json grants it runs the step privileged, and only that one
+    fresh_daemon.config["builder"] = {"entitlements": {"security-insecure": True}}
+    fresh_daemon.start()
+    fresh_daemon.cli("load", "-i", busybox_tar.path)
+    out = build(fresh_daemon, "--no-cache", ctx(tmp_path / "c", df)).stdout_text
+    caps = [line.split()[1] for line in out.splitlines() if line.startswith("CapEff:")]
+    assert caps[0] == "000001ffffffffff" or int(caps[0], 16) > int(caps[1], 16)
+    assert caps[1] == "00000000a80425fb"

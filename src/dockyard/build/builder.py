@@ -30,7 +30,7 @@ from ..containers.record import now_iso
 from ..images import reference as refs
 from ..storage import rootpath
 from ..util.iterio import IterReader
-from . import copier, copyflags, platformargs, remote, runmounts, runsetup
+from . import copier, copyflags, entitlements, platformargs, remote, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
 from .parser import Node, ParseError, heredoc_only, parse
@@ -137,7 +137,7 @@ class Builder:
             raise errors.InvalidParameter(f'"{self.opts.platform}": unsupported platform')
         df = parse(self.ctx.dockerfile)
         self.escape = df.escape
-        p = plan(df, self.opts.dockerfile)
+        p = plan(df, self.opts.dockerfile, entitlements.security_insecure(self.engine.config))
         self.stage_names = {s.index: s.name for s in p.stages}
         if self.opts.target:
             names = [s.name for s in p.stages]
@@ -757,6 +757,8 @@ class Builder:
                 script, _ = runsetup.script_mount(node.heredocs[0], step_dir)
                 mounts.oci.append(script)
             extra: dict[str, Any] = {"_network": network}
+            if runsetup.insecure(node):
+                extra["_security"] = "insecure"
             if mounts.key:
                 extra["_mounts"] = mounts.key
             if cmd[0].startswith(runsetup.PIPES + "/"):
@@ -764,10 +766,10 @@ class Builder:
             key = step_key(state.image_id, created_by, {**state.config, **extra})
             if self._use_cache(state, key, created_by):
                 return
-            self._run_step(state, cmd, created_by, key, run_args, network, mounts)
+            self._run_step(state, cmd, created_by, key, run_args, network, mounts, runsetup.insecure(node))
 
     def _run_step(self, state: StageState, cmd: list[str], created_by: str, key: str, run_args: list[str],
-                  network: str, mounts: runsetup.Prepared) -> None:
+                  network: str, mounts: runsetup.Prepared, privileged: bool) -> None:
         env = list(state.config.get("Env") or []) + run_args
         # the snapshot is keyed as a container's, so that a step kept as dockerd keeps it becomes one as is
         container_id = secrets.token_hex(32)
@@ -784,7 +786,8 @@ class Builder:
             with open(journal, "wb") if journal else contextlib.nullcontext() as record:
                 code = self._steps(network).run(container_id, container_id, cmd, env,
                                                 state.config.get("WorkingDir") or "", state.config.get("User") or "",
-                                                _recording(self.out, record), self.cancel, mounts.oci)
+                                                _recording(self.out, record), self.cancel, mounts.oci,
+                                                privileged)
             finished = now_iso()
             if code != 0:
                 raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)

@@ -14,7 +14,7 @@ import posixpath
 import secrets
 from typing import Any
 
-from . import copier, runmounts
+from . import copier, entitlements, runmounts
 from .parser import Heredoc, Node, ParseError
 from .runmounts import Prepared
 
@@ -26,8 +26,9 @@ PIPES = "/dev/pipes"
 MAX_MOUNTS = 64  # per RUN step: each is a mount runc makes and, for a cache, a directory kept
 
 
-def check(node: Node) -> None:
-    """The RUN flags as the frontend checks them, before any step runs."""
+def check(node: Node, insecure_allowed: bool = False) -> None:
+    """The RUN flags as the frontend checks them, before any step runs (``insecure_allowed``: the daemon
+    grants the security.insecure entitlement)."""
     if sum(1 for name, _ in node.flags if name == "mount") > MAX_MOUNTS:
         raise ParseError(node.line, f"too many --mount flags (at most {MAX_MOUNTS})")
     for name, value in node.flags:
@@ -38,12 +39,13 @@ def check(node: Node) -> None:
                 raise ParseError(node.line, f"unsupported network mode {value!r}: expected one of "
                                             f"{', '.join(NETWORKS)}")
         elif name == "security":
-            if value == "sandbox":
+            if value == "sandbox" or (value == "insecure" and insecure_allowed):
                 continue
             if value != "insecure":
                 raise ParseError(node.line, f"unsupported security mode {value!r}: expected sandbox or insecure")
             raise ParseError(node.line, "RUN --security=insecure needs the security.insecure entitlement, which "
-                                        "this builder never grants: a build step does not run privileged")
+                                        "this daemon does not grant (daemon.json: "
+                                        "{\"builder\": {\"entitlements\": {\"security-insecure\": true}}})")
 
 
 def step_network(node: Node, build_network: str) -> str:
@@ -57,6 +59,11 @@ def step_network(node: Node, build_network: str) -> str:
     return mode
 
 
+def insecure(node: Node) -> bool:
+    """RUN --security=insecure (checked against the daemon's entitlements when the build was planned)."""
+    return any(name == "security" and value == "insecure" for name, value in node.flags)
+
+
 def shebang_script(heredoc: Heredoc) -> bool:
     return heredoc.content.startswith("#!")
 
@@ -65,6 +72,8 @@ def setup(builder: Any, state: Any, node: Node, stack: contextlib.ExitStack, scr
     """The step's mounts (``--mount`` flags expanded with the stage's args and env), set up until
     ``stack`` closes; ``scratch`` is a directory of the step's own for copies and scripts, made when
     one is needed (a cached step makes none)."""
+    # again here: an ONBUILD trigger of the base image is dispatched without the planning checks
+    check(node, entitlements.security_insecure(builder.engine.config))
     out = Prepared()
     lexer = builder._lexer(state)
     workdir = state.config.get("WorkingDir") or "/"

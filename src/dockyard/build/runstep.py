@@ -132,9 +132,9 @@ class StepRunner:
     # -- one step ---------------------------------------------------------------------------
     def run(self, container_id: str, snapshot_key: str, cmd: list[str], env: list[str], workdir: str, user: str,
             out: Callable[[str], None], cancel: threading.Event,
-            mounts: list[dict[str, Any]] | None = None) -> int:
+            mounts: list[dict[str, Any]] | None = None, privileged: bool = False) -> int:
         """Run ``cmd`` on the prepared snapshot ``snapshot_key`` (with the step's own ``mounts``, from
-        RUN --mount); returns its exit status.
+        RUN --mount, and ``privileged`` for RUN --security=insecure); returns its exit status.
 
         The snapshot stays (unmounted) for the caller to diff and remove.
         """
@@ -152,7 +152,8 @@ class StepRunner:
                 spec = specmod.build(
                     container_id=container_id, rootfs=rootfs, image_config={},
                     config={"Entrypoint": cmd, "Cmd": None, "Env": env, "WorkingDir": workdir, "User": user},
-                    host_config={"NetworkMode": self.mode}, files=net.files, netns_path=net.netns,
+                    host_config={"NetworkMode": self.mode, "Privileged": privileged}, files=net.files,
+                    netns_path=net.netns,
                     extra_mounts=mounts)
                 with open(os.path.join(bundle, "config.json"), "w", encoding="utf-8") as f:
                     json.dump(spec, f)

@@ -32,7 +32,7 @@ class Plan:
     stages: list[Stage]
 
 
-def plan(df: Dockerfile, dockerfile_name: str) -> Plan:
+def plan(df: Dockerfile, dockerfile_name: str, insecure_allowed: bool = False) -> Plan:
     if not df.nodes:
         raise errors.InvalidParameter(f"the Dockerfile ({dockerfile_name}) cannot be empty")
     meta: list[Node] = []
@@ -43,7 +43,7 @@ def plan(df: Dockerfile, dockerfile_name: str) -> Plan:
             if name not in allowed:
                 raise ParseError(node.line, f"Unknown flag: {name}")
         if node.cmd == "run":
-            runsetup.check(node)
+            runsetup.check(node, insecure_allowed)
         if node.cmd == "from":
             words = node.rest.split()
             name = ""

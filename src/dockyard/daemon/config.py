@@ -62,6 +62,8 @@ class DaemonConfig:
     # dockerd's --exec-opt; native.cgroupdriver sets cgroup_driver (runtime/cgroupdriver.py)
     exec_opts: list[str] = field(default_factory=list)
     cgroup_driver: str = "cgroupfs"
+    # dockerd's "builder" section; only entitlements.security-insecure is read (build/entitlements.py)
+    builder: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pidfile_path(self) -> str:
@@ -106,6 +108,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "tlskey": ("tlskey", str),
     "api-cors-header": ("api_cors_header", str),
     "exec-opts": ("exec_opts", list),
+    "builder": ("builder", dict),
 }
 
 
