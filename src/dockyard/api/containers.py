@@ -10,21 +10,17 @@ import time
 from typing import Any, AsyncIterator
 
 from .. import errors
-from ..containers import health
 from ..containers import logs as logmod
 from ..containers import mounts
-from ..containers.record import PAUSED, RUNNING, Container, parse_iso
+from ..containers.record import PAUSED, Container
 from ..containers.service import ContainerService, parse_signal
 from ..engine.engine import Engine
 from ..runtime.shim import STDERR as SHIM_STDERR
-from ..util.units import human_duration
 from . import filters as flt
+from .container_list import LIST_FILTERS, PRUNE_FILTERS, list_containers, prune_keep
 from .http import HijackResponse, RawStream, Request, Response, StreamResponse, empty_response, json_response
 from .router import Route, delete, get, post, version_at_least
 
-LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task",
-                          "label", "name", "network", "publish", "since", "status", "volume"})
-STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 STDIN_PACKET = 8192
 MUX = "application/vnd.docker.multiplexed-stream"
@@ -113,19 +109,7 @@ def routes(engine: Engine) -> list[Route]:
                                                      request.q("ps_args") or "-ef"))
 
     async def prune(request: Request) -> Response:
-        wanted = flt.parse(request.q("filters"), frozenset({"until", "label", "label!"}))
-        until_ns = flt.parse_timestamp(wanted["until"][-1], "until") if wanted.get("until") else None
-
-        def keep(c: Container) -> bool:
-            if until_ns is not None and parse_iso(c.created) * 1e9 >= until_ns:
-                return True
-            labels = c.config.get("Labels") or {}
-            if wanted.get("label") and not flt.match_labels(labels, wanted["label"]):
-                return True
-            if wanted.get("label!") and any(flt.match_labels(labels, [x]) for x in wanted["label!"]):
-                return True
-            return False
-
+        keep = prune_keep(flt.parse(request.q("filters"), PRUNE_FILTERS))
         deleted, space = await asyncio.to_thread(svc.prune, keep)
         return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": space})
 
@@ -317,28 +301,6 @@ async def _log_stream(svc: ContainerService, c: Container, reader: logmod.LogRea
 
 
 # -- shaping --------------------------------------------------------------------------
-def _command(c: Container) -> str:
-    # dockerd's list quotes the arguments (not the path) that hold a space
-    return " ".join([c.path, *(f"'{a}'" if " " in a else a for a in c.args)])
-
-
-def status_text(c: Container) -> str:
-    st = c.state
-    now = time.time()
-    if st.status in (RUNNING, PAUSED):
-        text = f"Up {human_duration(now - parse_iso(st.started_at))}"
-        return text + " (Paused)" if st.status == PAUSED else text
-    if st.status == "restarting":
-        return f"Restarting ({st.exit_code}) {human_duration(now - parse_iso(st.finished_at))} ago"
-    if st.status == "removing":
-        return "Removal In Progress"
-    if st.status == "dead":
-        return "Dead"
-    if parse_iso(st.finished_at) == 0:
-        return "Created"
-    return f"Exited ({st.exit_code}) {human_duration(now - parse_iso(st.finished_at))} ago"
-
-
 def _network_settings(engine: Engine, c: Container) -> dict[str, Any]:
     return engine.networks.container_settings(c)
 
@@ -403,82 +365,6 @@ def inspect_container(engine: Engine, c: Container, size: bool = False) -> dict[
     if size:
         data["SizeRw"], data["SizeRootFs"] = engine.containers.sizes(c)
     return data
-
-
-def _summary(engine: Engine, c: Container, size: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "Id": c.id,
-        "Names": [c.name],
-        "Image": c.image_name,
-        "ImageID": c.image_id,
-        "Command": _command(c),
-        "Created": int(parse_iso(c.created)),
-        "Ports": engine.networks.port_summary(c),
-        "Labels": c.config.get("Labels") or {},
-        "State": c.state.status,
-        "Status": status_text(c) + (engine.health.status_suffix(c.id) if c.state.status == RUNNING else ""),
-        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
-        "NetworkSettings": {"Networks": _network_settings(engine, c)["Networks"]},
-        "Mounts": mounts.inspect(c.mounts),
-    }
-    if size:
-        out["SizeRw"], out["SizeRootFs"] = engine.containers.sizes(c)
-    return out
-
-
-def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, list[str]],
-                    size: bool) -> list[dict[str, Any]]:
-    svc = engine.containers
-    containers = sorted(svc.all(), key=lambda c: c.created, reverse=True)
-    if wanted.get("status"):
-        for s in wanted["status"]:
-            if s not in STATUSES:
-                raise errors.InvalidParameter(f"Invalid filter 'status={s}'")
-    before = svc.get(wanted["before"][-1]).created if wanted.get("before") else None
-    since = svc.get(wanted["since"][-1]).created if wanted.get("since") else None
-    ancestors: set[str] = set()
-    for ref in wanted.get("ancestor", []):
-        try:
-            ancestors.add(engine.images.resolve(ref).id)
-        except errors.DockyardError:
-            pass
-    for value in wanted.get("health", []):
-        if value not in health.FILTER_VALUES:
-            raise errors.InvalidParameter(f"Unrecognised filter value for health: {value}")
-    out = []
-    for c in containers:
-        if not (all_ or limit > 0 or wanted.get("status") or wanted.get("exited")) and not c.state.running:
-            continue
-        if wanted.get("status") and c.state.status not in wanted["status"]:
-            continue
-        if wanted.get("id") and not any(c.id.startswith(v) for v in wanted["id"]):
-            continue
-        if wanted.get("name") and not any(v.lstrip("/") in c.name.lstrip("/") for v in wanted["name"]):
-            continue
-        if wanted.get("label") and not flt.match_labels(c.config.get("Labels"), wanted["label"]):
-            continue
-        if wanted.get("exited"):
-            if c.state.running or parse_iso(c.state.finished_at) == 0 or \
-                    str(c.state.exit_code) not in wanted["exited"]:
-                continue
-        if wanted.get("ancestor") and c.image_id not in ancestors and c.image_name not in wanted["ancestor"]:
-            continue
-        if before is not None and c.created >= before:
-            continue
-        if since is not None and c.created <= since:
-            continue
-        if wanted.get("volume") and not any(mounts.matches(c.mounts, v) for v in wanted["volume"]):
-            continue
-        if wanted.get("health") and engine.health.status(c.id) not in wanted["health"]:
-            continue
-        try:
-            out.append(_summary(engine, c, size))
-        except Exception:  # one bad record must not take the list from every client
-            log.exception("skipping container %s in the list", c.id)
-            continue
-        if limit > 0 and len(out) >= limit:
-            break
-    return out
 
 
 def top_processes(engine: Engine, ref: str, ps_args: str) -> dict[str, Any]:

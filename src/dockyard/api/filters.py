@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
+import time
 from typing import Any
 
 from .. import errors
@@ -59,6 +61,26 @@ def match_labels(labels: dict[str, str] | None, wanted: list[str]) -> bool:
     return True
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+                "h": 3_600_000_000_000}
+
+
+def _go_duration_ns(value: str) -> int | None:
+    """Go's time.ParseDuration (``10m``, ``1h30m``, ``-2s``), or None when ``value`` is not one."""
+    sign, body = (-1, value[1:]) if value.startswith("-") else (1, value.lstrip("+"))
+    if not body:
+        return None
+    total, pos = 0.0, 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if not m:
+            return None
+        total += float(m.group(1)) * _DURATION_NS[m.group(2)]
+        pos = m.end()
+    return sign * int(total)
+
+
 def parse_timestamp(value: str, name: str) -> int:
     """A `since`/`until` value as nanoseconds: unix seconds (with fraction) or RFC 3339."""
     value = value.strip()
@@ -70,10 +92,13 @@ def parse_timestamp(value: str, name: str) -> int:
         return nanos
     except ValueError:
         pass
+    ago = _go_duration_ns(value)
+    if ago is not None:  # as dockerd's GetTimestamp: a duration counts back from now
+        return time.time_ns() - ago
     try:
         dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise errors.InvalidParameter(f"invalid value for {name}: {value!r}") from None
+        raise errors.InvalidParameter(f'failed to parse value as time or duration: "{value}"') from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.timezone.utc)
     return int(dt.timestamp() * 1_000_000_000)

@@ -709,16 +709,21 @@ class ContainerService:
         self._event(c, "rename", {"oldName": old})
 
     def prune(self, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
+        """The stopped containers ``keep`` refuses, removed; and, as dockerd counts it, the bytes of
+        their writable layers."""
         deleted = []
+        reclaimed = 0
         for c in self.all():
             if c.state.running or keep(c):
                 continue
+            size = self.sizes(c)[0]
             try:
                 self.remove(c.id)
-                deleted.append(c.id)
             except errors.DockyardError:
                 continue
-        return deleted, 0
+            deleted.append(c.id)
+            reclaimed += size
+        return deleted, reclaimed
 
     # -- attach, resize ------------------------------------------------------------------
     def attach_socket(self, ref: str) -> concurrent.futures.Future[socket.socket]:
