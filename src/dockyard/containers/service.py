@@ -818,6 +818,11 @@ class ContainerService:
                 to_start.append(c.id)
                 continue
             if not c.state.running:
+                if os.path.isdir(self.shims.bundle(c.id)) or \
+                        os.path.exists(os.path.join(self.runtime(c.runtime).root, c.id)):
+                    # the daemon died in a start it never acknowledged (or in an exit's teardown): undo it,
+                    # or a container would run under a record that says it does not
+                    finishing.append(lambda c=c: self._undo_interrupted_start(c))
                 copier = self.log_copier(c)
                 if copier and os.path.exists(copier.journal) and os.path.getsize(copier.journal):
                     finishing.append(copier.finish)  # copy what the shim left
@@ -842,6 +847,11 @@ class ContainerService:
                 fut.result()
         for cid in to_start:
             threading.Thread(target=self._restart_by_policy, args=(cid, True), daemon=True).start()
+
+    def _undo_interrupted_start(self, c: Container) -> None:
+        runtime = self.runtime(c.runtime)
+        _each(c, "undoing the interrupted start of", lambda: runtime.delete(c.id, force=True),
+              lambda: self.shims.cleanup(c.id), lambda: self._unmount(c), lambda: self.networks.detach(c.id))
 
     def _restore_exit(self, c: Container) -> None:
         with self._op_lock(c.id):
