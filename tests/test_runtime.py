@@ -330,3 +330,30 @@ def test_idle_shim_memory(rt: RT) -> None:
         rt.runc.kill(info.container_id, signal.SIGKILL)
         rt.shims.wait(info, 10)
         rt.remove(info.container_id)
+
+
+def _stub_runc(tmp_path: Path, state_status: str | None) -> Runc:
+    """A runc whose kill fails as runc does on a container exiting under it (its cgroup removed)."""
+    state = f'echo \'{{"status": "{state_status}"}}\'; exit 0' if state_status else "exit 1"
+    stub = tmp_path / "runc"
+    stub.write_text("#!/bin/sh\n"
+                    "for a; do last=$a; case $a in kill) cmd=kill;; state) cmd=state;; esac; done\n"
+                    "case $cmd in\n"
+                    "kill) echo 'time=\"x\" level=error msg=\"lstat /sys/fs/cgroup/devices/dockyard/c1: "
+                    "no such file or directory\"' >&2; exit 1;;\n"
+                    f"state) {state};;\n"
+                    "esac\n")
+    stub.chmod(0o755)
+    return Runc(str(stub), str(tmp_path / "root"))
+
+
+@pytest.mark.parametrize("status", [None, "stopped"])
+def test_kill_of_a_container_that_exited_meanwhile_is_a_conflict(tmp_path: Path, status: str | None) -> None:
+    with pytest.raises(errors.Conflict):
+        _stub_runc(tmp_path, status).kill("c1", signal.SIGKILL, all_processes=True)
+
+
+def test_kill_failure_of_a_running_container_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(errors.DockyardError) as info:
+        _stub_runc(tmp_path, "running").kill("c1", signal.SIGKILL)
+    assert not isinstance(info.value, errors.Conflict)

@@ -59,6 +59,10 @@ class Runc:
             msg = error_message(res.stderr)
             if "not running" in msg or "process already finished" in msg or "does not exist" in msg:
                 raise errors.Conflict(msg)
+            # A container exiting while it is signalled makes runc fail on the cgroup its exit removes
+            # ("lstat /sys/fs/cgroup/devices/...: no such file"): that is "exited meanwhile", not a fault.
+            if (self.state(container_id) or {}).get("status") in (None, "stopped"):
+                raise errors.Conflict(msg)
             raise RuntimeError_(msg)
 
     def pause(self, container_id: str) -> None:
