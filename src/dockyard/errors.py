@@ -4,9 +4,26 @@ Like moby's errdefs, the engine raises errors that say what went wrong in
 domain terms; only the API layer turns a kind into an HTTP status.
 """
 
+from typing import TypeVar
+
 
 class DockyardError(Exception):
-    """Base of every error the engine reports to a client."""
+    """Base of every error the engine reports to a client.
+
+    dockerd before 25.0 (API 1.44) worded some errors differently; a client asking for an
+    older API version is told ``before_1_44`` when one is set (see ``legacy``).
+    """
+
+    before_1_44: str | None = None
+
+
+E = TypeVar("E", bound=DockyardError)
+
+
+def legacy(err: E, text: str) -> E:
+    """``err``, told as ``text`` to clients of API versions before 1.44 (dockerd 20.10's words)."""
+    err.before_1_44 = text
+    return err
 
 
 class NotFound(DockyardError):

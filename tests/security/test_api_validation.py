@@ -155,9 +155,9 @@ def test_api_cors_header_allows_that_origin(fresh_daemon):
 
 @pytest.mark.parametrize("body,words", [
     (_create(Cmd=[1, 2]), "ContainerConfigWrapper.Cmd of type string"),
-    (_create(ExposedPorts={"abc/tcp": {}}), "invalid containerPort: abc"),
-    (_create(ExposedPorts={"80/tcp\n": {}}), "invalid containerPort"),
-    (_host(PortBindings={"x/tcp": [{"HostPort": "80"}]}), "invalid containerPort: x"),
+    (_create(ExposedPorts={"abc/tcp": {}}), 'invalid port specification: "abc"'),
+    (_create(ExposedPorts={"80/tcp\n": {}}), "invalid proto: tcp\n"),
+    (_host(PortBindings={"x/tcp": [{"HostPort": "80"}]}), 'invalid port specification: "x"'),
     (_create(Labels={"a": 1}), "ContainerConfigWrapper.Labels of type string"),
     (_create(Healthcheck={"Test": [1]}), "Healthcheck.Test"),
     (_create(Volumes={"/data": 1}), "Volumes"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..engine.engine import Engine
 from . import (build, container_fs, container_stats, containers, distribution, exec, images, networks, plugins, session,
-               swarm, system, volumes)
+               swarm, system, volumes, websocket)
 from .router import App
 
 
@@ -16,6 +16,7 @@ def build_app(engine: Engine) -> App:
     routes += distribution.routes(engine)
     routes += containers.routes(engine)
     routes += exec.routes(engine)
+    routes += websocket.routes(engine)
     routes += container_fs.routes(engine)
     routes += container_stats.routes(engine)
     routes += networks.routes(engine)

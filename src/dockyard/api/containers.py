@@ -16,10 +16,12 @@ from ..containers.record import PAUSED, Container
 from ..containers.service import ContainerService, parse_signal
 from ..engine.engine import Engine
 from ..runtime.shim import STDERR as SHIM_STDERR
+from . import create_checks
 from . import filters as flt
 from .container_list import LIST_FILTERS, PRUNE_FILTERS, list_containers, prune_keep
-from .http import HijackResponse, RawStream, Request, Response, StreamResponse, empty_response, json_response
-from .router import Route, delete, get, post, version_at_least
+from .http import (HijackFailure, HijackResponse, RawStream, Request, Response, StreamResponse, empty_response,
+                   json_response)
+from .router import Route, delete, error_message, error_status, get, post, version_at_least, version_tuple
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 STDIN_PACKET = 8192
@@ -36,6 +38,7 @@ def routes(engine: Engine) -> list[Route]:
         body = await request.json(default={})
         if not isinstance(body, dict):
             raise errors.InvalidParameter("invalid JSON: expected an object")
+        create_checks.check(body, version_tuple(request.api_version), svc.get)
         c = await asyncio.to_thread(svc.create, request.q("name"), body,
                                     shareable_ipc=not version_at_least(request, "1.40"))
         return json_response({"Id": c.id, "Warnings": []}, 201)
@@ -134,7 +137,14 @@ def routes(engine: Engine) -> list[Route]:
         return StreamResponse(_log_stream(svc, c, reader, request.qbool("follow")),
                               content_type=RAW if tty else MUX)
 
-    async def attach(request: Request) -> HijackResponse:
+    async def attach(request: Request) -> HijackResponse | HijackFailure:
+        # dockerd takes the connection over before it looks the container up: a failure is told on it
+        try:
+            return await attach_streams(request)
+        except errors.DockyardError as e:
+            return HijackFailure(error_status(e), error_message(e, request))
+
+    async def attach_streams(request: Request) -> HijackResponse:
         c = svc.get(request.params["name"])
         want_stdin = request.qbool("stdin")
         streams = {1: request.qbool("stdout"), 2: request.qbool("stderr")}
@@ -162,7 +172,8 @@ def routes(engine: Engine) -> list[Route]:
                 return
             await _pump(c, sock, stream, want_stdin and bool(c.config.get("OpenStdin")), streams, tty, detach)
 
-        return HijackResponse(handler, RAW if tty else MUX)
+        # API 1.42 named the multiplexed stream's media type; older clients were told raw for both
+        return HijackResponse(handler, MUX if not tty and version_at_least(request, "1.42") else RAW)
 
     return [
         post("/containers/create", create),
@@ -202,8 +213,11 @@ def _detach_keys(spec: str) -> bytes:
 
 
 async def _pump(c: Container, sock: socket.socket, client: RawStream, stdin: bool, streams: dict[int, bool],
-                tty: bool, detach: bytes) -> None:
-    """Copy the shim's output to the client and the client's input to the shim, until either ends."""
+                tty: bool, detach: bytes, mux: bool | None = None) -> None:
+    """Copy the shim's output to the client and the client's input to the shim, until either ends.
+
+    The output is multiplexed without a TTY unless ``mux`` says otherwise (a WebSocket never is)."""
+    mux = not tty if mux is None else mux
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     detached = asyncio.Event()
@@ -249,7 +263,7 @@ async def _pump(c: Container, sock: socket.socket, client: RawStream, stdin: boo
             if not streams.get(kind):
                 continue
             payload = packet[1:]
-            await client.write(payload if tty else logmod.frame(kind, payload))
+            await client.write(logmod.frame(kind, payload) if mux else payload)
 
     out_task = asyncio.create_task(output_pump())
     in_task = asyncio.create_task(input_pump()) if stdin else None

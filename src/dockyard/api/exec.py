@@ -53,7 +53,7 @@ def routes(engine: Engine) -> list[Route]:
 
     async def start(request: Request) -> Response | HijackResponse:
         body = _canonical_keys(await request.json(default={}) or {}, EXEC_START)
-        e = svc.get(request.params["id"])
+        e = await asyncio.to_thread(svc.startable, request.params["id"])
         # as dockerd: the process has a terminal if the exec was created with one, while the stream
         # is multiplexed unless *this* request asks for Tty (docker-py starts a TTY exec without it
         # and reads frames)

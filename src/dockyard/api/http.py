@@ -24,6 +24,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import h11
 
 from .. import errors
+from . import jsonsyntax
 
 log = logging.getLogger("dockyard.api")
 
@@ -158,9 +159,9 @@ class Request:
         if not data.strip():
             return default
         try:
-            return json.loads(data)
-        except ValueError as e:
-            raise errors.InvalidParameter(f"invalid JSON: {e}") from None
+            return json.loads(data, parse_constant=jsonsyntax.reject_constant)
+        except (ValueError, RecursionError) as e:
+            raise errors.InvalidParameter(jsonsyntax.go_error(data) or f"invalid JSON: {e}") from None
 
     async def drain(self) -> None:
         async for _ in self.stream():
@@ -251,9 +252,21 @@ class HijackResponse:
 
     handler: Callable[[RawStream], Awaitable[None]]
     content_type: str = "application/vnd.docker.raw-stream"
+    # the whole answer head, for a protocol with its own (a WebSocket's 101 Switching Protocols)
+    head: bytes | None = None
 
 
-AnyResponse = Response | StreamResponse | HijackResponse
+@dataclass
+class HijackFailure:
+    """A hijacking request that failed before its stream began (attach to a missing container):
+    dockerd has taken the connection over already, so it writes a bare status line, the raw-stream
+    type and the message as text, then closes."""
+
+    status: int
+    message: str
+
+
+AnyResponse = Response | StreamResponse | HijackResponse | HijackFailure
 AppHandler = Callable[[Request], Awaitable[AnyResponse]]
 ExtraHeaders = Callable[[], list[tuple[str, str]]]
 
@@ -332,6 +345,13 @@ class _Connection:
                     if not await self._finish_body(request):
                         return
                     await self._hijack(request, response)
+                    return
+                if isinstance(response, HijackFailure):
+                    await self._finish_body(request)
+                    self.writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+                                      b"\r\n%s\r\n" % (response.status, _reason(response.status),
+                                                       response.message.encode()))
+                    await self.writer.drain()
                     return
                 status = await self._respond(request, response)
                 log.debug("%s %s -> %s (%.1f ms)", request.method, request.raw_path, status,
@@ -463,15 +483,19 @@ class _Connection:
                 watcher.exception()  # retrieved: nothing is left to report it
 
     async def _hijack(self, request: Request, response: HijackResponse) -> None:
-        if request.wants_upgrade:
+        if response.head is not None:
+            head = response.head
+        elif request.wants_upgrade:
             head = (b"HTTP/1.1 101 UPGRADED\r\n"
                     b"Content-Type: " + response.content_type.encode() + b"\r\n"
                     b"Connection: Upgrade\r\nUpgrade: tcp\r\n")
         else:
             head = b"HTTP/1.1 200 OK\r\nContent-Type: " + response.content_type.encode() + b"\r\n"
-        for name, value in self.extra_headers():
-            head += f"{name}: {value}\r\n".encode("latin-1")
-        self.writer.write(head + b"\r\n")
+        if response.head is None:
+            for name, value in self.extra_headers():
+                head += f"{name}: {value}\r\n".encode("latin-1")
+            head += b"\r\n"
+        self.writer.write(head)
         await self.writer.drain()
         leftover, _closed = self.h11.trailing_data
         stream = RawStream(self.reader, self.writer, bytes(leftover))

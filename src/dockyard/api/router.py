@@ -98,6 +98,13 @@ def error_status(exc: BaseException) -> int:
     return 500
 
 
+def error_message(exc: errors.DockyardError, request: Request) -> str:
+    """The error as told to this client: in dockerd 20.10's words for API versions before 1.44."""
+    if exc.before_1_44 is not None and request.api_version and version_tuple(request.api_version) < (1, 44):
+        return exc.before_1_44
+    return str(exc)
+
+
 class App:
     """``cors_origin`` is the daemon's api-cors-header: the one browser origin ("*": any)
     allowed to call the API. Without it a request that carries an ``Origin`` header (which
@@ -131,7 +138,7 @@ class App:
             status = error_status(e)
             if status >= 500:
                 log.error("%s %s: %s", request.method, request.raw_path, e)
-            return json_response({"message": str(e)}, status)
+            return json_response({"message": error_message(e, request)}, status)
         except Exception as e:  # the daemon must answer, never die, on a handler bug
             log.error("%s %s failed:\n%s", request.method, request.raw_path, traceback.format_exc())
             return json_response({"message": f"{type(e).__name__}: {e}"}, 500)

@@ -24,6 +24,7 @@ import fastjsonschema
 
 from .. import errors
 from ..images import reference
+from . import jsonsyntax
 from .http import Request
 
 # Nesting deeper than any Engine API body; checked before parsing, without recursion
@@ -102,9 +103,16 @@ FORMATS: dict[str, Callable[[str], bool]] = {
     "single-word": lambda v: bool(v) and not any(c.isspace() for c in v),
     "mac-address": lambda v: v == "" or bool(_MAC.fullmatch(v)),
 }
+def _container_port_error(value: str) -> str:
+    port, _, proto = value.partition("/")
+    if _CONTAINER_PORT.fullmatch(port):
+        return f"invalid proto: {proto}"
+    return f'invalid port specification: "{port}"'
+
+
 # dockerd's (or the docker CLI's) wording for each grammar
 FORMAT_ERRORS: dict[str, Callable[[str], str]] = {
-    "container-port": lambda v: f"invalid containerPort: {v.split('/')[0]}",
+    "container-port": _container_port_error,
     "host-port": lambda v: f'invalid port specification: "{v}"',
     "hostname": lambda v: f"invalid hostname format: {v}",
     "extra-host": lambda v: f'invalid IP address in add-host: "{v}"',
@@ -191,15 +199,16 @@ def parse(operation: str, data: bytes) -> Any:
         return None
     check_depth(data)
     try:
-        body = json.loads(data)
+        body = json.loads(data, parse_constant=jsonsyntax.reject_constant)
     except (ValueError, RecursionError) as e:
-        raise errors.InvalidParameter(f"invalid JSON: {e}") from None
+        raise errors.InvalidParameter(jsonsyntax.go_error(data) or f"invalid JSON: {e}") from None
     if body is None:
         return None
     try:
         _validator(operation)(body)
     except fastjsonschema.JsonSchemaValueException as e:
-        raise errors.InvalidParameter(describe(operation, e)) from None
+        text = describe(operation, e)
+        raise errors.legacy(errors.InvalidParameter(text), reference.worded_before_1_44(text)) from None
     return body
 
 

@@ -87,6 +87,14 @@ class ExecService:
             raise errors.NotFound(f"No such exec instance: {exec_id}")
         return e
 
+    def startable(self, exec_id: str) -> Exec:
+        """The exec, while its container runs: dockerd forgets a container's execs when it stops, so
+        starting one then is "No such exec instance" (told before the connection is taken over)."""
+        e = self.get(exec_id)
+        if not e.started and self.containers.get(e.container_id).state.status not in (RUNNING, PAUSED):
+            raise errors.NotFound(f"No such exec instance: {exec_id}")
+        return e
+
     def of_container(self, container_id: str) -> list[str]:
         """The container's execs not yet ended (created or running): inspect's ``ExecIDs``, as dockerd."""
         with self._lock:
@@ -107,7 +115,8 @@ class ExecService:
         if c.state.status == PAUSED:
             raise errors.Conflict(f"container {c.id} is paused, unpause the container before exec")
         if c.state.status != RUNNING:
-            raise errors.Conflict(f"container {c.id} is not running")
+            raise errors.legacy(errors.Conflict(f"container {c.id} is not running"),
+                                f"Container {c.id} is not running")
         e = Exec(id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=list(body.get("Env") or []),
                  user=body.get("User") or "", workdir=body.get("WorkingDir") or "", tty=bool(body.get("Tty")),
                  privileged=bool(body.get("Privileged")), attach_stdin=bool(body.get("AttachStdin")),

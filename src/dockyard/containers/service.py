@@ -642,9 +642,12 @@ class ContainerService:
         if c.state.running:
             if not force:
                 state = {PAUSED: "paused", RESTARTING: "restarting"}.get(c.state.status, "running")
-                raise errors.Conflict(
+                procedure = "Stop the container before attempting removal or force remove"
+                if state == PAUSED:
+                    procedure = "Unpause and then " + procedure.lower()
+                raise errors.legacy(errors.Conflict(
                     f'cannot remove container "{c.name}": container is {state}: stop the container before '
-                    f'removing or force remove')
+                    f'removing or force remove'), f"You cannot remove a {state} container {c.id}. {procedure}")
             c.state.stopped_by_user = True
             try:
                 self.kill(c.id, signals.SIGKILL)
@@ -911,17 +914,23 @@ def _restart_at_boot(c: Container) -> bool:
 
 
 def validate_restart_policy(host_config: dict[str, Any]) -> None:
+    """dockerd's checks, in its words (and dockerd 20.10's for older API versions)."""
     policy = host_config.get("RestartPolicy") or {}
     name = policy.get("Name") or ""
-    if name not in RESTART_POLICIES:
-        raise errors.InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of 'no', "
-                                      f"'always', 'on-failure', or 'unless-stopped'")
     count = policy.get("MaximumRetryCount") or 0
-    if not isinstance(count, int) or count < 0:
-        raise errors.InvalidParameter("invalid restart policy: maximum retry count can't be negative")
-    if count and name != "on-failure":
-        raise errors.InvalidParameter(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    if not name:
+        return  # dockerd keeps an empty name with any count, as older versions created it
+    if name not in RESTART_POLICIES:
+        raise errors.legacy(errors.InvalidParameter(
+            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or "
+            f"'unless-stopped'"), f"invalid restart policy '{name}'")
+    if name != "on-failure" and count:
+        text = "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        raise errors.legacy(errors.InvalidParameter(text + (" and cannot be negative" if count < 0 else "")),
+                            f"maximum retry count cannot be used with restart policy '{name}'")
+    if count < 0:
+        raise errors.legacy(errors.InvalidParameter("invalid restart policy: maximum retry count cannot be negative"),
+                            "maximum retry count cannot be negative")
 
 
 def _merge_log_config(log_config: dict[str, Any], config: DaemonConfig) -> dict[str, Any]:

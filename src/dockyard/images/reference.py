@@ -27,6 +27,14 @@ _DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 _HEX64 = re.compile(r"[a-f0-9]{64}")
 
 
+_LOWERCASE = re.compile(r"repository name \(.*\) must be lowercase", re.DOTALL)
+
+
+def worded_before_1_44(message: str) -> str:
+    """``message`` as dockerd before 25.0 said it: its reference parser did not name the repository."""
+    return _LOWERCASE.sub("repository name must be lowercase", message)
+
+
 def invalid(msg: str = "invalid reference format") -> errors.InvalidParameter:
     return errors.InvalidParameter(msg)
 
@@ -92,7 +100,8 @@ def parse(ref: str, default_tag: bool = True) -> Reference:
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = OFFICIAL_PREFIX + path
     if path != path.lower():
-        raise invalid(f"invalid reference format: repository name ({path}) must be lowercase")
+        text = f"invalid reference format: repository name ({path}) must be lowercase"
+        raise errors.legacy(invalid(text), worded_before_1_44(text))
     if _HEX64.fullmatch(remainder):
         raise invalid(f"invalid repository name ({remainder}), cannot specify 64-byte hexadecimal strings")
     if not all(_COMPONENT.fullmatch(c) for c in path.split("/")):

@@ -1,0 +1,147 @@
+"""``GET /containers/{id}/attach/ws``: attach over a WebSocket, as dockerd serves it.
+
+dockerd hands the container's streams to a WebSocket unmultiplexed: each piece of output
+is one message (binary from API 1.28, text before), each message from the client is
+stdin; the ``stdin``/``stdout``/``stderr`` query is honoured from API 1.42 (all three
+before). ``logs=1`` replays the log first, ``stream=1`` then follows the live streams, and
+the detach keys work as on a plain attach. The frame layer is wsproto's sans-IO
+connection, driven over the hijacked socket; the handshake is the one answer it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.utilities import generate_accept_token
+
+from .. import errors
+from ..containers import logs as logmod
+from ..engine.engine import Engine
+from . import containers as containers_api
+from .http import HijackResponse, RawStream, Request
+from .router import Route, get, version_at_least
+
+WS_VERSION = "13"
+
+
+class WebSocketStream:
+    """The client's side of an attach as a byte stream: what ``containers._pump`` reads and writes."""
+
+    def __init__(self, raw: RawStream, binary: bool) -> None:
+        self.raw = raw
+        self.binary = binary
+        self.ws = Connection(ConnectionType.SERVER)
+        self._input = bytearray()
+        self._closed = False
+
+    async def read(self) -> bytes:
+        """The next stdin bytes from the client's messages; b"" once it closed."""
+        while not self._input:
+            if self._closed:
+                return b""
+            data = await self.raw.read()
+            self.ws.receive_data(data or None)
+            for event in self.ws.events():
+                if isinstance(event, Message):
+                    self._input += event.data.encode() if isinstance(event, TextMessage) else event.data
+                elif isinstance(event, Ping):
+                    await self.raw.write(self.ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    self._closed = True
+                    await self._send_close(event.response())
+            if not data:
+                self._closed = True
+        out = bytes(self._input)
+        self._input.clear()
+        return out
+
+    async def write(self, data: bytes) -> None:
+        message = BytesMessage(data=data) if self.binary else TextMessage(data=data.decode("utf-8", "replace"))
+        await self.raw.write(self.ws.send(message))
+
+    async def _send_close(self, event: CloseConnection) -> None:
+        try:
+            await self.raw.write(self.ws.send(event))
+        except (ConnectionError, OSError):
+            pass
+
+    def close(self) -> None:
+        """The pump is done with the client: ``finish`` ends the connection, after a close frame."""
+
+    async def finish(self) -> None:
+        """Say goodbye in WebSocket terms (a close frame), then drop the connection."""
+        if not self._closed:
+            self._closed = True
+            await self._send_close(CloseConnection(code=1000))
+        self.raw.close()
+
+
+def _payloads(framed: bytes) -> list[bytes]:
+    """The payloads of a run of whole multiplexed frames (as the log reader renders them)."""
+    out = []
+    view = memoryview(framed)
+    while len(view) >= 8:
+        size = int.from_bytes(view[4:8], "big")
+        out.append(bytes(view[8:8 + size]))
+        view = view[8 + size:]
+    return out
+
+
+def routes(engine: Engine) -> list[Route]:
+    svc = engine.containers
+
+    async def attach_ws(request: Request) -> HijackResponse:
+        c = svc.get(request.params["name"])
+        key = request.headers.get("sec-websocket-key", "")
+        if request.headers.get("upgrade", "").lower() != "websocket" or not key:
+            raise errors.InvalidParameter("not a websocket handshake: 'upgrade' header is not 'websocket'")
+        if request.headers.get("sec-websocket-version", "") != WS_VERSION:
+            raise errors.InvalidParameter(f"unsupported websocket version (wants {WS_VERSION})")
+        keys = request.q("detachKeys")
+        detach = containers_api._detach_keys(keys) if keys is not None else containers_api.DETACH_KEYS
+        if version_at_least(request, "1.42"):
+            want_stdin = request.qbool("stdin")
+            streams = {1: request.qbool("stdout"), 2: request.qbool("stderr")}
+        else:  # before API 1.42 dockerd attached all three, whatever the query said
+            want_stdin, streams = True, {1: True, 2: True}
+        tty = bool(c.config.get("Tty"))
+        fut = svc.attach_socket(c.id) if request.qbool("stream") else None
+        replay = request.qbool("logs")
+        binary = version_at_least(request, "1.28")  # dockerd sent text frames before 1.28
+
+        async def handler(raw: RawStream) -> None:
+            ws = WebSocketStream(raw, binary)
+            try:
+                if replay and c.log_path:
+                    reader = await asyncio.to_thread(
+                        svc.log_reader, c.id, logmod.Options(stdout=streams[1], stderr=streams[2]))
+                    # rendered framed, one frame per log entry: each entry's payload is a message
+                    reader.tty = False
+                    try:
+                        chunks = reader.backlog()
+                        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                            for payload in _payloads(chunk):
+                                await ws.write(payload)
+                    finally:
+                        reader.close()
+                if fut is None:
+                    return
+                try:
+                    sock = await asyncio.wrap_future(fut)
+                except errors.DockyardError:
+                    return
+                stdin = want_stdin and bool(c.config.get("OpenStdin"))
+                await containers_api._pump(c, sock, ws, stdin, streams, tty, detach,  # type: ignore[arg-type]
+                                           mux=False)
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                await ws.finish()
+
+        head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + generate_accept_token(key.encode()) + b"\r\n\r\n")
+        return HijackResponse(handler, head=head)
+
+    return [get("/containers/{name:.*}/attach/ws", attach_ws)]
