@@ -2,7 +2,8 @@
 
 The container's root is pinned by a descriptor (``/proc/PID/root`` of a running
 container, so its bind mounts and volumes are seen as inside it; else its merged
-root, mounted for the copy and unmounted after, as dockerd does). Every path the
+root, mounted for the copy and unmounted after, as dockerd does, with its volumes and
+binds mounted on it in a mount namespace of the copy's own: ``mountview``). Every path the
 client names is opened below that descriptor with openat2 ``RESOLVE_IN_ROOT``
 (``storage.rootfd``): the kernel follows the container's symlinks as the
 container would see them, in the same walk that opens, so no symlink swapped in
@@ -18,6 +19,7 @@ import contextlib
 import datetime
 import errno
 import os
+import secrets
 import stat
 import tarfile
 import threading
@@ -30,6 +32,7 @@ from ..storage import archive as tarsafe
 from ..storage import fdtar, rootfd
 from ..storage.rootpath import resolve_parts
 from ..storage.snapshotter import is_mountpoint
+from . import mountview
 
 CHUNK = 1024 * 1024
 
@@ -88,12 +91,42 @@ class ContainerFiles:
         the merged root mounted for the block. Everything below is opened relative to it (``rootfd``)."""
         with self.root(ref) as (c, rootfs):
             fd = _live_root(c.state.pid, rootfs) if c.state.running and c.state.pid else None
+            if fd is None and any(m["type"] in ("volume", "bind") for m in c.mounts):
+                with self._held_binds(c) as binds, mountview.root_with_mounts(rootfs, binds) as fd:
+                    yield c, fd
+                return
             if fd is None:
                 fd = rootfd.open_root(rootfs)
             try:
                 yield c, fd
             finally:
                 os.close(fd)
+
+    @contextlib.contextmanager
+    def _held_binds(self, c: Any) -> Iterator[list[mountview.Bind]]:
+        """The volumes and binds of a container that does not run, its volumes held (mounted by their
+        driver) under a holder of the copy's own, so that a start meanwhile keeps its own hold."""
+        volumes = self.containers.volumes
+        holder = f"{c.id}-cp-{secrets.token_hex(4)}"
+        held: list[str] = []
+        binds = []
+        try:
+            for m in c.mounts:
+                if m["type"] == "bind":
+                    source = m["source"]
+                elif m["type"] == "volume":
+                    source = volumes.mount(m["name"], holder, {"destination": m["destination"],
+                                                               "read/write": str(m["rw"]).lower()})
+                    held.append(m["name"])
+                    if m.get("subpath"):
+                        source = volumes.pin_subpath(m["name"], holder, m["subpath"])
+                else:
+                    continue  # tmpfs: nothing of it outlives the container, as dockerd copies none
+                binds.append(mountview.Bind(source, m["destination"], bool(m["rw"]), not m.get("non_recursive")))
+            yield binds
+        finally:
+            for name in held:
+                volumes.unmount(name, holder)
 
     # -- stat, read, write -----------------------------------------------------------
     def stat(self, ref: str, path: str) -> PathStat:
@@ -132,8 +165,8 @@ class ContainerFiles:
     def write(self, ref: str, path: str, body: IO[bytes], copy_uid_gid: bool = False,
               no_overwrite_dir_non_dir: bool = False) -> None:
         with self.view(ref) as (c, root):
-            if c.host_config.get("ReadonlyRootfs"):
-                raise errors.Forbidden("container rootfs is marked read-only")
+            resolved = resolve_parts(root, path)
+            _check_writable(c, resolved)
             dest = _open_destination(root, path, ref)
             try:
                 owner = (0, 0)
@@ -142,16 +175,19 @@ class ContainerFiles:
                     user = specmod.resolve_user(self.containers.rootfs(c.id), c.config["User"])
                     owner = (user.uid, user.gid)
                 guard = dest if no_overwrite_dir_non_dir else None
+                shown = "/" + "/".join(resolved)  # dockerd's messages name the resolved path
                 try:
-                    if owner == (0, 0) and os.geteuid() == 0:
-                        # the daemon's own files are root's: the stream passes unchanged, only checked
-                        tarsafe.extract(GuardedTar(body, guard), dest, devices=False, same_owner=False)
+                    if not copy_uid_gid:
+                        # as dockerd: the archive's own owners are kept; the stream passes unchanged, only checked
+                        tarsafe.extract(GuardedTar(body, guard, shown), dest, devices=False, same_owner=True)
                     else:
-                        reader = TarFilter(body, _owned(owner, guard))
+                        reader = TarFilter(body, _owned(owner, guard, shown))
                         tarsafe.extract(reader, dest, devices=False, same_owner=True)
                 except tarsafe.UnsafeArchive as e:
                     raise errors.InvalidParameter(str(e)) from None
                 except OSError as e:
+                    if e.errno == errno.EROFS:  # a read-only mount below the destination
+                        raise errors.Forbidden("mounted volume is marked read-only") from None
                     if e.errno in _CHANGED_UNDER_US:
                         # the container replaced a path while it was written (a link where a file was
                         # made, a directory removed): nothing was followed, the copy stops
@@ -178,6 +214,21 @@ class ContainerFiles:
                 ctx.__exit__(None, None, None)
 
         return chunks()
+
+
+def _check_writable(c: Any, parts: list[str]) -> None:
+    """As dockerd: a read-only mount refuses the copy, a writable one takes it even when the root is
+    read-only (the path is the one the container's links lead to)."""
+    inside = None
+    for m in c.mounts:
+        mount_parts = rootfd.components(m["destination"])
+        if parts[:len(mount_parts)] == mount_parts and (inside is None or len(mount_parts) > len(
+                rootfd.components(inside["destination"]))):
+            inside = m
+    if inside is not None and not inside.get("rw", True):
+        raise errors.Forbidden("mounted volume is marked read-only")
+    if inside is None and c.host_config.get("ReadonlyRootfs"):
+        raise errors.Forbidden("container rootfs is marked read-only")
 
 
 def _live_root(pid: int, rootfs: str) -> int | None:
@@ -268,9 +319,10 @@ class GuardedTar:
     waits), so the extractor parses each header once and no data is copied.
     """
 
-    def __init__(self, body: IO[bytes], guard_dir: int | str | None) -> None:
+    def __init__(self, body: IO[bytes], guard_dir: int | str | None, shown_as: str = "") -> None:
         self._body = body
         self._guard_dir = guard_dir
+        self._shown_as = shown_as
         self._chunks: collections.deque[bytes] = collections.deque()  # read from the body, not yet given out
         self._off = 0  # given out of _chunks[0]
         self._avail = 0  # bytes in _chunks not yet given out
@@ -385,7 +437,7 @@ class GuardedTar:
             size = int(records["size"])
         if self._guard_dir is not None:
             info.name = name
-            _check_overwrite(self._guard_dir, info)
+            _check_overwrite(self._guard_dir, info, self._shown_as)
         self._released = ext_end
         self._pending = []
         self._data_left = size + (-size % tarfile.BLOCKSIZE) if info.type in tarfile.REGULAR_TYPES else 0
@@ -404,12 +456,13 @@ def _pax_records(payload: bytes) -> dict[str, str]:
     return out
 
 
-def _owned(owner: tuple[int, int], guard_dir: int | str | None) -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
+def _owned(owner: tuple[int, int], guard_dir: int | str | None,
+           shown_as: str = "") -> Callable[[tarfile.TarInfo], tarfile.TarInfo]:
     """Every entry owned by ``owner`` (dockerd's ChownOpts); with ``guard_dir``, noOverwriteDirNonDir."""
 
     def transform(m: tarfile.TarInfo) -> tarfile.TarInfo:
         if guard_dir is not None:
-            _check_overwrite(guard_dir, m)
+            _check_overwrite(guard_dir, m, shown_as)
         m.uid, m.gid = owner
         m.uname = m.gname = ""
         return m
@@ -417,14 +470,15 @@ def _owned(owner: tuple[int, int], guard_dir: int | str | None) -> Callable[[tar
     return transform
 
 
-def _check_overwrite(guard_dir: int | str, m: tarfile.TarInfo) -> None:
+def _check_overwrite(guard_dir: int | str, m: tarfile.TarInfo, shown_as: str = "") -> None:
+    """noOverwriteDirNonDir; ``shown_as``, the destination as the container names it, for dockerd's words."""
     parts = tarsafe.clean_name(m.name)
     if not parts:
         return
     if isinstance(guard_dir, str):
         fd = rootfd.open_root(guard_dir)
         try:
-            return _check_overwrite(fd, m)
+            return _check_overwrite(fd, m, shown_as)
         finally:
             os.close(fd)
     name = "/".join(parts)
@@ -436,10 +490,13 @@ def _check_overwrite(guard_dir: int | str, m: tarfile.TarInfo) -> None:
         st = os.fstat(fd)
     finally:
         os.close(fd)
-    if stat.S_ISDIR(st.st_mode) and not m.isdir():
-        raise errors.InvalidParameter(f'cannot overwrite directory "{name}" with non-directory')
-    if not stat.S_ISDIR(st.st_mode) and m.isdir():
-        raise errors.InvalidParameter(f'cannot overwrite non-directory "{name}" with directory')
+    if stat.S_ISDIR(st.st_mode) == m.isdir():
+        return
+    existing, incoming = ("directory", "non-directory") if stat.S_ISDIR(st.st_mode) else ("non-directory", "directory")
+    if shown_as:
+        raise errors.InvalidParameter(f'cannot overwrite {existing} "{os.path.join(shown_as, name)}" with '
+                                      f'{incoming} "{shown_as}"')
+    raise errors.InvalidParameter(f'cannot overwrite {existing} "{name}" with {incoming}')
 
 
 # -- paths ---------------------------------------------------------------------------
