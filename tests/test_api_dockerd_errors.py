@@ -175,3 +175,39 @@ def test_exec_on_a_stopped_container(d, ref):
         finally:
             api.remove_container(cid, force=True)
     assert out[0] == out[1] == (404, "No such exec instance: EXEC", 409, "Container ID is not running")
+
+
+def test_state_conflicts_as_dockerd(d, ref):
+    """kill, pause, exec, rm and rename against a container in the wrong state, at API 1.41."""
+    out = []
+    for engine in (d, ref):
+        api = docker.APIClient(base_url=engine.host, version="1.41", timeout=60)
+        running = api.create_container("busybox", "sleep 60", name="errors-busy")["Id"]
+        stopped = api.create_container("busybox", "true", name="errors-idle")["Id"]
+        seen = []
+
+        def attempt(call) -> None:
+            try:
+                call()
+                seen.append("ok")
+            except docker.errors.APIError as e:
+                seen.append((e.status_code >= 500 or e.status_code,
+                             e.explanation.replace(running, "RUNNING").replace(stopped, "STOPPED")))
+
+        try:
+            attempt(lambda: api.kill(stopped))
+            attempt(lambda: api.pause(stopped))
+            api.start(running)
+            api.pause(running)
+            attempt(lambda: api.pause(running))
+            attempt(lambda: api.exec_create(running, "true"))
+            attempt(lambda: api.remove_container(running))
+            attempt(lambda: api.rename(stopped, "errors-busy"))
+            attempt(lambda: api.create_container("busybox", "true", name="errors-idle"))
+            attempt(lambda: api.top(stopped))
+        finally:
+            api.remove_container(running, force=True)
+            api.remove_container(stopped, force=True)
+        out.append(seen)
+    assert out[0] == out[1]
+    assert out[0][0] == (409, "Cannot kill container: STOPPED: Container STOPPED is not running")

@@ -26,6 +26,14 @@ def legacy(err: E, text: str) -> E:
     return err
 
 
+def wrap(err: E, prefix: str) -> E:
+    """``err`` of the same kind, told as "prefix: err" (Go's errors.Wrap, as dockerd words it)."""
+    wrapped = type(err)(f"{prefix}: {err}")
+    if err.before_1_44 is not None:
+        wrapped.before_1_44 = f"{prefix}: {err.before_1_44}"
+    return wrapped
+
+
 class NotFound(DockyardError):
     pass
 

@@ -57,7 +57,11 @@ def routes(engine: Engine) -> list[Route]:
 
     async def kill(request: Request) -> Response:
         sig = parse_signal(request.q("signal"))
-        await asyncio.to_thread(svc.kill, request.params["name"], sig)
+        name = request.params["name"]
+        try:
+            await asyncio.to_thread(svc.kill, name, sig)
+        except errors.DockyardError as e:
+            raise errors.wrap(e, f"Cannot kill container: {name}") from None  # dockerd's router says so
         return empty_response(204)
 
     async def pause(request: Request) -> Response:
@@ -84,7 +88,12 @@ def routes(engine: Engine) -> list[Route]:
 
     async def rename(request: Request) -> Response:
         new = request.q("name") or ""
-        await asyncio.to_thread(svc.rename, request.params["name"], new)
+        try:
+            await asyncio.to_thread(svc.rename, request.params["name"], new)
+        except errors.Conflict as e:
+            if not str(e).startswith("Conflict. The container name"):
+                raise
+            raise errors.wrap(e, "Error when allocating new name") from None
         return empty_response(204)
 
     async def resize(request: Request) -> Response:

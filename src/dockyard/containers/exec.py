@@ -113,7 +113,8 @@ class ExecService:
         if not cmd:
             raise errors.InvalidParameter("No exec command specified")
         if c.state.status == PAUSED:
-            raise errors.Conflict(f"container {c.id} is paused, unpause the container before exec")
+            raise errors.legacy(errors.Conflict(f"container {c.id} is paused, unpause the container before exec"),
+                                f"Container {c.id} is paused, unpause the container before exec")
         if c.state.status != RUNNING:
             raise errors.legacy(errors.Conflict(f"container {c.id} is not running"),
                                 f"Container {c.id} is not running")
@@ -151,7 +152,8 @@ class ExecService:
             e.started = True
         c = self.containers.get(e.container_id)
         if c.state.status == PAUSED:
-            raise errors.Conflict(f"container {c.id} is paused, unpause the container before exec")
+            raise errors.legacy(errors.Conflict(f"container {c.id} is paused, unpause the container before exec"),
+                                f"Container {c.id} is paused, unpause the container before exec")
         if c.state.status != RUNNING:
             raise errors.Conflict(f"container {c.id} is not running")
         spec_path = os.path.join(self.spec_dir, e.id + ".json")
