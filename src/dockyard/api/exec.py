@@ -12,8 +12,8 @@ from .. import errors
 from ..containers import logs as logmod
 from ..containers.exec import Exec, ExecService, Session
 from ..engine.engine import Engine
-from .http import HijackResponse, RawStream, Request, Response, empty_response, json_response
 from .containers import DETACH_KEYS, _detach_keys
+from .http import HijackResponse, RawStream, Request, Response, empty_response, json_response
 from .router import Route, get, post, version_at_least
 
 MUX = "application/vnd.docker.multiplexed-stream"
