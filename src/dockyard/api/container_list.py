@@ -9,7 +9,7 @@ import time
 from typing import Any, Callable
 
 from .. import errors
-from ..containers import health, mounts
+from ..containers import health, links, mounts
 from ..containers.record import PAUSED, RUNNING, Container, parse_iso
 from ..engine.engine import Engine
 from ..util.units import human_duration
@@ -46,10 +46,10 @@ def status_text(c: Container) -> str:
 
 
 def _summary(engine: Engine, c: Container, size: bool, networks: dict[str, Any],
-             ports: list[dict[str, Any]]) -> dict[str, Any]:
+             ports: list[dict[str, Any]], link_names: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Id": c.id,
-        "Names": [c.name],
+        "Names": sorted([c.name, *link_names]),  # a linked child is also known by its links' names
         "Image": c.image_name,
         "ImageID": c.image_id,
         "Command": _command(c),
@@ -163,6 +163,7 @@ def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, li
     before = svc.get(wanted["before"][-1]).created if wanted.get("before") else None
     since = svc.get(wanted["since"][-1]).created if wanted.get("since") else None
     ancestors = _ancestors(engine, wanted.get("ancestor", []))
+    link_names = links.names_by_child(containers)
     show_stopped = all_ or limit > 0 or bool(wanted.get("status") or wanted.get("exited"))
     out = []
     for c in containers:
@@ -200,7 +201,7 @@ def list_containers(engine: Engine, all_: bool, limit: int, wanted: dict[str, li
                 continue
             if expose and not any(f"{p['PrivatePort']}/{p['Type']}" in expose for p in ports):
                 continue
-            out.append(_summary(engine, c, size, settings["Networks"], ports))
+            out.append(_summary(engine, c, size, settings["Networks"], ports, link_names.get(c.id, [])))
         except Exception:  # one bad record must not take the list from every client
             log.exception("skipping container %s in the list", c.id)
             continue

@@ -10,6 +10,7 @@ import time
 from typing import Any, AsyncIterator
 
 from .. import errors
+from ..containers import links
 from ..containers import logs as logmod
 from ..containers import mounts
 from ..containers.record import PAUSED, Container
@@ -83,6 +84,9 @@ def routes(engine: Engine) -> list[Route]:
         return StreamResponse(body())
 
     async def remove(request: Request) -> Response:
+        if request.qbool("link"):  # the name is a legacy link's, "/parent/alias": only the link goes
+            await asyncio.to_thread(links.unlink, svc, request.params["name"])
+            return empty_response(204)
         await asyncio.to_thread(svc.remove, request.params["name"], request.qbool("force"), request.qbool("v"))
         return empty_response(204)
 

@@ -26,6 +26,7 @@ from ..runtime.shim import Exit, ShimManager, StartError
 from . import defaults as defaultsmod
 from . import health as healthmod
 from . import jsonlog
+from . import links as linksmod
 from . import logs as logmod
 from . import mounts as mountsmod
 from . import names as namegen
@@ -99,6 +100,10 @@ class ContainerService:
             by_name = self._names.get(ref if ref.startswith("/") else "/" + ref)
             if by_name:
                 return self._containers[by_name]
+            if "/" in ref.strip("/"):  # a legacy link's name, "/parent/alias", stands for its child
+                child = linksmod.child_by_link_name(list(self._containers.values()), ref, self.get)
+                if child is not None:
+                    return child
             if ref:
                 matches = [c for cid, c in self._containers.items() if cid.startswith(ref)]
                 if len(matches) == 1:
@@ -229,6 +234,7 @@ class ContainerService:
             self._names[full] = container_id  # reserved while the rest is prepared
         directory = self.directory(container_id)
         try:
+            host_config["Links"] = linksmod.normalize(host_config.get("Links"), full, self.get)
             os.makedirs(os.path.join(directory, "rootfs"), mode=0o710)
             if _snapshot is None:
                 self.snapshotter.prepare(container_id, image.top_layer)
@@ -322,6 +328,7 @@ class ContainerService:
         self.snapshotter.mount(c.id, rootfs)
         try:
             netns = None
+            legacy: list[linksmod.Linked] = []
             mode = c.host_config.get("NetworkMode") or ""
             if mode.startswith("container:"):
                 other = self.get(mode.split(":", 1)[1])
@@ -329,9 +336,14 @@ class ContainerService:
                     raise errors.Conflict(f"cannot join network of a non running container: {other.id}")
                 netns = f"/proc/{other.state.pid}/ns/net"
             else:
+                legacy = linksmod.resolve(self, c)
                 netns = self.networks.attach(c, c.hosts_path, c.resolv_conf_path)
+                linksmod.write_hosts(c.hosts_path, legacy)
+            config = c.config
+            if legacy:  # the children's variables come before the container's own, as dockerd sets them
+                config = {**config, "Env": linksmod.environment(legacy) + list(config.get("Env") or [])}
             spec = specmod.build(
-                container_id=c.id, rootfs=rootfs, image_config=image_config, config=c.config,
+                container_id=c.id, rootfs=rootfs, image_config=image_config, config=config,
                 host_config=c.host_config,
                 files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns,
                 extra_mounts=mountsmod.attach(c.id, c.mounts, self.volumes, rootfs))
@@ -710,6 +722,11 @@ class ContainerService:
         self._save(c)
         self.networks.rename(c.id, full)
         self._event(c, "rename", {"oldName": old})
+
+    def set_links(self, c: Container, links: list[str] | None) -> None:
+        with self._op_lock(c.id):
+            c.host_config["Links"] = links
+            self._save(c)
 
     def prune(self, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
         """The stopped containers ``keep`` refuses, removed; and, as dockerd counts it, the bytes of
