@@ -93,6 +93,11 @@ def test_netns_sysctls_and_domainname_inside(engines) -> None:
                  ["--sysctl", "net.ipv4.ip_unprivileged_port_start=80"]):
         ours, ref = _probe(engines["dockyard"], *args, *probe), _probe(engines["dockerd"], *args, *probe)
         assert ours == ref, args
+    # the hosts entry names the container by its FQDN first, as dockerd writes it on its bridge
+    # ("<ip>\t<host>.<domain> <host>"; this module's dockerd runs without one)
+    own = _probe(engines["dockyard"], "-h", "box", "--domainname", "example.org", "busybox", "tail", "-n1",
+                 "/etc/hosts")
+    assert own.split()[1:] == ["box.example.org", "box"]
     # a container that joins another's netns does not set them (they are the other's namespace's)
     for e in engines.values():
         e.cli("run", "-d", "--name", "netowner", "--net", "none", "--sysctl",

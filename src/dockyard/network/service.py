@@ -398,9 +398,11 @@ class NetworkService:
     def _write_files(self, container: Any, members: list[tuple[Network, Endpoint]], hosts_path: str,
                      resolv_path: str, user_defined: bool) -> None:
         hostname = container.config.get("Hostname") or container.id[:12]
+        domain = container.config.get("Domainname")
+        names = f"{hostname}.{domain} {hostname}" if domain else hostname  # dockerd's FQDN first
         lines = [HOSTS]
         for n, ep in members:
-            lines.append(f"{ipaddress.ip_interface(ep.address).ip}\t{hostname}\n")
+            lines.append(f"{ipaddress.ip_interface(ep.address).ip}\t{names}\n")
         write_atomic(hosts_path, "".join(lines), durable=False)
         if user_defined:
             write_atomic(resolv_path, _resolv_conf(self._upstreams.get(container.id, [])), durable=False)
