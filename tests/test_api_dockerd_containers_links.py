@@ -93,3 +93,21 @@ def test_start_refused_while_the_child_does_not_run(engines) -> None:
     ours, ref = seen["dockyard"], seen["dockerd"]
     assert ours[1:] == ref[1:] == ("Cannot link to a non running container: /lk-web AS /lk-late/db", "created")
     assert ours[0] == 409 and ref[0] == 500  # dockerd 20.10's 500; a conflict of the client's making here
+
+
+def test_links_follow_renames(engines) -> None:
+    seen = {}
+    for which, e in engines.items():
+        api = api_of(e)
+        _child(e)
+        api.create_container("busybox", "true", name="lk-app", host_config=api.create_host_config(
+            links={"lk-web": "db"}))
+        api.rename("lk-web", "lk-late")
+        api.rename("lk-app", "lk-app2")
+        try:
+            links = api.inspect_container("lk-app2")["HostConfig"]["Links"]
+            api.start("lk-app2")
+            seen[which] = (links, api.wait("lk-app2")["StatusCode"])
+        finally:
+            cleanup(e, "lk-app2")
+    assert seen["dockyard"] == seen["dockerd"] == (["/lk-late:/lk-app2/db"], 0)

@@ -41,6 +41,18 @@ def normalize(links: list[str] | None, parent: str, lookup: Any) -> list[str] | 
     return out or None
 
 
+def renamed(links: list[str] | None, old: str, new: str) -> list[str] | None:
+    """``links`` with the container once named ``old`` (a child, or the parent) named ``new``."""
+    if not links:
+        return links
+    out = []
+    for link in links:
+        child, _, name = link.partition(":")
+        parent, _, alias = name.rpartition("/")
+        out.append(f"{new if child == old else child}:{new if parent == old else parent}/{alias}")
+    return out
+
+
 def child_by_link_name(containers: Iterable[Any], ref: str, lookup: Any) -> Any | None:
     """The child that the link name ``/parent/alias`` (or ``parent/alias``) stands for, or None."""
     parent_ref, _, alias = ref.strip("/").rpartition("/")

@@ -720,6 +720,10 @@ class ContainerService:
             self._names[full] = c.id
             c.name = full
         self._save(c)
+        for other in self.all():  # links name both ends: dockerd's link index follows a rename
+            renamed = linksmod.renamed(other.host_config.get("Links"), old, full)
+            if renamed != other.host_config.get("Links"):
+                self.set_links(other, renamed)
         self.networks.rename(c.id, full)
         self._event(c, "rename", {"oldName": old})
 
