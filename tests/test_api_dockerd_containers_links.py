@@ -111,3 +111,15 @@ def test_links_follow_renames(engines) -> None:
         finally:
             cleanup(e, "lk-app2")
     assert seen["dockyard"] == seen["dockerd"] == (["/lk-late:/lk-app2/db"], 0)
+
+
+def test_links_refused_with_host_or_container_networking(engines) -> None:
+    seen = {}
+    for which, e in engines.items():
+        api = api_of(e)
+        _child(e)
+        seen[which] = [outcome(lambda: api.create_container("busybox", "true", host_config=api.create_host_config(
+            network_mode=mode, links={"lk-web": "db"}))) for mode in ("host", "container:lk-web")]
+    assert seen["dockyard"] == seen["dockerd"]
+    assert seen["dockerd"][0] == (400, "conflicting options: host type networking can't be used with links. "
+                                       "This would result in undefined behavior")

@@ -32,8 +32,12 @@ def parse(link: str) -> tuple[str, str]:
     return child, (alias or child).rstrip("/").rsplit("/", 1)[-1]
 
 
-def normalize(links: list[str] | None, parent: str, lookup: Any) -> list[str] | None:
+def normalize(links: list[str] | None, parent: str, lookup: Any, network_mode: str = "") -> list[str] | None:
     """The links as dockerd stores them at create: each child by its name, under the parent's."""
+    if links and (network_mode == "host" or network_mode.startswith("container:")):
+        kind = "host type networking" if network_mode == "host" else "container type network"
+        raise errors.InvalidParameter(f"conflicting options: {kind} can't be used with links. "
+                                      f"This would result in undefined behavior")
     out = []
     for link in links or []:
         child, alias = parse(link)

@@ -234,7 +234,7 @@ class ContainerService:
             self._names[full] = container_id  # reserved while the rest is prepared
         directory = self.directory(container_id)
         try:
-            host_config["Links"] = linksmod.normalize(host_config.get("Links"), full, self.get)
+            host_config["Links"] = linksmod.normalize(host_config.get("Links"), full, self.get, network_mode)
             os.makedirs(os.path.join(directory, "rootfs"), mode=0o710)
             if _snapshot is None:
                 self.snapshotter.prepare(container_id, image.top_layer)
