@@ -22,7 +22,11 @@ def check(body: dict[str, Any], api_version: tuple[int, ...], lookup: Callable[[
         if not entry.split("=", 1)[0]:
             raise errors.InvalidParameter(f"invalid environment variable: {entry}")
     _healthcheck(body.get("Healthcheck") or {}, api_version)
-    for link in (body.get("HostConfig") or {}).get("Links") or []:
+    host_config = body.get("HostConfig") or {}
+    mode = host_config.get("NetworkMode") or ""
+    if mode == "host" or mode.startswith("container:"):
+        return  # links are refused with these before any is looked up (containers/links.py)
+    for link in host_config.get("Links") or []:
         _link(link, lookup)
 
 
