@@ -31,6 +31,9 @@ import docker
 import requests
 import urllib3
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, when run as a script
+from refdocker import rss_kb  # noqa: E402
+
 CALL_DEADLINE = 60.0  # a client call may take this long; longer is a hang
 RSS_BOUND_MIB = 150
 
@@ -214,23 +217,11 @@ class Worker:
 
 def _killer(d, interval: float, stop: threading.Event, findings: Findings, rss: list[int]) -> None:
     while not stop.wait(interval):
-        rss.append(_rss_kib(d.proc.pid))
+        rss.append(rss_kb(d.proc.pid))
         d.stop(sig=9)
         with findings.lock:
             findings.kills += 1
         d.start(timeout=60)
-
-
-def _rss_kib(pid: int) -> int:
-    total = 0
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    total = int(line.split()[1])
-    except OSError:
-        pass
-    return total
 
 
 def host_state(d, bridge: str) -> dict[str, object]:
@@ -349,14 +340,13 @@ def run_chaos(d, seconds: float, workers: int = 4, kill_every: float = 12.0, see
         "runc_disagreements": disagreements,
         "leaks": {**{k: (before[k], after[k]) for k in before if before[k] != after[k]},
                   **({"cgroups": cgroups} if cgroups else {})},
-        "rss_mib": max(rss + [_rss_kib(d.proc.pid)]) // 1024,
+        "rss_mib": max(rss + [rss_kb(d.proc.pid)]) // 1024,
     }
 
 
 def main() -> int:
     import argparse
     import tempfile
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from conftest import make_daemon  # noqa: E402
     from fixtures.busybox import build_busybox  # noqa: E402
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -18,17 +18,14 @@ import docker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fixtures.busybox import rootfs_layer, write_docker_save  # noqa: E402
+from refdocker import rss_kb  # noqa: E402
 
 SPARSE_SIZE = 4 << 30
 RSS_GROWTH_BOUND = 200 << 20
 
 
 def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    return rss_kb(pid) * 1024
 
 
 def _pids(word: str) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fixtures.busybox import rootfs_layer, write_docker_save  # noqa: E402
+from refdocker import rss_kb  # noqa: E402
 
 # measured here: +27..29 MiB with glibc's default malloc tuning, +10..11 MiB with the daemon's
 RSS_BOUND = 20 << 20
@@ -21,11 +22,7 @@ LOG_BYTES = 10 << 20
 
 
 def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    return rss_kb(pid) * 1024
 
 
 def test_rss_returns_after_big_transfers(fresh_daemon, busybox_tar, tmp_path) -> None:

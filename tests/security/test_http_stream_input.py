@@ -13,15 +13,11 @@ import socket
 import time
 
 import pytest
+from refdocker import rss_kb
 
 GARBAGE_TOTAL = 200 * 1024 * 1024
 SEND_FOR = 20.0  # seconds at most spent sending
 RSS_BOUND_KIB = 50 * 1024
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def _send_garbage(sock: socket.socket, total: int) -> int:
@@ -53,7 +49,7 @@ def _read_head(sock: socket.socket) -> bytes:
 def test_input_during_events_stream_is_bounded(d, how):
     pid = d.proc.pid
     d.api().ping()
-    before = rss_kib(pid)
+    before = rss_kb(pid)
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(d.socket)
     try:
@@ -64,10 +60,10 @@ def test_input_during_events_stream_is_bounded(d, how):
             sock.sendall(b"GET /v1.44/events HTTP/1.1\r\nHost: docker\r\n"
                          b"Content-Length: %d\r\n\r\n" % GARBAGE_TOTAL)
         sent = _send_garbage(sock, GARBAGE_TOTAL)
-        grown = rss_kib(pid) - before
+        grown = rss_kb(pid) - before
         assert grown < RSS_BOUND_KIB, f"RSS grew by {grown} KiB after {sent} bytes sent during the stream"
     finally:
         sock.close()
     # the daemon still serves, and noticed the client go
     assert d.api().ping()
-    assert rss_kib(pid) - before < RSS_BOUND_KIB
+    assert rss_kb(pid) - before < RSS_BOUND_KIB
