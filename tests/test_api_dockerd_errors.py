@@ -211,3 +211,9 @@ def test_state_conflicts_as_dockerd(d, ref):
         out.append(seen)
     assert out[0] == out[1]
     assert out[0][0] == (409, "Cannot kill container: STOPPED: Container STOPPED is not running")
+
+
+@pytest.mark.parametrize("body", [b"{}", b"null"])
+def test_empty_config(d, ref, body):
+    assert _post(d, "/containers/create", body) == _post(ref, "/containers/create", body) == (
+        400, "Config cannot be empty in order to create a container")

@@ -175,7 +175,8 @@ class ContainerService:
         host_config = dict(body.get("HostConfig") or {})
         image_ref = config.get("Image") or ""
         if not image_ref:
-            raise errors.InvalidParameter("config cannot be empty in order to create a container")
+            raise errors.legacy(errors.InvalidParameter("config cannot be empty in order to create a container"),
+                                "Config cannot be empty in order to create a container")
         image = self.images.resolve(image_ref)
         image_config = (image.config.get("config") or {})
         specmod.validate_host_config(host_config)
