@@ -41,7 +41,8 @@ def _options(request: Request) -> Options:
     if request.q("remote"):
         raise InvalidParameter("remote build contexts (git, URL) are not supported")
     return Options(
-        dockerfile=request.q("dockerfile") or "Dockerfile",
+        # Go's FormValue: the first value (docker-py sends the Dockerfile's text as a second one)
+        dockerfile=(request.qlist("dockerfile") or [""])[0] or "Dockerfile",
         tags=[t for t in request.qlist("t") if t],
         build_args={k: (None if v is None else str(v)) for k, v in json_map("buildargs").items()},
         target=request.q("target") or "",
@@ -54,7 +55,21 @@ def _options(request: Request) -> Options:
         network=request.q("networkmode") or "",
         platform=request.q("platform") or "",
         cache_from=[str(c) for c in cache_from],
+        extra_hosts=_extra_hosts(request),
     )
+
+
+def _extra_hosts(request: Request) -> list[tuple[str, str]]:
+    """``extrahosts``: repeated (docker-py) or comma-joined (the docker CLI), each ``host:ip`` or ``host=ip``.
+    The address is checked where dockerd checks it, by the first RUN step (an error on the stream)."""
+    out = []
+    for value in request.qlist("extrahosts"):
+        for entry in filter(None, value.split(",")):
+            seps = [i for i in (entry.find(":"), entry.find("=")) if i > 0]
+            if not seps:
+                raise InvalidParameter(f"bad format for add-host: {entry!r}")
+            out.append((entry[:min(seps)], entry[min(seps) + 1:]))
+    return out
 
 
 def routes(engine: Engine) -> list[Route]:

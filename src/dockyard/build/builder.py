@@ -77,6 +77,7 @@ class Options:
     network: str = ""
     platform: str = ""
     cache_from: list[str] = field(default_factory=list)
+    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # (host, ip), from --add-host
 
 
 @dataclass
@@ -362,7 +363,10 @@ class Builder:
     def _cached(self, state: StageState, key: str, created_by: str) -> str | None:
         """The image a step can reuse: from the build cache, else restored from a ``--cache-from`` image."""
         hit = self.cache.get(key)
-        if hit or not self.opts.cache_from:
+        if not self.opts.cache_from:
+            return hit
+        # as dockerd's image cache with sources: a local hit counts only inside a --cache-from image's chain
+        if hit and self._in_source_chain(hit):
             return hit
         parent = self.images.store.get(state.image_id) if state.image_id else None
         base = parent.config if parent else {}
@@ -389,6 +393,16 @@ class Builder:
             self.cache.put(key, image.id, state.image_id or "", created_by)
             return image.id
         return None
+
+    def _in_source_chain(self, image_id: str) -> bool:
+        for source in self._cache_sources():
+            current = str(source.id)
+            while current:
+                if current == image_id:
+                    return True
+                image = self.images.store.images.get(current)
+                current = image.parent if image is not None else ""
+        return False
 
     def _cache_sources(self) -> list[Any]:
         if self._sources is None:
@@ -821,11 +835,12 @@ class Builder:
         if network != self.opts.network:
             if network not in self._step_runners:
                 self._step_runners[network] = StepRunner(
-                    self.engine, os.path.join(self.workdir, "steps-" + secrets.token_hex(6)), network)
+                    self.engine, os.path.join(self.workdir, "steps-" + secrets.token_hex(6)), network,
+                    self.opts.extra_hosts)
             return self._step_runners[network]
         if self._runner is None:
             self._runner = StepRunner(self.engine, os.path.join(self.workdir, "steps-" + secrets.token_hex(6)),
-                                      self.opts.network)
+                                      self.opts.network, self.opts.extra_hosts)
         return self._runner
 
     def close(self) -> None:

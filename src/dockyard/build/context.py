@@ -95,18 +95,24 @@ def receive(body: IO[bytes], workdir: str, dockerfile_name: str) -> Context:
             if not text.strip():
                 raise errors.InvalidParameter(f"the Dockerfile ({dockerfile_name or DEFAULT_DOCKERFILE}) "
                                               f"cannot be empty")
-        _drop_ignored_dockerfile(root, dockerfile_name or DEFAULT_DOCKERFILE)
+        _drop_ignored_dockerfile(root, _in_context(dockerfile_name or DEFAULT_DOCKERFILE))
         return Context(root, text)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
 
 
-def _read_dockerfile(root: str, name: str) -> str:
+def _in_context(name: str) -> str:
+    """The Dockerfile's path relative to the context root; one that leaves the context is refused in
+    dockerd's words (it answers 500 there, an untyped error: this is the client's mistake, so 400)."""
     rel = os.path.normpath(name.lstrip("/"))
-    if rel.startswith(".."):
-        raise errors.InvalidParameter(f"forbidden path outside the build context: {name}")
-    path = os.path.join(root, rel)
+    if rel == ".." or rel.startswith("../"):
+        raise errors.InvalidParameter(f"forbidden path outside the build context: {name} ()")
+    return rel
+
+
+def _read_dockerfile(root: str, name: str) -> str:
+    path = os.path.join(root, _in_context(name))
     # a symlinked Dockerfile must stay inside the context
     real = os.path.realpath(path)
     if not (real == os.path.realpath(root) or real.startswith(os.path.realpath(root) + os.sep)):

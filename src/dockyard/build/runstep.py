@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import ipaddress
 import os
 import secrets
 import shutil
@@ -77,8 +78,9 @@ class _Marker:
 class StepRunner:
     """Runs the RUN steps of one build; ``close()`` releases the build's network."""
 
-    def __init__(self, engine: Any, workdir: str, network: str) -> None:
+    def __init__(self, engine: Any, workdir: str, network: str, extra_hosts: list[tuple[str, str]] | None = None) -> None:
         self.engine = engine
+        self.extra_hosts = extra_hosts or []
         self.workdir = workdir
         self.markers = markers_dir(engine.config.data_root)
         self._net_marker: _Marker | None = None
@@ -91,17 +93,41 @@ class StepRunner:
     def _network(self) -> _BuildNet:
         if self.net is not None:
             return self.net
+        net = self._join_network()
+        if self.extra_hosts:
+            net = self._add_hosts(net)
+        self.net = net
+        return net
+
+    def _add_hosts(self, net: _BuildNet) -> _BuildNet:
+        """``--add-host`` entries after the network's own, as dockerd writes them (``ip\thost``); with
+        the host's network the steps get a copy of the host's file, never the file itself."""
+        own = os.path.join(self.workdir, "net", "hosts-extra")
+        with open(net.files.hosts, encoding="utf-8", errors="replace") as f:
+            base = f.read()
+        if base and not base.endswith("\n"):
+            base += "\n"
+        lines = []
+        for host, ip in self.extra_hosts:
+            bare = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+            try:
+                lines.append(f"{ipaddress.ip_address(bare)}\t{host}\n")
+            except ValueError:
+                raise errors.InvalidParameter(f'invalid IP address in add-host: "{ip}"') from None
+        with open(own, "w", encoding="utf-8") as f:
+            f.write(base + "".join(lines))
+        return _BuildNet(net.netns, specmod.Files(hosts=own, resolv_conf=net.files.resolv_conf))
+
+    def _join_network(self) -> _BuildNet:
         netdir = os.path.join(self.workdir, "net")
         os.makedirs(netdir, exist_ok=True)
         hosts, resolv = os.path.join(netdir, "hosts"), os.path.join(netdir, "resolv.conf")
         if self.mode == "host":
-            self.net = _BuildNet(None, specmod.Files(hosts="/etc/hosts", resolv_conf="/etc/resolv.conf"))
-            return self.net
+            return _BuildNet(None, specmod.Files(hosts="/etc/hosts", resolv_conf="/etc/resolv.conf"))
         _write_default_files(hosts, resolv)
         if self.mode == "none":
             # a fresh namespace per step (runc brings its loopback up), nothing else in it
-            self.net = _BuildNet(None, specmod.Files(hosts=hosts, resolv_conf=resolv))
-            return self.net
+            return _BuildNet(None, specmod.Files(hosts=hosts, resolv_conf=resolv))
         if self.mode.startswith("container:"):
             raise errors.InvalidParameter(f"network mode {self.mode} is not supported for builds")
         networks = self.engine.networks
@@ -114,8 +140,7 @@ class StepRunner:
         except BaseException:
             self.close()
             raise
-        self.net = _BuildNet(ns, specmod.Files(hosts=hosts, resolv_conf=resolv))
-        return self.net
+        return _BuildNet(ns, specmod.Files(hosts=hosts, resolv_conf=resolv))
 
     def close(self) -> None:
         if self._net_id:
