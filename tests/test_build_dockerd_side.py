@@ -144,3 +144,32 @@ def test_cache_from_as_dockerds_classic_builder(engines, tmp_path) -> None:
         e.cli("rmi", "cf-build1", "cf-build3", check=False)
     assert seen["dockyard"] == seen["dockerd"]
     assert seen["dockerd"][1:] == (3, 0, 3, True)
+
+
+def _steps(lines: list[dict[str, Any]]) -> list[str]:
+    """The stream without IDs: what a user reads of the build (steps, triggers, cache hits, output)."""
+    text = "".join(m.get("stream", "") or m.get("error", "") for m in lines)
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not (line.startswith("--->") and line != "---> Using cache") \
+                and not line.startswith(("Removing intermediate", "Successfully")):
+            out.append(line)
+    return out
+
+
+def test_onbuild_triggers_in_multi_stage_builds_and_the_cache(engines) -> None:
+    base = _tar({"Dockerfile": "FROM busybox\nONBUILD COPY --from=assets /a /a\nONBUILD RUN echo trig > /t\n"})
+    child = _tar({"Dockerfile": "FROM busybox AS assets\nRUN echo asset > /a\nFROM ob-base\nRUN cat /a /t\n"
+                                "FROM busybox AS one\nONBUILD RUN echo fired > /fired\n"
+                                "FROM one AS two\nRUN cat /fired\nCOPY --from=1 /a /b\n"})
+    seen = {}
+    for which, e in engines.items():
+        api = api_of(e)
+        _build(api, base, tag="ob-base", nocache=True)
+        first = _build(api, child, tag="ob-child", nocache=True)
+        again = _build(api, child, tag="ob-child")
+        seen[which] = (_steps(first), _steps(again), e.cli("run", "--rm", "ob-child", "cat", "/fired", "/b").stdout_text)
+        e.cli("rmi", "ob-child", "ob-base", check=False)
+    assert seen["dockyard"] == seen["dockerd"]
+    assert seen["dockerd"][1].count("---> Using cache") == 8 and seen["dockerd"][2] == "fired\nasset\n"

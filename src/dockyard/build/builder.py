@@ -162,10 +162,9 @@ class Builder:
         todo = [last]
         while todo:
             st = p.stages[todo.pop()]
-            refs_ = [meta.word(st.from_node.rest.split()[0]).lower()]
-            refs_ += [(flag(n, "from") or "").lower() for n in st.nodes if n.cmd == "copy" and flag(n, "from")]
-            refs_ += [meta.word(runmounts.parse(v or "", n.line).from_).lower()
-                      for n in st.nodes if n.cmd == "run" for k, v in n.flags if k == "mount"]
+            base = meta.word(st.from_node.rest.split()[0]).lower()
+            refs_ = [base, *self._stage_refs(st.nodes, meta)]
+            refs_ += self._stage_refs(self._triggers(p, by_name.get(base), base, st.index), meta)
             for r in refs_:
                 idx = by_name.get(r)
                 if idx is None and r.isdigit() and int(r) < st.index:
@@ -174,6 +173,33 @@ class Builder:
                     want.add(idx)
                     todo.append(idx)
         return [s for s in p.stages if s.index in want]
+
+    @staticmethod
+    def _stage_refs(nodes: list[Node], meta: Lexer) -> list[str]:
+        """The stage names or indexes ``nodes`` take files from (COPY --from, RUN --mount=from=)."""
+        out = [(flag(n, "from") or "").lower() for n in nodes if n.cmd == "copy" and flag(n, "from")]
+        out += [meta.word(runmounts.parse(v or "", n.line).from_).lower()
+                for n in nodes if n.cmd == "run" for k, v in n.flags if k == "mount"]
+        return out
+
+    def _triggers(self, p: Plan, base_stage: int | None, base: str, index: int) -> list[Node]:
+        """The ONBUILD triggers a stage's FROM will run: its base stage's ONBUILD lines, or those of a base
+        image already here (one still to be pulled is read only when pulled: its triggers cannot make
+        a skipped stage needed)."""
+        if base_stage is not None and base_stage < index:
+            texts = [n.rest for n in p.stages[base_stage].nodes if n.cmd == "onbuild"]
+        else:
+            try:
+                texts = list((self.images.resolve(base).config.get("config") or {}).get("OnBuild") or [])
+            except errors.DockyardError:
+                return []
+        nodes: list[Node] = []
+        for text in texts:
+            try:
+                nodes += parse(text).nodes
+            except ParseError:
+                continue  # reported with its line when the trigger runs
+        return nodes
 
     def _meta_defaults(self, p: Plan) -> dict[str, str]:
         env: dict[str, str] = self._known(self.meta_args)
