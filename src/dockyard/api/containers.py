@@ -209,16 +209,19 @@ def routes(engine: Engine) -> list[Route]:
     ]
 
 
+_CTRL_SPECIAL = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
 def _detach_keys(spec: str) -> bytes:
     """``ctrl-p,ctrl-q`` → b"\\x10\\x11"; an empty string turns detaching off."""
     out = bytearray()
     for key in filter(None, spec.split(",")):
         key = key.strip().lower()
-        if key.startswith("ctrl-") and len(key) == 6:
-            ch = key[5]
-            code = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}.get(ch)
-            out.append(code if code is not None else ord(ch) - ord("a") + 1)
-        elif len(key) == 1:
+        # as moby's term.ToBytes: one ASCII key, or ctrl- with a letter or one of @[\\]^_ (else refused)
+        ch = key[5:] if key.startswith("ctrl-") else ""
+        if len(ch) == 1 and ("a" <= ch <= "z" or ch in _CTRL_SPECIAL):
+            out.append(_CTRL_SPECIAL.get(ch, ord(ch) - ord("a") + 1))
+        elif len(key) == 1 and key.isascii():
             out.append(ord(key))
         else:
             raise errors.InvalidParameter(f"Invalid detach keys ({spec}) provided")
