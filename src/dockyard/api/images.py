@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 
 from .. import errors
 from ..engine.engine import Engine
+from ..images.service import ref_matches
 from ..images.store import Image
 from . import filters as flt
 from . import validation
@@ -276,6 +277,10 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
             except Exception:  # one bad record must not take the list from every client
                 log.exception("skipping image %s in the list", image.id)
                 continue
+            if f.get("reference"):
+                # as dockerd: an image found by its references lists only those that matched
+                for key in ("RepoTags", "RepoDigests"):
+                    s[key] = [r for r in s[key] or [] if any(ref_matches(p, r) for p in f["reference"])]
             if not version_at_least(request, "1.44"):
                 s["VirtualSize"] = image.size
             if not request.qbool("digests") and not version_at_least(request, "1.25"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform as _platform
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,20 +127,44 @@ def host_platform() -> Platform:
     return Platform("linux", arch, "v8" if arch == "arm64" else "")
 
 
+# containerd's platforms database (what dockerd 20.10 parses --platform with)
+_KNOWN_OS = frozenset("aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd openbsd plan9 "
+                      "solaris windows zos".split())
+_KNOWN_ARCH = frozenset("386 amd64 amd64p32 arm armbe arm64 arm64be ppc64 ppc64le loong64 mips mipsle mips64 "
+                        "mips64le mips64p32 mips64p32le ppc riscv riscv64 s390 s390x sparc sparc64 wasm".split())
+_COMPONENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def parse_platform(spec: str | None) -> Platform | None:
-    """``os[/arch[/variant]]`` as given to ``--platform``; None when not given."""
+    """``os[/arch[/variant]]`` as given to ``--platform``, refused in containerd's words; None when not given."""
     if not spec:
         return None
-    parts = spec.strip().lower().split("/")
-    if len(parts) > 3 or not all(parts):
-        raise InvalidParameter(f"\"{spec}\": unknown operating system or architecture: invalid argument")
+    parts = spec.split("/")
+    for part in parts:
+        if not _COMPONENT.fullmatch(part):
+            raise InvalidParameter(f"{_quote(part)} is an invalid component of {_quote(spec)}: platform specifier "
+                                   f'component must match "^[A-Za-z0-9_-]+$": invalid argument')
+    parts = [p.lower() for p in parts]
+    if len(parts) > 3:
+        raise InvalidParameter(f"{_quote(spec)}: cannot parse platform specifier: invalid argument")
     if len(parts) == 1:
-        return Platform(parts[0], host_platform().architecture)
+        os_ = "darwin" if parts[0] == "macos" else parts[0]
+        if os_ in _KNOWN_OS:
+            return Platform(os_, host_platform().architecture)
+        arch = _ARCH_ALIASES.get(parts[0], parts[0])
+        if arch in _KNOWN_ARCH:
+            return Platform("linux", arch)
+        raise InvalidParameter(f"{_quote(spec)}: unknown operating system or architecture: invalid argument")
     arch = _ARCH_ALIASES.get(parts[1], parts[1])
     variant = parts[2] if len(parts) == 3 else ""
     if arch == "arm64" and variant == "v8":
         variant = ""  # arm64 means v8 unless it says otherwise
-    return Platform(parts[0], arch, variant)
+    return Platform("darwin" if parts[0] == "macos" else parts[0], arch, variant)
+
+
+def _quote(s: str) -> str:
+    """Go's %q for the printable ASCII a platform holds."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _matches(want: Platform, p: dict[str, Any]) -> bool:

@@ -13,13 +13,12 @@ import datetime
 import json
 import logging
 import os
-import re
 import threading
 from typing import IO, Any, Callable, Iterator
 
 from .. import errors
 from ..storage.snapshotter import Snapshotter
-from . import reference as refs
+from . import pathmatch, reference as refs
 from .changes import apply_changes
 from .content import ContentStore
 from .layers import LayerStore, PendingLayer, chain_id
@@ -166,7 +165,7 @@ class ImageService:
                 continue
             if labels and not match_labels(image.labels, labels):
                 continue
-            if patterns and not any(_ref_matches(p, t) for p in patterns for t in image.repo_tags + image.repo_digests):
+            if patterns and not any(ref_matches(p, t) for p in patterns for t in image.repo_tags + image.repo_digests):
                 continue
             out.append(image)
         out.sort(key=lambda i: i.created, reverse=True)
@@ -486,19 +485,15 @@ def match_labels(labels: dict[str, str], wanted: list[str]) -> bool:
     return True
 
 
-def _ref_matches(pattern: str, familiar: str) -> bool:
-    """dockerd's `reference` filter: a path glob on the familiar name, or on name:tag when given."""
-    name = familiar.partition("@")[0]
-    if ":" in name.rpartition("/")[2]:
-        name = name.rpartition(":")[0]
-    target = familiar if (":" in pattern.rpartition("/")[2] or "@" in pattern) else name
-    return _glob(pattern, target)
-
-
-def _glob(pattern: str, value: str) -> bool:
-    """Go's path.Match: '*' and '?' do not cross '/'."""
-    regex = "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value) is not None
+def ref_matches(pattern: str, familiar: str) -> bool:
+    """dockerd's ``reference`` filter (distribution's FamiliarMatch): the glob on the familiar reference
+    (``name:tag`` or ``name@digest``), else on the familiar name alone; a bad pattern is the client's error."""
+    try:
+        return pathmatch.match(pattern, familiar) or pathmatch.match(pattern, refs.parse(familiar).familiar_name)
+    except pathmatch.BadPattern as e:
+        raise errors.InvalidParameter(str(e)) from None
+    except errors.DockyardError:
+        return False
 
 
 def _version() -> str:
