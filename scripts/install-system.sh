@@ -13,6 +13,9 @@ have docker-registry || need+=(docker-registry)
 have skopeo || need+=(skopeo)
 have tmux || need+=(tmux)
 have curl || need+=(curl)
+# gcc and a static libc: the security tests build small static C programs (path swapper, packet probes)
+have gcc || need+=(gcc)
+[ -f "/usr/lib/$(uname -m)-linux-gnu/libc.a" ] || need+=(libc6-dev)
 # systemd-socket-activate: the socket-activation tests start dockyardd as dockyard.socket would
 have systemd-socket-activate || [ -x /lib/systemd/systemd-socket-activate ] || need+=(systemd)
 # The reference dockerd (benchmarks, compatibility tests); it also brings a docker
