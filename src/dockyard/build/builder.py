@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import hashlib
 import json
 import os
 import posixpath
@@ -30,7 +31,7 @@ from ..containers.record import now_iso
 from ..images import reference as refs
 from ..storage import rootpath
 from ..util.iterio import IterReader
-from . import copier, copyflags, entitlements, platformargs, remote, runmounts, runsetup
+from . import copier, copyflags, entitlements, gitsource, platformargs, remote, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
 from .parser import Node, ParseError, heredoc_only, parse
@@ -648,13 +649,13 @@ class Builder:
                 raise ParseError(node.line, f"{instr} requires at least two arguments")
             srcs, dest = words[:-1], words[-1]
             from_ = flag(node, "from")
-            urls = [u for u in srcs if add and remote.is_url(u)] if not from_ else []
-            srcs = [u for u in srcs if u not in urls]
+            gits = [u for u in srcs if add and gitsource.is_git(u)] if not from_ else []
+            urls = [u for u in srcs if add and remote.is_url(u) and u not in gits] if not from_ else []
+            srcs = [u for u in srcs if u not in urls and u not in gits]
             checksum = flag(node, "checksum")
             if checksum is not None and not urls:
                 raise StepError("checksum can't be specified for non-HTTP(S) sources")
-            if add and any(remote.is_git(u) for u in urls + srcs):
-                raise StepError(f"{instr} failed: git sources are not supported by this builder")
+            keep_git_dir = flag(node, "keep-git-dir") not in (None, "false")
             with contextlib.ExitStack() as stack:
                 if not srcs:
                     sources = []
@@ -683,13 +684,25 @@ class Builder:
                     for url in urls:
                         path, name = remote.fetch(url, fetched, want)
                         sources.append(copier.Source(path, name, False))
+                commits = []
+                for src in gits:
+                    checkout = os.path.join(self.workdir, "git-" + secrets.token_hex(6))
+                    stack.callback(shutil.rmtree, checkout, True)
+                    path, commit = gitsource.fetch(src, checkout, keep_git_dir)
+                    commits.append(f"{src}@{commit}")
+                    sources.append(copier.Source(path, src, True))
                 if not sources:
                     raise StepError(f"{instr} failed: no source files were specified")
-                digest = copier.checksum(sources)
+                # a git source is compared by its commit: a checkout's own files (a kept .git) vary
+                digest = copier.checksum([s for s in sources if s.name not in gits])
+                if commits:
+                    digest = hashlib.sha256("\0".join([digest, *commits]).encode()).hexdigest()
                 kind = "multi" if len(sources) > 1 else ("dir" if sources[0].is_dir else "file")
                 shell = state.config.get("Shell") or DEFAULT_SHELL
                 created_by = " ".join([*shell, f"#(nop) {instr} {kind}:{digest} in {dest} "])
                 flags_key = {"chown": flag(node, "chown"), "chmod": flag(node, "chmod")}
+                if keep_git_dir:
+                    flags_key["keep-git-dir"] = True
                 if excludes or flag(node, "parents") is not None:
                     flags_key.update(exclude=excludes, parents=flag(node, "parents"))
                 key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})

@@ -4,8 +4,7 @@ As dockerd's classic builder and BuildKit: the file is named after the last
 part of the URL path (when the destination is a directory), gets mode 0600
 and the ``Last-Modified`` time when the server sends one. ``--checksum``
 (``sha256:<hex>``) is compared with what was received before anything is
-written to a layer; a mismatch fails the step. Git URLs are refused: this
-builder fetches no repositories.
+written to a layer; a mismatch fails the step. Git URLs are gitsource.py's.
 """
 
 from __future__ import annotations
@@ -28,11 +27,6 @@ _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 
 def is_url(src: str) -> bool:
     return src.startswith("http://") or src.startswith("https://")
-
-
-def is_git(src: str) -> bool:
-    return src.startswith("git@") or src.endswith(".git") or src.startswith("git://") or "://github.com/" in src \
-        and ".git#" in src
 
 
 def parse_checksum(value: str) -> str:

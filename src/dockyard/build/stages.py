@@ -12,7 +12,7 @@ from .parser import Dockerfile, Node, ParseError
 FLAGS: dict[str, frozenset[str]] = {
     "from": frozenset({"platform"}),
     "copy": frozenset({"from", "chown", "chmod", "link", "parents", "exclude"}),
-    "add": frozenset({"chown", "chmod", "link", "checksum", "exclude"}),
+    "add": frozenset({"chown", "chmod", "link", "checksum", "exclude", "keep-git-dir"}),
     "run": frozenset({"mount", "network", "security"}),
     "healthcheck": frozenset({"interval", "timeout", "start-period", "start-interval", "retries"}),
 }
