@@ -31,7 +31,7 @@ from ..containers.record import now_iso
 from ..images import reference as refs
 from ..storage import rootpath
 from ..util.iterio import IterReader
-from . import copier, copyflags, entitlements, gitsource, platformargs, remote, runmounts, runsetup
+from . import copier, copyflags, entitlements, gitsource, linkcopy, platformargs, remote, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
 from .parser import Node, ParseError, heredoc_only, parse
@@ -705,17 +705,29 @@ class Builder:
                     flags_key["keep-git-dir"] = True
                 if excludes or flag(node, "parents") is not None:
                     flags_key.update(exclude=excludes, parents=flag(node, "parents"))
-                key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})
-                if self._use_cache(state, key, created_by):
-                    return
                 target = dest if dest.startswith("/") else posixpath.join(state.config.get("WorkingDir") or "/",
                                                                           dest)
+                link = flag(node, "link") not in (None, "false")
+                if link:
+                    key = linkcopy.key(created_by, target, flags_key)
+                    hit = None if self.opts.no_cache else self.cache.get(key)
+                    if hit:
+                        self.out(" ---> Using cache\n")
+                        state.image_id = linkcopy.restack(self.images, hit, state.image_id,
+                                                          _full_config(state.config))
+                        self.cache.put(key, state.image_id, "", created_by)
+                        return
+                else:
+                    key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})
+                    if self._use_cache(state, key, created_by):
+                        return
                 many = len(sources) > 1 or any(src.parents for src in sources)
                 if many and not dest.endswith("/"):
                     raise StepError(f"When using {instr} with more than one source file, the destination must be "
                                     f"a directory and end with a /")
                 image_root = stack.enter_context(self._mounted(state.image_id))
-                dest_is_dir = dest.endswith("/") or many or os.path.isdir(rootpath.resolve_in_root(image_root, target))
+                dest_is_dir = dest.endswith("/") or many or (
+                    not link and os.path.isdir(rootpath.resolve_in_root(image_root, target)))
                 opts = copier.Options(epoch=self.epoch, keep_owner=bool(from_), exclude=matcher)
                 chown = flag(node, "chown")
                 chmod = flag(node, "chmod")
@@ -729,7 +741,8 @@ class Builder:
                 base = posixpath.normpath(target)
                 top = base if (dest_is_dir or any(s.is_dir or s.extract for s in sources)) \
                     else posixpath.dirname(base)
-                parents = [(p, _lstat(image_root, p)) for p in _ancestors(top)]
+                # --link: the layer is made as if on an empty image, so it fits any parent
+                parents = [(p, None if link else _lstat(image_root, p)) for p in _ancestors(top)]
                 chunks = copier.layer_tar(sources, base, dest_is_dir, parents, opts)
                 self._commit_chunks(state, created_by, chunks, key)
         finally:
