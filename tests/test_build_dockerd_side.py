@@ -169,7 +169,8 @@ def test_onbuild_triggers_in_multi_stage_builds_and_the_cache(engines) -> None:
         _build(api, base, tag="ob-base", nocache=True)
         first = _build(api, child, tag="ob-child", nocache=True)
         again = _build(api, child, tag="ob-child")
-        seen[which] = (_steps(first), _steps(again), e.cli("run", "--rm", "ob-child", "cat", "/fired", "/b").stdout_text)
+        files = e.cli("run", "--rm", "ob-child", "cat", "/fired", "/b").stdout_text
+        seen[which] = (_steps(first), _steps(again), files)
         e.cli("rmi", "ob-child", "ob-base", check=False)
     assert seen["dockyard"] == seen["dockerd"]
     assert seen["dockerd"][1].count("---> Using cache") == 8 and seen["dockerd"][2] == "fired\nasset\n"

@@ -78,7 +78,8 @@ class _Marker:
 class StepRunner:
     """Runs the RUN steps of one build; ``close()`` releases the build's network."""
 
-    def __init__(self, engine: Any, workdir: str, network: str, extra_hosts: list[tuple[str, str]] | None = None) -> None:
+    def __init__(self, engine: Any, workdir: str, network: str,
+                 extra_hosts: list[tuple[str, str]] | None = None) -> None:
         self.engine = engine
         self.extra_hosts = extra_hosts or []
         self.workdir = workdir
