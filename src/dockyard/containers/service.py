@@ -290,10 +290,12 @@ class ContainerService:
         hostname = c.config.get("Hostname") or socket.gethostname()
         write_atomic(c.hostname_path, hostname + "\n", durable=False)
         if host_net:
-            write_atomic(c.hosts_path, _read("/etc/hosts") or HOSTS, durable=False)
+            write_atomic(c.hosts_path, (_read("/etc/hosts") or HOSTS) + self.networks.extra_hosts(c.host_config),
+                         durable=False)
             write_atomic(c.resolv_conf_path, _read("/etc/resolv.conf"), durable=False)
             return
-        write_atomic(c.hosts_path, HOSTS, durable=False)
+        # rewritten at each start with the container's addresses (network/service.py); none has them
+        write_atomic(c.hosts_path, HOSTS + self.networks.extra_hosts(c.host_config), durable=False)
         write_atomic(c.resolv_conf_path, _container_resolv_conf(_read("/etc/resolv.conf")), durable=False)
 
     # -- start -----------------------------------------------------------------

@@ -400,10 +400,28 @@ class NetworkService:
         hostname = container.config.get("Hostname") or container.id[:12]
         domain = container.config.get("Domainname")
         names = f"{hostname}.{domain} {hostname}" if domain else hostname  # dockerd's FQDN first
-        lines = [HOSTS]
+        lines = [HOSTS, self.extra_hosts(container.host_config)]
         for n, ep in members:
             lines.append(f"{ipaddress.ip_interface(ep.address).ip}\t{names}\n")
         write_atomic(hosts_path, "".join(lines), durable=False)
+
+    def extra_hosts(self, host_config: dict[str, Any]) -> str:
+        """``--add-host`` entries as hosts-file lines, in libnetwork's order and form (``IP\tNAME``, after
+        the defaults, before the container's own line); ``host-gateway`` is the default bridge's gateway,
+        as dockerd's default host-gateway-ip is docker0's address."""
+        out = []
+        for entry in host_config.get("ExtraHosts") or []:
+            sep = min((i for i in (entry.find(":"), entry.find("=")) if i > 0), default=-1)
+            name, addr = entry[:sep], entry[sep + 1:]
+            if addr.startswith("[") and addr.endswith("]"):
+                addr = addr[1:-1]
+            if addr == "host-gateway":
+                try:
+                    addr = self.get("bridge").gateway
+                except errors.NotFound:
+                    raise errors.InvalidParameter("unable to derive the IP value for host-gateway") from None
+            out.append(f"{addr}\t{name}\n")
+        return "".join(out)
         if user_defined:
             write_atomic(resolv_path, _resolv_conf(self._upstreams.get(container.id, [])), durable=False)
 
