@@ -404,6 +404,8 @@ class NetworkService:
         for n, ep in members:
             lines.append(f"{ipaddress.ip_interface(ep.address).ip}\t{names}\n")
         write_atomic(hosts_path, "".join(lines), durable=False)
+        if user_defined:
+            write_atomic(resolv_path, _resolv_conf(self._upstreams.get(container.id, [])), durable=False)
 
     def extra_hosts(self, host_config: dict[str, Any]) -> str:
         """``--add-host`` entries as hosts-file lines, in libnetwork's order and form (``IP\tNAME``, after
@@ -422,8 +424,6 @@ class NetworkService:
                     raise errors.InvalidParameter("unable to derive the IP value for host-gateway") from None
             out.append(f"{addr}\t{name}\n")
         return "".join(out)
-        if user_defined:
-            write_atomic(resolv_path, _resolv_conf(self._upstreams.get(container.id, [])), durable=False)
 
     def detach(self, container_id: str) -> None:
         """After exit (or a failed start): interfaces, rules, ports, DNS and the namespace go."""
