@@ -68,6 +68,17 @@ def _session(engine, target: str, send: list[bytes] = (), quiet: float = 1.0) ->
     return seen
 
 
+def _merged(seen: list) -> list:
+    """``seen`` with adjacent messages of one type joined."""
+    out: list = []
+    for event in seen:
+        if out and event[0].endswith("Message") and out[-1][0] == event[0]:
+            out[-1] = (event[0], out[-1][1] + event[1])
+        else:
+            out.append(event)
+    return out
+
+
 @pytest.fixture
 def cats(d, ref):
     """A `cat` that wrote a line to each stream, on each engine."""
@@ -103,7 +114,8 @@ def test_attach_ws_as_dockerd(cats, query, send, version):
     got = {name: _session(engine, f"/v{version}/containers/{cid}/attach/ws?{query}", send)
            for name, (engine, cid) in engines.items()}
     if version < "1.42":
-        assert got["dockyard"] == got["dockerd"]
+        # how cat's reads (so its echoes) fall into messages depends on timing, on dockerd too
+        assert _merged(got["dockyard"]) == _merged(got["dockerd"])
     seen = got["dockyard"]
     assert seen[0] == ("accept",)
     out, err = ("BytesMessage", b"out1\n"), ("BytesMessage", b"err1\n")
