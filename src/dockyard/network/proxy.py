@@ -97,6 +97,7 @@ class TcpProxy(Proxy):
         poller = select.poll()
         poller.register(self.sock, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+        slots = _SLOTS  # every slot goes back to the semaphore it came from, whatever replaces the global
         try:
             while True:
                 if any(fd == self._wake_r for fd, _ in poller.poll()):
@@ -108,7 +109,7 @@ class TcpProxy(Proxy):
                         time.sleep(0.1)  # the pending connection stays readable: no busy loop meanwhile
                     continue
                 with self._lock:
-                    full = self._active >= MAX_CONNECTIONS or not _SLOTS.acquire(blocking=False)
+                    full = self._active >= MAX_CONNECTIONS or not slots.acquire(blocking=False)
                     if not full:
                         self._active += 1
                 if full:
@@ -116,12 +117,12 @@ class TcpProxy(Proxy):
                     continue
                 client.setblocking(True)
                 try:
-                    threading.Thread(target=self._carry, args=(client,), daemon=True,
+                    threading.Thread(target=self._carry, args=(client, slots), daemon=True,
                                      name=f"proxy-conn-{self.target[1]}").start()
                 except RuntimeError:  # no thread to be had: refused like a connection over the bound
                     with self._lock:
                         self._active -= 1
-                        _SLOTS.release()
+                        slots.release()
                     client.close()
         finally:
             with self._lock:
@@ -129,7 +130,7 @@ class TcpProxy(Proxy):
                 for s in self._open:
                     _shut(s)
 
-    def _carry(self, client: socket.socket) -> None:
+    def _carry(self, client: socket.socket, slots: threading.BoundedSemaphore) -> None:
         upstream: socket.socket | None = None
         try:
             try:
@@ -149,7 +150,7 @@ class TcpProxy(Proxy):
         finally:
             with self._lock:
                 self._active -= 1
-                _SLOTS.release()
+                slots.release()
                 self._open.discard(client)
                 if upstream is not None:
                     self._open.discard(upstream)
@@ -195,6 +196,7 @@ class UdpProxy(Proxy):
         poller.register(self.sock, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         flows: dict[tuple[str, int], tuple[socket.socket, float]] = {}  # least recently used first
+        slots = _SLOTS  # every slot goes back to the semaphore it came from, whatever replaces the global
         by_fd: dict[int, tuple[str, int]] = {}
 
         def drop(peer: tuple[str, int]) -> None:
@@ -202,13 +204,13 @@ class UdpProxy(Proxy):
             by_fd.pop(s.fileno(), None)
             poller.unregister(s)
             s.close()
-            _SLOTS.release()
+            slots.release()
 
         def admit() -> bool:
             """A slot for a new flow; this port's least recently used flows give theirs up if need be."""
             if len(flows) >= MAX_FLOWS:
                 drop(next(iter(flows)))
-            while not _SLOTS.acquire(blocking=False):
+            while not slots.acquire(blocking=False):
                 if not flows:
                     return False
                 drop(next(iter(flows)))
@@ -233,14 +235,14 @@ class UdpProxy(Proxy):
                             try:
                                 up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                             except OSError:
-                                _SLOTS.release()
+                                slots.release()
                                 continue
                             up.setblocking(False)
                             try:
                                 up.connect(self.target)
                             except OSError:
                                 up.close()
-                                _SLOTS.release()
+                                slots.release()
                                 continue
                             poller.register(up, select.POLLIN)
                             by_fd[up.fileno()] = peer
