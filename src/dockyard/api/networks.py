@@ -13,7 +13,7 @@ from ..engine.engine import Engine
 from ..network.records import Network
 from . import filters as flt
 from .http import Request, Response, empty_response, json_response
-from .router import Route, delete, get, post
+from .router import Route, delete, get, post, version_tuple
 
 LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
 PRUNE_FILTERS = frozenset({"until", "label", "label!"})
@@ -55,8 +55,8 @@ def routes(engine: Engine) -> list[Route]:
     async def connect(request: Request) -> Response:
         body = await request.json(default={}) or {}
         c = engine.containers.get(body.get("Container") or "")
-        await asyncio.to_thread(svc.connect, request.params["id"], c, body.get("EndpointConfig") or {},
-                                c.state.running)
+        cfg = endpoint_input(body.get("EndpointConfig") or {}, request.api_version)
+        await asyncio.to_thread(svc.connect, request.params["id"], c, cfg, c.state.running)
         return empty_response(200)
 
     async def disconnect(request: Request) -> Response:
@@ -89,6 +89,14 @@ def routes(engine: Engine) -> list[Route]:
         post("/networks/{id:[^/]+}/connect", connect),
         post("/networks/{id:[^/]+}/disconnect", disconnect),
     ]
+
+
+def endpoint_input(cfg: Any, api_version: str) -> Any:
+    """An EndpointSettings as the asked API version defines it: ``MacAddress`` is an input from 1.44 on
+    (dockerd 20.10 ignores it there, ``Config.MacAddress`` being the way to set it)."""
+    if isinstance(cfg, dict) and "MacAddress" in cfg and version_tuple(api_version) < (1, 44):
+        return {k: v for k, v in cfg.items() if k != "MacAddress"}
+    return cfg
 
 
 def _matches(n: Network, wanted: dict[str, list[str]]) -> bool:

@@ -20,6 +20,10 @@ class Endpoint:
     endpoint_id: str = ""
     aliases: list[str] = field(default_factory=list)
     static_ip: str = ""  # --ip
+    link_local_ips: list[str] = field(default_factory=list)  # echoed as asked, as dockerd keeps them
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)  # "container:alias", resolvable by this container only
+    mac_wanted: str = ""  # --mac-address: the interface gets it instead of the one derived from the address
     # live part (empty while the container is stopped)
     address: str = ""  # "172.18.0.2/16"
     mac: str = ""

@@ -229,7 +229,7 @@ class NetworkService:
         return "bridge" if mode in ("", "default") else mode
 
     def register(self, container_id: str, name: str, host_config: dict[str, Any],
-                 networking_config: dict[str, Any] | None) -> None:
+                 networking_config: dict[str, Any] | None, mac: str = "") -> None:
         """At create: the networks the container asks for (checked now, joined at start)."""
         mode = host_config.get("NetworkMode") or "default"
         if mode in SPECIAL_MODES or mode.startswith("container:"):
@@ -241,15 +241,20 @@ class NetworkService:
         if wanted and len(wanted) > 1:
             raise errors.InvalidParameter(
                 "Container cannot be connected to network endpoints: " + ", ".join(sorted(wanted)))
-        cfg = next(iter(wanted.values())) if wanted else {}
-        ep = self._endpoint_config(primary, container_id, name, cfg or {})
+        cfg = dict((next(iter(wanted.values())) if wanted else None) or {})
+        if mac and not cfg.get("MacAddress"):  # Config.MacAddress (API < 1.44) is the primary network's
+            cfg["MacAddress"] = mac
+        ep = self._endpoint_config(primary, container_id, name, cfg)
         with self._lock:
             primary.endpoints[container_id] = ep
             primary.save(self.root)
 
     def _endpoint_config(self, n: Network, container_id: str, name: str, cfg: dict[str, Any]) -> Endpoint:
-        static = ((cfg.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        ipam_cfg = cfg.get("IPAMConfig") or {}
+        static = ipam_cfg.get("IPv4Address") or ""
         aliases = list(cfg.get("Aliases") or [])
+        mac = cfg.get("MacAddress") or ""  # its form is checked with the request (api/validation.py)
+        wanted_links = [str(x) for x in cfg.get("Links") or []]
         if (static or aliases) and not n.user_defined:
             raise errors.InvalidParameter(
                 "user specified IP address is supported on user defined networks only" if static else
@@ -262,7 +267,10 @@ class NetworkService:
             if addr not in ipaddress.ip_network(n.subnet) or (n.ip_range and addr not in ipaddress.ip_network(n.ip_range)):
                 raise errors.InvalidParameter(
                     f"invalid address {static}: It does not belong to any of this network's subnets")
-        return Endpoint(container_id=container_id, name=name.lstrip("/"), aliases=aliases, static_ip=static)
+        return Endpoint(container_id=container_id, name=name.lstrip("/"), aliases=aliases, static_ip=static,
+                        link_local_ips=[str(x) for x in ipam_cfg.get("LinkLocalIPs") or []],
+                        driver_opts={str(k): str(v) for k, v in (cfg.get("DriverOpts") or {}).items()},
+                        links=wanted_links, mac_wanted=mac.lower())
 
     def unregister(self, container_id: str) -> None:
         self.detach(container_id)
@@ -345,12 +353,13 @@ class NetworkService:
             ep.address = ""
             raise
         ep.ifname = ifname
-        ep.mac = links.mac_for(addr)  # type: ignore[arg-type]
+        ep.mac = ep.mac_wanted or links.mac_for(addr)  # type: ignore[arg-type]
         ep.endpoint_id = secrets.token_hex(32)
 
     def _add_interface(self, n: Network, ep: Endpoint, path: str, ifname: str, first: bool) -> str:
         return links.add_interface(path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
-                                   None if n.internal or not first else ipaddress.ip_address(n.gateway))
+                                   None if n.internal or not first else ipaddress.ip_address(n.gateway),
+                                   mac=ep.mac_wanted)
 
     def _publish_ports(self, n: Network, ep: Endpoint, container: Any) -> None:
         bindings = ports.wanted(container.host_config, container.config.get("ExposedPorts"))
@@ -554,10 +563,12 @@ class NetworkService:
             internal_only = internal_only and n.internal
             with self._lock:
                 others = list(n.endpoints.values())
+            linked = _link_aliases(ep.links)
             for other in others:
                 if not other.address:
                     continue
-                names = {other.name.lower(), other.container_id[:12], *(a.lower() for a in other.aliases)}
+                names = {other.name.lower(), other.container_id[:12], *(a.lower() for a in other.aliases),
+                         *linked.get(other.name.lower(), ())}
                 if name in names:
                     found.append(str(ipaddress.ip_interface(other.address).ip))
         if found or internal_only:
@@ -675,13 +686,27 @@ def _endpoint_settings(n: Network, ep: Endpoint | None, container_id: str) -> di
     live = bool(ep and ep.address)
     iface = ipaddress.ip_interface(ep.address) if ep and ep.address else None
     names = [ep.name, container_id[:12], *ep.aliases] if ep and n.user_defined else None
-    return {"IPAMConfig": {"IPv4Address": ep.static_ip} if ep and ep.static_ip else None, "Links": None,
+    ipam_cfg: dict[str, Any] = {}
+    if ep and ep.static_ip:
+        ipam_cfg["IPv4Address"] = ep.static_ip
+    if ep and ep.link_local_ips:
+        ipam_cfg["LinkLocalIPs"] = list(ep.link_local_ips)
+    return {"IPAMConfig": ipam_cfg or None, "Links": (ep.links or None) if ep else None,
             "Aliases": (ep.aliases or None) if ep else None, "MacAddress": ep.mac if ep else "",
-            "DriverOpts": None, "GwPriority": 0, "NetworkID": n.id,
+            "DriverOpts": (ep.driver_opts or None) if ep else None, "GwPriority": 0, "NetworkID": n.id,
             "EndpointID": ep.endpoint_id if ep else "",
             "Gateway": n.gateway if live else "", "IPAddress": str(iface.ip) if iface else "",
             "IPPrefixLen": iface.network.prefixlen if iface else 0, "IPv6Gateway": "",
             "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": names}
+
+
+def _link_aliases(wanted: list[str]) -> dict[str, set[str]]:
+    """Target container name -> the aliases this container's links give it (``name:alias``)."""
+    out: dict[str, set[str]] = {}
+    for link in wanted:
+        target, _, alias = link.partition(":")
+        out.setdefault(target.lstrip("/").lower(), set()).add((alias or target).lstrip("/").lower())
+    return out
 
 
 def _free_ifname(members: list[tuple[Network, Endpoint]]) -> str:

@@ -1,0 +1,134 @@
+"""Networks through docker-py and the CLI, side by side with the reference dockerd (issue 15, Networks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import pytest
+
+from dockerd_side import api_of, cleanup, needs_dockerd, outcome, start_ref
+
+pytestmark = needs_dockerd
+# each engine gets its own subnet: both bridges live on this host, and their routes must not overlap
+SUBNETS = {"ours": "10.231.7.0/24", "theirs": "10.232.7.0/24"}
+MAC = "02:42:ac:11:99:07"
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory, busybox_tar):
+    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path, bridge=True)
+    yield r
+    r.stop()
+
+
+def _engines(d, ref) -> list[tuple[str, Any]]:
+    return [("ours", d), ("theirs", ref)]
+
+
+def _user_network(api: docker.APIClient, name: str, subnet: str) -> str:
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    return api.create_network(name, driver="bridge", ipam=ipam)["Id"]
+
+
+def _host(subnet: str, last: int) -> str:
+    return subnet.rsplit(".", 1)[0] + f".{last}"
+
+
+def _endpoint_view(ep: dict[str, Any]) -> dict[str, Any]:
+    """The endpoint as asked for, without what each engine picks itself (IDs, and addresses where not asked)."""
+    keep = ("IPAMConfig", "Links", "Aliases", "MacAddress", "DriverOpts", "IPAddress", "IPPrefixLen")
+    return {k: ep.get(k) for k in keep}
+
+
+def _run_endpoint_config(name: str, d, ref) -> dict[str, Any]:
+    """Create, start and inspect a container with docker-py's networking_config on both engines."""
+    results = {}
+    for side, e in _engines(d, ref):
+        api = api_of(e)
+        subnet = SUBNETS[side]
+        net = f"{name}-net"
+        try:
+            _user_network(api, net, subnet)
+            e.cli("run", "-d", "--name", f"{name}-target", "--network", net, "busybox", "sleep", "60")
+            endpoint = api.create_endpoint_config(
+                aliases=["svc"], ipv4_address=_host(subnet, 40), link_local_ips=["169.254.10.10"],
+                links={f"{name}-target": "buddy"}, driver_opt={"com.example.opt": "1"})
+            c = api.create_container("busybox", ["sleep", "60"], name=f"{name}-c", mac_address=MAC,
+                                     host_config=api.create_host_config(network_mode=net),
+                                     networking_config=api.create_networking_config({net: endpoint}))
+            api.start(c["Id"])
+            info = api.inspect_container(c["Id"])
+            ip_link = e.cli("exec", f"{name}-c", "cat", "/sys/class/net/eth0/address").stdout_text.strip()
+            lookup = e.cli("exec", f"{name}-c", "nslookup", "buddy", "127.0.0.11", check=False)
+            target_ip = api.inspect_container(f"{name}-target")["NetworkSettings"]["Networks"][net]["IPAddress"]
+            endpoint_view = _endpoint_view(info["NetworkSettings"]["Networks"][net])
+            # API 1.41 adds the short ID to the aliases (CHANGELOG v1.45): each engine's own ID
+            endpoint_view["Aliases"] = ["SHORT-ID" if a == c["Id"][:12] else a for a in endpoint_view["Aliases"]]
+            results[side] = {"endpoint": endpoint_view,
+                             "iface_mac": ip_link, "config_mac": info["Config"].get("MacAddress"),
+                             "buddy_resolves": lookup.returncode == 0 and target_ip in lookup.stdout_text,
+                             "subnet": subnet}
+        finally:
+            cleanup(e, f"{name}-c", f"{name}-target")
+            e.cli("network", "rm", net, check=False)
+    return results
+
+
+def test_networking_config_endpoint_as_dockerd(d, ref) -> None:
+    got = _run_endpoint_config("epcfg", d, ref)
+    for side in got:
+        subnet = got[side].pop("subnet")
+        ep = got[side]["endpoint"]
+        assert ep["IPAddress"] == _host(subnet, 40), side
+        ep["IPAMConfig"]["IPv4Address"] = ep["IPAddress"] = "ADDR"
+    assert got["ours"] == got["theirs"]
+    assert got["ours"]["endpoint"]["MacAddress"] == MAC and got["ours"]["iface_mac"] == MAC
+    assert got["ours"]["endpoint"]["DriverOpts"] == {"com.example.opt": "1"}
+    assert got["ours"]["endpoint"]["IPAMConfig"]["LinkLocalIPs"] == ["169.254.10.10"]
+    assert got["ours"]["endpoint"]["Aliases"] == ["svc", "SHORT-ID"]
+    assert got["ours"]["buddy_resolves"]
+
+
+def _derived_mac(ip: str) -> str:
+    return "02:42:" + ":".join(f"{int(b):02x}" for b in ip.split("."))
+
+
+def test_connect_with_links_as_dockerd(d, ref) -> None:
+    """Links on connect; a MacAddress there is not an input before API 1.44 (dockerd 20.10 ignores it)."""
+    got = {}
+    for side, e in _engines(d, ref):
+        api = api_of(e)
+        net = "conn-net"
+        try:
+            _user_network(api, net, SUBNETS[side])
+            e.cli("run", "-d", "--name", "conn-target", "--network", net, "busybox", "sleep", "60")
+            e.cli("run", "-d", "--name", "conn-c", "busybox", "sleep", "60")
+            status, _ = outcome(lambda: api.connect_container_to_network(
+                "conn-c", net, links=[("conn-target", "pal")], mac_address=MAC))
+            info = api.inspect_container("conn-c")["NetworkSettings"]["Networks"][net]
+            mac = e.cli("exec", "conn-c", "cat", "/sys/class/net/eth1/address").stdout_text.strip()
+            lookup = e.cli("exec", "conn-c", "nslookup", "pal", "127.0.0.11", check=False)
+            target_ip = api.inspect_container("conn-target")["NetworkSettings"]["Networks"][net]["IPAddress"]
+            derived = _derived_mac(info["IPAddress"])
+            got[side] = (status, info["Links"], info["MacAddress"] == derived, mac == derived,
+                         lookup.returncode == 0 and target_ip in lookup.stdout_text)
+        finally:
+            cleanup(e, "conn-c", "conn-target")
+            e.cli("network", "rm", net, check=False)
+    assert got["ours"] == got["theirs"]
+    assert got["ours"] == (200, ["conn-target:pal"], True, True, True)
+
+
+def test_connect_mac_address_from_api_1_44(d) -> None:
+    api = api_of(d, "1.44")
+    try:
+        _user_network(api, "mac44-net", SUBNETS["ours"])
+        d.cli("run", "-d", "--name", "mac44-c", "busybox", "sleep", "60")
+        api.connect_container_to_network("mac44-c", "mac44-net", mac_address=MAC)
+        info = api.inspect_container("mac44-c")["NetworkSettings"]["Networks"]["mac44-net"]
+        assert info["MacAddress"] == MAC
+        assert d.cli("exec", "mac44-c", "cat", "/sys/class/net/eth1/address").stdout_text.strip() == MAC
+    finally:
+        cleanup(d, "mac44-c")
+        d.cli("network", "rm", "mac44-net", check=False)
