@@ -132,3 +132,69 @@ def test_connect_mac_address_from_api_1_44(d) -> None:
     finally:
         cleanup(d, "mac44-c")
         d.cli("network", "rm", "mac44-net", check=False)
+
+
+def _strip_ids(result: tuple[int, Any]) -> tuple[int, Any]:
+    status, body = result
+    return (status, {"Id": "ID", "Warning": body["Warning"]}) if status == 200 and "Id" in body else result
+
+
+def test_create_options_as_dockerd(d, ref) -> None:
+    """Scope, ingress, attachable, internal, labels, spaces, duplicates: status, wording and what inspect shows."""
+    got = {}
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("sp ace", {}), ("sc-swarm", {"scope": "swarm"}), ("sc-global", {"scope": "global"}),
+        ("sc-bogus", {"scope": "bogus"}), ("ing", {"ingress": True}),
+        ("ing-swarm", {"ingress": True, "scope": "swarm"}), ("ing-global", {"ingress": True, "scope": "global"}),
+        ("bridge", {}), ("host", {"check_duplicate": True}), ("none", {"driver": "null"})]
+    for side, e in _engines(d, ref):
+        api = api_of(e)
+        try:
+            answers = {name: _strip_ids(outcome(lambda: api.create_network(name, **kw))) for name, kw in cases}
+            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=SUBNETS[side])])
+            created = _strip_ids(outcome(lambda: api.create_network(
+                "opts-net", scope="local", attachable=True, internal=True, labels={"a": "1"}, ipam=ipam)))
+            info = api.inspect_network("opts-net")
+            shown = {k: info[k] for k in ("Name", "Scope", "Attachable", "Internal", "Ingress", "Labels",
+                                         "Options", "EnableIPv6", "ConfigOnly", "ConfigFrom")}
+            duplicate = outcome(lambda: api.create_network("opts-net", check_duplicate=True))
+            names = sorted(n["Name"] for n in api.networks())
+            got[side] = (answers, created, shown, duplicate, names)
+        finally:
+            for name in ("sp ace", "opts-net", *(n for n, _ in cases if n not in ("bridge", "host", "none"))):
+                e.cli("network", "rm", name, check=False)
+    assert got["ours"] == got["theirs"]
+    answers, _, shown, duplicate, names = got["ours"]
+    assert answers["sc-swarm"][0] == 403 and answers["sc-global"][0] == 500 and answers["ing"][0] == 403
+    assert shown["Internal"] and shown["Attachable"] and shown["Labels"] == {"a": "1"}
+    assert duplicate == (409, "network with name opts-net already exists")
+    assert "sp ace" in names
+
+
+def test_remove_and_prune_as_dockerd(d, ref) -> None:
+    got = {}
+    for side, e in _engines(d, ref):
+        api = api_of(e)
+        try:
+            net_id = _user_network(api, "rm-net", SUBNETS[side])
+            e.cli("run", "-d", "--name", "rm-c", "--network", "rm-net", "busybox", "sleep", "60")
+            status, message = outcome(lambda: api.remove_network("rm-net"))
+            busy = (status, message.replace(net_id, "ID"))
+            gone = [outcome(lambda: api.remove_network(ref_)) for ref_ in ("no-such-net", "bridge", "host", "none")]
+            cleanup(e, "rm-c")
+            api.remove_network(net_id)
+            api.create_network("pr-1", labels={"k": "v"})
+            api.create_network("pr-2", labels={"k": "w"})
+            api.create_network("pr-3")
+            pruned = [outcome(lambda: api.prune_networks(filters=f)) for f in
+                      ({"until": "1h"}, {"label": ["k=v"]}, {"label!": ["k"]}, {"until": "2000-01-01T00:00:00Z"},
+                       {})]
+            got[side] = (busy, gone, pruned)
+        finally:
+            cleanup(e, "rm-c")
+            for name in ("rm-net", "pr-1", "pr-2", "pr-3"):
+                e.cli("network", "rm", name, check=False)
+    assert got["ours"] == got["theirs"]
+    busy, _, pruned = got["ours"]
+    assert busy == (403, "error while removing network: network rm-net id ID has active endpoints")
+    assert [p[1]["NetworksDeleted"] for p in pruned] == [None, ["pr-1"], ["pr-3"], None, ["pr-2"]]

@@ -85,6 +85,9 @@ class NetworkService:
         name = body.get("Name") or ""
         if not name:
             raise errors.InvalidParameter("invalid name: name is empty")
+        if name in ("bridge", "host", "none"):  # (sic: dockerd's trailing space)
+            raise errors.Forbidden(f"operation is not permitted on predefined {name} network ")
+        _check_scope(body)
         driver = body.get("Driver") or "bridge"
         if driver in ("host", "null"):
             raise errors.Forbidden(f"only one instance of \"{driver}\" network is allowed")
@@ -99,6 +102,8 @@ class NetworkService:
                                   f"plugin not found")
         configs = [c for c in (ipam_cfg.get("Config") or []) if c.get("Subnet") and ":" not in c["Subnet"]]
         with self._lock:
+            # whatever CheckDuplicate says: a daemon speaking API 1.44 refuses duplicates at every version
+            # (CHANGELOG v1.44, "unversioned"), where dockerd 20.10 made one with a warning
             if any(n.name == name for n in self._networks.values()):
                 raise errors.Conflict(f"network with name {name} already exists")
             net_id = secrets.token_hex(32)
@@ -163,9 +168,8 @@ class NetworkService:
                 raise errors.Forbidden(f"{n.name} is a pre-defined network and cannot be removed")
             live = [ep for ep in n.endpoints.values() if ep.address]
             if live:
-                listed = ", ".join(f'(name:"{ep.name}" id:"{ep.container_id[:12]}")' for ep in live)
-                raise errors.Forbidden(f"error while removing network: network {n.name} has active endpoints "
-                                       f"{listed}")
+                raise errors.Forbidden(f"error while removing network: network {n.name} id {n.id} has active "
+                                       f"endpoints")
             self._bring_down(n)
             del self._networks[n.id]
             n.delete(self.root)
@@ -680,6 +684,18 @@ class NetworkService:
                     self._bring_down(n)
                 except Exception as e:
                     log.warning("tearing down network %s: %s", n.name, e)
+
+
+def _check_scope(body: dict[str, Any]) -> None:
+    """dockerd's answers on a node outside a swarm: only local networks, and no ingress."""
+    scope = body.get("Scope") or "local"
+    if body.get("Ingress"):  # the bridge driver's networks are local, whatever Scope asks
+        raise errors.Forbidden("Ingress network can only be global scope network")
+    if scope == "swarm":
+        raise errors.Forbidden("cannot create a swarm scoped network when swarm is not active")
+    if scope != "local":  # any other scope goes to the cluster, which this node is not part of
+        raise errors.SystemError_("This node is not a swarm manager. Use \"docker swarm init\" or "
+                                  "\"docker swarm join\" to connect this node to swarm and try again.")
 
 
 def _endpoint_settings(n: Network, ep: Endpoint | None, container_id: str) -> dict[str, Any]:
