@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import subprocess
 from typing import Any
 
 import docker
@@ -198,3 +200,50 @@ def test_remove_and_prune_as_dockerd(d, ref) -> None:
     busy, _, pruned = got["ours"]
     assert busy == (403, "error while removing network: network rm-net id ID has active endpoints")
     assert [p[1]["NetworksDeleted"] for p in pruned] == [None, ["pr-1"], ["pr-3"], None, ["pr-2"]]
+
+
+@pytest.fixture
+def host_route():
+    """A route of the host's own (a bridge device of its own, 10.233.0.0/16) for explicit subnets to overlap."""
+    subprocess.run(["ip", "link", "add", "dyovl0", "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "10.233.0.1/16", "dev", "dyovl0"], check=True)
+        subprocess.run(["ip", "link", "set", "dyovl0", "up"], check=True)
+        yield "10.233.0.0/16"
+    finally:
+        subprocess.run(["ip", "link", "del", "dyovl0"], check=False)
+
+
+# inside the route, and the route's own subnet (its gateway the host's address): one engine at a time
+@pytest.mark.parametrize("subnets", [("10.233.5.0/24", "10.233.6.0/24"), ("10.233.0.0/16", "10.233.0.0/16")])
+def test_explicit_subnet_over_a_host_route_as_dockerd(d, ref, host_route, subnets) -> None:
+    """dockerd takes an explicit subnet as given; only its own choice of a pool avoids the host's routes."""
+    got = {}
+    for side, e, subnet in (("ours", d, subnets[0]), ("theirs", ref, subnets[1])):
+        api = api_of(e)
+        try:
+            created = _strip_ids(outcome(lambda: _user_network_answer(api, "ovl-net", subnet)))
+            shown = api.inspect_network("ovl-net")["IPAM"]["Config"] if created[0] == 200 else None
+            ip = ""
+            if created[0] == 200:
+                e.cli("run", "-d", "--name", "ovl-c", "--network", "ovl-net", "busybox", "sleep", "60")
+                ip = api.inspect_container("ovl-c")["NetworkSettings"]["Networks"]["ovl-net"]["IPAddress"]
+            got[side] = (created, [{**c, "Subnet": "S", "Gateway": "G"} for c in shown or []],
+                         ip == _host(subnet, 2))
+        finally:
+            cleanup(e, "ovl-c")
+            e.cli("network", "rm", "ovl-net", check=False)
+    assert got["ours"] == got["theirs"]
+    assert got["ours"][0][0] == 200 and got["ours"][2]
+    # an automatic choice still stays clear of the host's route
+    try:
+        auto = api_of(d).create_network("ovl-auto")["Id"]
+        subnet = ipaddress.ip_network(api_of(d).inspect_network(auto)["IPAM"]["Config"][0]["Subnet"])
+        assert not subnet.overlaps(ipaddress.ip_network(host_route))
+    finally:
+        d.cli("network", "rm", "ovl-auto", check=False)
+
+
+def _user_network_answer(api: docker.APIClient, name: str, subnet: str) -> dict[str, Any]:
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+    return api.create_network(name, driver="bridge", ipam=ipam)
