@@ -247,3 +247,27 @@ def test_explicit_subnet_over_a_host_route_as_dockerd(d, ref, host_route, subnet
 def _user_network_answer(api: docker.APIClient, name: str, subnet: str) -> dict[str, Any]:
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
     return api.create_network(name, driver="bridge", ipam=ipam)
+
+
+def test_embedded_dns_names_as_dockerd(d, ref) -> None:
+    """The embedded DNS answers a container's hostname (to itself and to the others) and name.network."""
+    got = {}
+    queries = [("dns-a", "myhost"), ("dns-b", "myhost"), ("dns-b", "dns-a.dns-net"), ("dns-b", "dns-a"),
+               ("dns-b", "nobody.dns-net")]
+    for side, e in _engines(d, ref):
+        api = api_of(e)
+        try:
+            _user_network(api, "dns-net", SUBNETS[side])
+            e.cli("run", "-d", "--name", "dns-a", "-h", "myhost", "--network", "dns-net", "busybox", "sleep", "60")
+            e.cli("run", "-d", "--name", "dns-b", "--network", "dns-net", "busybox", "sleep", "60")
+            ip = api.inspect_container("dns-a")["NetworkSettings"]["Networks"]["dns-net"]["IPAddress"]
+            answers = []
+            for who, name in queries:
+                res = e.cli("exec", who, "nslookup", name, "127.0.0.11", check=False)
+                answers.append(res.returncode == 0 and f"Address: {ip}" in res.stdout_text)
+            got[side] = answers
+        finally:
+            cleanup(e, "dns-a", "dns-b")
+            e.cli("network", "rm", "dns-net", check=False)
+    assert got["ours"] == got["theirs"]
+    assert got["ours"] == [True, True, True, True, False]

@@ -23,6 +23,7 @@ class Endpoint:
     link_local_ips: list[str] = field(default_factory=list)  # echoed as asked, as dockerd keeps them
     driver_opts: dict[str, str] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)  # "container:alias", resolvable by this container only
+    hostname: str = ""  # the container's, which the embedded DNS answers too
     mac_wanted: str = ""  # --mac-address: the interface gets it instead of the one derived from the address
     # live part (empty while the container is stopped)
     address: str = ""  # "172.18.0.2/16"

@@ -233,7 +233,7 @@ class NetworkService:
         return "bridge" if mode in ("", "default") else mode
 
     def register(self, container_id: str, name: str, host_config: dict[str, Any],
-                 networking_config: dict[str, Any] | None, mac: str = "") -> None:
+                 networking_config: dict[str, Any] | None, config: dict[str, Any] | None = None) -> None:
         """At create: the networks the container asks for (checked now, joined at start)."""
         mode = host_config.get("NetworkMode") or "default"
         if mode in SPECIAL_MODES or mode.startswith("container:"):
@@ -246,14 +246,16 @@ class NetworkService:
             raise errors.InvalidParameter(
                 "Container cannot be connected to network endpoints: " + ", ".join(sorted(wanted)))
         cfg = dict((next(iter(wanted.values())) if wanted else None) or {})
-        if mac and not cfg.get("MacAddress"):  # Config.MacAddress (API < 1.44) is the primary network's
-            cfg["MacAddress"] = mac
-        ep = self._endpoint_config(primary, container_id, name, cfg)
+        config = config or {}
+        if config.get("MacAddress") and not cfg.get("MacAddress"):  # Config.MacAddress (API < 1.44): the primary's
+            cfg["MacAddress"] = config["MacAddress"]
+        ep = self._endpoint_config(primary, container_id, name, cfg, str(config.get("Hostname") or ""))
         with self._lock:
             primary.endpoints[container_id] = ep
             primary.save(self.root)
 
-    def _endpoint_config(self, n: Network, container_id: str, name: str, cfg: dict[str, Any]) -> Endpoint:
+    def _endpoint_config(self, n: Network, container_id: str, name: str, cfg: dict[str, Any],
+                         hostname: str) -> Endpoint:
         ipam_cfg = cfg.get("IPAMConfig") or {}
         static = ipam_cfg.get("IPv4Address") or ""
         aliases = list(cfg.get("Aliases") or [])
@@ -274,7 +276,7 @@ class NetworkService:
         return Endpoint(container_id=container_id, name=name.lstrip("/"), aliases=aliases, static_ip=static,
                         link_local_ips=[str(x) for x in ipam_cfg.get("LinkLocalIPs") or []],
                         driver_opts={str(k): str(v) for k, v in (cfg.get("DriverOpts") or {}).items()},
-                        links=wanted_links, mac_wanted=mac.lower())
+                        links=wanted_links, mac_wanted=mac.lower(), hostname=hostname)
 
     def unregister(self, container_id: str) -> None:
         self.detach(container_id)
@@ -482,7 +484,8 @@ class NetworkService:
             if container.id in n.endpoints:
                 raise errors.Forbidden(f"endpoint with name {container.name.lstrip('/')} already exists in "
                                        f"network {n.name}")
-            ep = self._endpoint_config(n, container.id, container.name, cfg or {})
+            ep = self._endpoint_config(n, container.id, container.name, cfg or {},
+                                       str(container.config.get("Hostname") or ""))
             members = self.memberships(container.id)
             n.endpoints[container.id] = ep
         if running:
@@ -568,12 +571,14 @@ class NetworkService:
             with self._lock:
                 others = list(n.endpoints.values())
             linked = _link_aliases(ep.links)
+            # "name.network" asks that network only, as libnetwork's resolver does
+            wanted = name[:-len(n.name) - 1] if name.endswith("." + n.name.lower()) else name
             for other in others:
                 if not other.address:
                     continue
-                names = {other.name.lower(), other.container_id[:12], *(a.lower() for a in other.aliases),
-                         *linked.get(other.name.lower(), ())}
-                if name in names:
+                names = {other.name.lower(), other.container_id[:12], other.hostname.lower(),
+                         *(a.lower() for a in other.aliases), *linked.get(other.name.lower(), ())}
+                if wanted in names or name in names:
                     found.append(str(ipaddress.ip_interface(other.address).ip))
         if found or internal_only:
             return found  # an internal network has no way out: nothing to forward to
