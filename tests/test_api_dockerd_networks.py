@@ -271,3 +271,56 @@ def test_embedded_dns_names_as_dockerd(d, ref) -> None:
             e.cli("network", "rm", "dns-net", check=False)
     assert got["ours"] == got["theirs"]
     assert got["ours"] == [True, True, True, True, False]
+
+
+def _ipv6_network(api: docker.APIClient, name: str, subnet: str, subnet6: str) -> str:
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet),
+                                                 docker.types.IPAMPool(subnet=subnet6)])
+    return api.create_network(name, driver="bridge", ipam=ipam, enable_ipv6=True)["Id"]
+
+
+def test_ipv6_network_addresses_as_dockerd(d, ref) -> None:
+    """EnableIPv6 with an explicit subnet: the gateway, a container's address (--ip6 too), inspect, reachability."""
+    got = {}
+    subnets6 = {"ours": "fd00:dead:1::/64", "theirs": "fd00:dead:2::/64"}
+    for side, e in _engines(d, ref):
+        api = api_of(e)
+        subnet6 = subnets6[side]
+        prefix = subnet6.split("::")[0]
+        try:
+            _ipv6_network(api, "v6-net", SUBNETS[side], subnet6)
+            net = api.inspect_network("v6-net")
+            e.cli("run", "-d", "--name", "v6-a", "--network", "v6-net", "busybox", "sleep", "60")
+            e.cli("run", "-d", "--name", "v6-b", "--network", "v6-net", "--ip6", f"{prefix}::99", "busybox",
+                  "sleep", "60")
+            e.cli("run", "-d", "--name", "v6-c", "busybox", "sleep", "60")
+            e.cli("network", "connect", "--ip6", f"{prefix}::77", "v6-net", "v6-c")
+            eps = {c: api.inspect_container(c)["NetworkSettings"]["Networks"]["v6-net"]
+                   for c in ("v6-a", "v6-b", "v6-c")}
+            listed = api.inspect_network("v6-net")["Containers"]
+            inside = e.cli("exec", "v6-b", "ip", "-6", "addr", "show", "eth0").stdout_text
+            ping = e.cli("exec", "v6-a", "ping", "-6", "-c1", "-W3", f"{prefix}::99", check=False)
+            got[side] = {
+                "EnableIPv6": net["EnableIPv6"],
+                "Config": [c["Subnet"].replace(prefix, "P") for c in net["IPAM"]["Config"] if ":" in c["Subnet"]],
+                "Gateway6": [c.get("Gateway", "").replace(prefix, "P") for c in net["IPAM"]["Config"]
+                             if ":" in c["Subnet"]],
+                "a": (eps["v6-a"]["GlobalIPv6Address"].replace(prefix, "P"), eps["v6-a"]["GlobalIPv6PrefixLen"],
+                      eps["v6-a"]["IPv6Gateway"].replace(prefix, "P")),
+                "b": (eps["v6-b"]["GlobalIPv6Address"].replace(prefix, "P"),
+                      eps["v6-b"]["IPAMConfig"]["IPv6Address"].replace(prefix, "P")),
+                "connected": eps["v6-c"]["GlobalIPv6Address"].replace(prefix, "P"),
+                "listed": sorted(c["IPv6Address"].replace(prefix, "P") for c in listed.values()),
+                "inside": f"{prefix}::99/64" in inside, "ping": ping.returncode == 0}
+        finally:
+            cleanup(e, "v6-a", "v6-b", "v6-c")
+            e.cli("network", "rm", "v6-net", check=False)
+    assert got["ours"] == got["theirs"]
+    assert got["ours"]["b"] == ("P::99", "P::99") and got["ours"]["inside"] and got["ours"]["ping"]
+    assert got["ours"]["a"] == ("P::2", 64, "P::1") and got["ours"]["connected"] == "P::77"
+
+
+def test_ipv6_without_a_subnet_refused(d) -> None:
+    status, message = outcome(lambda: api_of(d).create_network("v6-nosub", enable_ipv6=True))
+    d.cli("network", "rm", "v6-nosub", check=False)
+    assert status == 400 and "explicit IPv6 subnet" in message

@@ -131,9 +131,11 @@ def shape(engine: Engine, n: Network, containers: bool) -> dict[str, Any]:
         if n.ip_range:
             entry["IPRange"] = n.ip_range
         ipam_config.append(entry)
+    if n.subnet6:
+        ipam_config.append({"Subnet": n.subnet6, **({"Gateway": n.gateway6} if n.gateway6_given else {})})
     out: dict[str, Any] = {
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope, "Driver": n.driver,
-        "EnableIPv4": True, "EnableIPv6": False,
+        "EnableIPv4": True, "EnableIPv6": bool(n.subnet6),
         "IPAM": {"Driver": "default", "Options": n.ipam_options or None, "Config": ipam_config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
@@ -144,5 +146,5 @@ def shape(engine: Engine, n: Network, containers: bool) -> dict[str, Any]:
                 continue
             out["Containers"][cid] = {"Name": ep.name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
                                       "IPv4Address": str(ipaddress.ip_interface(ep.address)),
-                                      "IPv6Address": ""}
+                                      "IPv6Address": str(ipaddress.ip_interface(ep.address6)) if ep.address6 else ""}
     return out

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .. import errors
 from ..daemon.config import ConfigError, DaemonConfig
 from . import dns as dnsmod
-from . import ipam, iptables, links, netns, ports, proxy
+from . import ipam, iptables, ipv6, links, netns, ports, proxy
 from .records import Endpoint, Network
 from ..util.atomic import write_atomic
 
@@ -93,14 +93,14 @@ class NetworkService:
             raise errors.Forbidden(f"only one instance of \"{driver}\" network is allowed")
         if driver != "bridge":
             raise errors.NotFound(f"could not find plugin {driver} in v1 plugin registry: plugin not found")
-        if body.get("EnableIPv6"):
-            raise errors.InvalidParameter("IPv6 networks are not supported by dockyard yet")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         ipam_cfg = body.get("IPAM") or {}
         if (ipam_cfg.get("Driver") or "default") != "default":
             raise errors.NotFound(f"could not find plugin {ipam_cfg['Driver']} in v1 plugin registry: "
                                   f"plugin not found")
         configs = [c for c in (ipam_cfg.get("Config") or []) if c.get("Subnet") and ":" not in c["Subnet"]]
+        subnet6, gateway6, gateway6_given = ipv6.config(ipam_cfg.get("Config") or []) if body.get("EnableIPv6") \
+            else ("", "", False)
         with self._lock:
             # whatever CheckDuplicate says: a daemon speaking API 1.44 refuses duplicates at every version
             # (CHANGELOG v1.44, "unversioned"), where dockerd 20.10 made one with a warning
@@ -118,7 +118,11 @@ class NetworkService:
                         attachable=bool(body.get("Attachable")), labels=dict(body.get("Labels") or {}),
                         options=options, subnet=str(subnet), gateway=str(gateway),
                         ip_range=str(ip_range) if ip_range else "", bridge=bridge,
-                        ipam_options=dict(ipam_cfg.get("Options") or {}), user_subnet=bool(cfg))
+                        ipam_options=dict(ipam_cfg.get("Options") or {}), user_subnet=bool(cfg),
+                        subnet6=subnet6, gateway6=gateway6, gateway6_given=gateway6_given)
+            if subnet6 and any(o.subnet6 and ipaddress.ip_network(o.subnet6).overlaps(ipaddress.ip_network(subnet6))
+                               for o in self._networks.values()):
+                raise errors.Forbidden("invalid pool request: Pool overlaps with other one on this address space")
             try:
                 self._bring_up(n)
             except links.NotABridge as e:
@@ -194,6 +198,8 @@ class NetworkService:
         created, added = links.ensure_bridge(n.bridge, self._gateway(n), route_localnet=not self.config.userland_proxy)
         n.bridge_created |= created
         n.gateway_added |= added
+        if n.subnet6:
+            n.gateway6_added |= ipv6.ensure_address(n.bridge, self._gateway6(n))
         rules = self._network_rules(n)
         drops = iptables.internal_drop_rules(n.bridge) if n.internal else []
         self.iptables.delete(self._other_mode(rules, self._network_rules(n, not self.config.userland_proxy)))
@@ -212,8 +218,14 @@ class NetworkService:
             return
         if n.gateway_added:
             links.remove_address(n.bridge, self._gateway(n))
+        if n.gateway6_added:
+            ipv6.remove_address(n.bridge, self._gateway6(n))
         if not self.config.userland_proxy:
             links.set_route_localnet(n.bridge, False)
+
+    @staticmethod
+    def _gateway6(n: Network) -> ipaddress.IPv6Interface:
+        return ipaddress.IPv6Interface(f"{n.gateway6}/{ipaddress.ip_network(n.subnet6).prefixlen}")
 
     def _gateway(self, n: Network) -> ipaddress.IPv4Interface:
         return ipaddress.IPv4Interface(f"{n.gateway}/{ipaddress.ip_network(n.subnet).prefixlen}")
@@ -258,6 +270,18 @@ class NetworkService:
                          hostname: str) -> Endpoint:
         ipam_cfg = cfg.get("IPAMConfig") or {}
         static = ipam_cfg.get("IPv4Address") or ""
+        static6 = ipam_cfg.get("IPv6Address") or ""
+        if static6:
+            if not n.subnet6:
+                raise errors.InvalidParameter(f"invalid address {static6}: It does not belong to any of this "
+                                              f"network's subnets")
+            try:
+                addr6 = ipaddress.IPv6Address(static6)
+            except ValueError:
+                raise errors.InvalidParameter(f"invalid IPv6 address: {static6}") from None
+            if addr6 not in ipaddress.ip_network(n.subnet6):
+                raise errors.InvalidParameter(
+                    f"invalid address {static6}: It does not belong to any of this network's subnets")
         aliases = list(cfg.get("Aliases") or [])
         mac = cfg.get("MacAddress") or ""  # its form is checked with the request (api/validation.py)
         wanted_links = [str(x) for x in cfg.get("Links") or []]
@@ -276,7 +300,7 @@ class NetworkService:
         return Endpoint(container_id=container_id, name=name.lstrip("/"), aliases=aliases, static_ip=static,
                         link_local_ips=[str(x) for x in ipam_cfg.get("LinkLocalIPs") or []],
                         driver_opts={str(k): str(v) for k, v in (cfg.get("DriverOpts") or {}).items()},
-                        links=wanted_links, mac_wanted=mac.lower(), hostname=hostname)
+                        links=wanted_links, mac_wanted=mac.lower(), hostname=hostname, static_ip6=static6)
 
     def unregister(self, container_id: str) -> None:
         self.detach(container_id)
@@ -343,6 +367,16 @@ class NetworkService:
             addr = ipam.allocate(subnet, ipaddress.ip_network(n.ip_range) if n.ip_range else None,  # type: ignore[arg-type]
                                  used, ep.static_ip)
             ep.address = f"{addr}/{subnet.prefixlen}"  # reserved before the (slower) plumbing
+            if n.subnet6:
+                subnet6 = ipaddress.ip_network(n.subnet6)
+                used6 = {ipaddress.ip_address(n.gateway6)} | {
+                    ipaddress.ip_interface(e.address6).ip for e in n.endpoints.values() if e.address6}
+                try:
+                    addr6 = ipam.allocate(subnet6, None, used6, ep.static_ip6)  # type: ignore[arg-type]
+                except BaseException:
+                    ep.address = ""
+                    raise
+                ep.address6 = f"{addr6}/{subnet6.prefixlen}"
         try:
             try:
                 ep.host_end = self._add_interface(n, ep, path, ifname, first)
@@ -356,16 +390,24 @@ class NetworkService:
                     n.save(self.root)
                 ep.host_end = self._add_interface(n, ep, path, ifname, first)
         except BaseException:
-            ep.address = ""
+            ep.address = ep.address6 = ""
             raise
         ep.ifname = ifname
         ep.mac = ep.mac_wanted or links.mac_for(addr)  # type: ignore[arg-type]
         ep.endpoint_id = secrets.token_hex(32)
 
     def _add_interface(self, n: Network, ep: Endpoint, path: str, ifname: str, first: bool) -> str:
-        return links.add_interface(path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
-                                   None if n.internal or not first else ipaddress.ip_address(n.gateway),
-                                   mac=ep.mac_wanted)
+        host_end = links.add_interface(path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
+                                       None if n.internal or not first else ipaddress.ip_address(n.gateway),
+                                       mac=ep.mac_wanted)
+        if ep.address6:
+            try:
+                ipv6.add_container_address(path, ifname, ipaddress.IPv6Interface(ep.address6),
+                                           None if n.internal else ipaddress.IPv6Address(n.gateway6))
+            except BaseException:
+                links.delete_link(host_end)
+                raise
+        return host_end
 
     def _publish_ports(self, n: Network, ep: Endpoint, container: Any) -> None:
         bindings = ports.wanted(container.host_config, container.config.get("ExposedPorts"))
@@ -464,7 +506,7 @@ class NetworkService:
         except OSError as e:
             log.warning("removing %s of %s: %s", ep.host_end, ep.container_id[:12], e)
         with self._lock:
-            ep.address = ep.mac = ep.ifname = ep.host_end = ep.endpoint_id = ""
+            ep.address = ep.address6 = ep.mac = ep.ifname = ep.host_end = ep.endpoint_id = ""
             ep.ports = []
             n.save(self.root)
 
@@ -710,6 +752,9 @@ def _endpoint_settings(n: Network, ep: Endpoint | None, container_id: str) -> di
     ipam_cfg: dict[str, Any] = {}
     if ep and ep.static_ip:
         ipam_cfg["IPv4Address"] = ep.static_ip
+    if ep and ep.static_ip6:
+        ipam_cfg["IPv6Address"] = ep.static_ip6
+    iface6 = ipaddress.ip_interface(ep.address6) if ep and ep.address6 else None
     if ep and ep.link_local_ips:
         ipam_cfg["LinkLocalIPs"] = list(ep.link_local_ips)
     return {"IPAMConfig": ipam_cfg or None, "Links": (ep.links or None) if ep else None,
@@ -717,8 +762,9 @@ def _endpoint_settings(n: Network, ep: Endpoint | None, container_id: str) -> di
             "DriverOpts": (ep.driver_opts or None) if ep else None, "GwPriority": 0, "NetworkID": n.id,
             "EndpointID": ep.endpoint_id if ep else "",
             "Gateway": n.gateway if live else "", "IPAddress": str(iface.ip) if iface else "",
-            "IPPrefixLen": iface.network.prefixlen if iface else 0, "IPv6Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": names}
+            "IPPrefixLen": iface.network.prefixlen if iface else 0,
+            "IPv6Gateway": n.gateway6 if iface6 else "", "GlobalIPv6Address": str(iface6.ip) if iface6 else "",
+            "GlobalIPv6PrefixLen": iface6.network.prefixlen if iface6 else 0, "DNSNames": names}
 
 
 def _link_aliases(wanted: list[str]) -> dict[str, set[str]]:
