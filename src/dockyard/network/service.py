@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .. import errors
 from ..daemon.config import ConfigError, DaemonConfig
 from . import dns as dnsmod
-from . import ipam, iptables, ipv6, links, netns, ports, proxy
+from . import endpoints, ipam, iptables, ipv6, links, netns, ports, proxy
 from .records import Endpoint, Network
 from ..util.atomic import write_atomic
 
@@ -87,7 +87,7 @@ class NetworkService:
             raise errors.InvalidParameter("invalid name: name is empty")
         if name in ("bridge", "host", "none"):  # (sic: dockerd's trailing space)
             raise errors.Forbidden(f"operation is not permitted on predefined {name} network ")
-        _check_scope(body)
+        endpoints.check_scope(body)
         driver = body.get("Driver") or "bridge"
         if driver in ("host", "null"):
             raise errors.Forbidden(f"only one instance of \"{driver}\" network is allowed")
@@ -261,46 +261,10 @@ class NetworkService:
         config = config or {}
         if config.get("MacAddress") and not cfg.get("MacAddress"):  # Config.MacAddress (API < 1.44): the primary's
             cfg["MacAddress"] = config["MacAddress"]
-        ep = self._endpoint_config(primary, container_id, name, cfg, str(config.get("Hostname") or ""))
+        ep = endpoints.from_config(primary, container_id, name, cfg, str(config.get("Hostname") or ""))
         with self._lock:
             primary.endpoints[container_id] = ep
             primary.save(self.root)
-
-    def _endpoint_config(self, n: Network, container_id: str, name: str, cfg: dict[str, Any],
-                         hostname: str) -> Endpoint:
-        ipam_cfg = cfg.get("IPAMConfig") or {}
-        static = ipam_cfg.get("IPv4Address") or ""
-        static6 = ipam_cfg.get("IPv6Address") or ""
-        if static6:
-            if not n.subnet6:
-                raise errors.InvalidParameter(f"invalid address {static6}: It does not belong to any of this "
-                                              f"network's subnets")
-            try:
-                addr6 = ipaddress.IPv6Address(static6)
-            except ValueError:
-                raise errors.InvalidParameter(f"invalid IPv6 address: {static6}") from None
-            if addr6 not in ipaddress.ip_network(n.subnet6):
-                raise errors.InvalidParameter(
-                    f"invalid address {static6}: It does not belong to any of this network's subnets")
-        aliases = list(cfg.get("Aliases") or [])
-        mac = cfg.get("MacAddress") or ""  # its form is checked with the request (api/validation.py)
-        wanted_links = [str(x) for x in cfg.get("Links") or []]
-        if (static or aliases) and not n.user_defined:
-            raise errors.InvalidParameter(
-                "user specified IP address is supported on user defined networks only" if static else
-                "network-scoped alias is supported only for containers in user defined networks")
-        if static:
-            try:
-                addr = ipaddress.ip_address(static)
-            except ValueError:
-                raise errors.InvalidParameter(f"invalid IPv4 address: {static}") from None
-            if addr not in ipaddress.ip_network(n.subnet) or (n.ip_range and addr not in ipaddress.ip_network(n.ip_range)):
-                raise errors.InvalidParameter(
-                    f"invalid address {static}: It does not belong to any of this network's subnets")
-        return Endpoint(container_id=container_id, name=name.lstrip("/"), aliases=aliases, static_ip=static,
-                        link_local_ips=[str(x) for x in ipam_cfg.get("LinkLocalIPs") or []],
-                        driver_opts={str(k): str(v) for k, v in (cfg.get("DriverOpts") or {}).items()},
-                        links=wanted_links, mac_wanted=mac.lower(), hostname=hostname, static_ip6=static6)
 
     def unregister(self, container_id: str) -> None:
         self.detach(container_id)
@@ -526,7 +490,7 @@ class NetworkService:
             if container.id in n.endpoints:
                 raise errors.Forbidden(f"endpoint with name {container.name.lstrip('/')} already exists in "
                                        f"network {n.name}")
-            ep = self._endpoint_config(n, container.id, container.name, cfg or {},
+            ep = endpoints.from_config(n, container.id, container.name, cfg or {},
                                        str(container.config.get("Hostname") or ""))
             members = self.memberships(container.id)
             n.endpoints[container.id] = ep
@@ -588,10 +552,10 @@ class NetworkService:
             name = "none" if mode == "none" else "host" if mode == "host" else ""
             if name:
                 n = self.get(name)
-                settings["Networks"][name] = _endpoint_settings(n, None, container.id)
+                settings["Networks"][name] = endpoints.settings(n, None, container.id)
             return settings
         for n, ep in members:
-            s = _endpoint_settings(n, ep, container.id)
+            s = endpoints.settings(n, ep, container.id)
             settings["Networks"][n.name] = s
             if n.name == "bridge":
                 for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
@@ -612,7 +576,7 @@ class NetworkService:
             internal_only = internal_only and n.internal
             with self._lock:
                 others = list(n.endpoints.values())
-            linked = _link_aliases(ep.links)
+            linked = endpoints.link_aliases(ep.links)
             # "name.network" asks that network only, as libnetwork's resolver does
             wanted = name[:-len(n.name) - 1] if name.endswith("." + n.name.lower()) else name
             for other in others:
@@ -731,49 +695,6 @@ class NetworkService:
                     self._bring_down(n)
                 except Exception as e:
                     log.warning("tearing down network %s: %s", n.name, e)
-
-
-def _check_scope(body: dict[str, Any]) -> None:
-    """dockerd's answers on a node outside a swarm: only local networks, and no ingress."""
-    scope = body.get("Scope") or "local"
-    if body.get("Ingress"):  # the bridge driver's networks are local, whatever Scope asks
-        raise errors.Forbidden("Ingress network can only be global scope network")
-    if scope == "swarm":
-        raise errors.Forbidden("cannot create a swarm scoped network when swarm is not active")
-    if scope != "local":  # any other scope goes to the cluster, which this node is not part of
-        raise errors.SystemError_("This node is not a swarm manager. Use \"docker swarm init\" or "
-                                  "\"docker swarm join\" to connect this node to swarm and try again.")
-
-
-def _endpoint_settings(n: Network, ep: Endpoint | None, container_id: str) -> dict[str, Any]:
-    live = bool(ep and ep.address)
-    iface = ipaddress.ip_interface(ep.address) if ep and ep.address else None
-    names = [ep.name, container_id[:12], *ep.aliases] if ep and n.user_defined else None
-    ipam_cfg: dict[str, Any] = {}
-    if ep and ep.static_ip:
-        ipam_cfg["IPv4Address"] = ep.static_ip
-    if ep and ep.static_ip6:
-        ipam_cfg["IPv6Address"] = ep.static_ip6
-    iface6 = ipaddress.ip_interface(ep.address6) if ep and ep.address6 else None
-    if ep and ep.link_local_ips:
-        ipam_cfg["LinkLocalIPs"] = list(ep.link_local_ips)
-    return {"IPAMConfig": ipam_cfg or None, "Links": (ep.links or None) if ep else None,
-            "Aliases": (ep.aliases or None) if ep else None, "MacAddress": ep.mac if ep else "",
-            "DriverOpts": (ep.driver_opts or None) if ep else None, "GwPriority": 0, "NetworkID": n.id,
-            "EndpointID": ep.endpoint_id if ep else "",
-            "Gateway": n.gateway if live else "", "IPAddress": str(iface.ip) if iface else "",
-            "IPPrefixLen": iface.network.prefixlen if iface else 0,
-            "IPv6Gateway": n.gateway6 if iface6 else "", "GlobalIPv6Address": str(iface6.ip) if iface6 else "",
-            "GlobalIPv6PrefixLen": iface6.network.prefixlen if iface6 else 0, "DNSNames": names}
-
-
-def _link_aliases(wanted: list[str]) -> dict[str, set[str]]:
-    """Target container name -> the aliases this container's links give it (``name:alias``)."""
-    out: dict[str, set[str]] = {}
-    for link in wanted:
-        target, _, alias = link.partition(":")
-        out.setdefault(target.lstrip("/").lower(), set()).add((alias or target).lstrip("/").lower())
-    return out
 
 
 def _free_ifname(members: list[tuple[Network, Endpoint]]) -> str:
