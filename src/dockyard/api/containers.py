@@ -22,6 +22,7 @@ from . import filters as flt
 from .container_list import LIST_FILTERS, PRUNE_FILTERS, list_containers, prune_keep
 from .http import (HijackFailure, HijackResponse, RawStream, Request, Response, StreamResponse, empty_response,
                    json_response)
+from .networks import endpoint_input
 from .router import Route, delete, error_message, error_status, get, post, version_at_least, version_tuple
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
@@ -40,6 +41,10 @@ def routes(engine: Engine) -> list[Route]:
         if not isinstance(body, dict):
             raise errors.InvalidParameter("invalid JSON: expected an object")
         create_checks.check(body, version_tuple(request.api_version), svc.get)
+        endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig")
+        if isinstance(endpoints, dict):
+            body["NetworkingConfig"]["EndpointsConfig"] = {
+                k: endpoint_input(v, request.api_version) for k, v in endpoints.items()}
         c = await asyncio.to_thread(svc.create, request.q("name"), body,
                                     shareable_ipc=not version_at_least(request, "1.40"))
         return json_response({"Id": c.id, "Warnings": []}, 201)
@@ -107,7 +112,10 @@ def routes(engine: Engine) -> list[Route]:
 
     async def inspect(request: Request) -> Response:
         c = svc.get(request.params["name"])
-        return json_response(inspect_container(engine, c, request.qbool("size")))
+        info = inspect_container(engine, c, request.qbool("size"))
+        if version_tuple(request.api_version) < (1, 45):
+            _short_id_aliases(info)
+        return json_response(info)
 
     async def list_(request: Request) -> Response:
         wanted = flt.parse(request.q("filters"), LIST_FILTERS)
@@ -331,6 +339,15 @@ async def _log_stream(svc: ContainerService, c: Container, reader: logmod.LogRea
 
 
 # -- shaping --------------------------------------------------------------------------
+def _short_id_aliases(info: dict[str, Any]) -> None:
+    """API < 1.45 lists the short container ID among a user network endpoint's aliases (CHANGELOG v1.45)."""
+    short = info["Id"][:12]
+    for name, ep in (info["NetworkSettings"].get("Networks") or {}).items():
+        if name not in ("bridge", "host", "none", "default") and not name.startswith("container:"):
+            if short not in (ep.get("Aliases") or []):
+                ep["Aliases"] = [*(ep.get("Aliases") or []), short]
+
+
 def _network_settings(engine: Engine, c: Container) -> dict[str, Any]:
     return engine.networks.container_settings(c)
 

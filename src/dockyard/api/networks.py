@@ -13,7 +13,7 @@ from ..engine.engine import Engine
 from ..network.records import Network
 from . import filters as flt
 from .http import Request, Response, empty_response, json_response
-from .router import Route, delete, get, post
+from .router import Route, delete, get, post, version_tuple
 
 LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
 PRUNE_FILTERS = frozenset({"until", "label", "label!"})
@@ -55,8 +55,8 @@ def routes(engine: Engine) -> list[Route]:
     async def connect(request: Request) -> Response:
         body = await request.json(default={}) or {}
         c = engine.containers.get(body.get("Container") or "")
-        await asyncio.to_thread(svc.connect, request.params["id"], c, body.get("EndpointConfig") or {},
-                                c.state.running)
+        cfg = endpoint_input(body.get("EndpointConfig") or {}, request.api_version)
+        await asyncio.to_thread(svc.connect, request.params["id"], c, cfg, c.state.running)
         return empty_response(200)
 
     async def disconnect(request: Request) -> Response:
@@ -91,6 +91,14 @@ def routes(engine: Engine) -> list[Route]:
     ]
 
 
+def endpoint_input(cfg: Any, api_version: str) -> Any:
+    """An EndpointSettings as the asked API version defines it: ``MacAddress`` is an input from 1.44 on
+    (dockerd 20.10 ignores it there, ``Config.MacAddress`` being the way to set it)."""
+    if isinstance(cfg, dict) and "MacAddress" in cfg and version_tuple(api_version) < (1, 44):
+        return {k: v for k, v in cfg.items() if k != "MacAddress"}
+    return cfg
+
+
 def _matches(n: Network, wanted: dict[str, list[str]]) -> bool:
     if wanted.get("driver") and n.driver not in wanted["driver"]:
         return False
@@ -123,9 +131,11 @@ def shape(engine: Engine, n: Network, containers: bool) -> dict[str, Any]:
         if n.ip_range:
             entry["IPRange"] = n.ip_range
         ipam_config.append(entry)
+    if n.subnet6:
+        ipam_config.append({"Subnet": n.subnet6, **({"Gateway": n.gateway6} if n.gateway6_given else {})})
     out: dict[str, Any] = {
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope, "Driver": n.driver,
-        "EnableIPv4": True, "EnableIPv6": False,
+        "EnableIPv4": True, "EnableIPv6": bool(n.subnet6),
         "IPAM": {"Driver": "default", "Options": n.ipam_options or None, "Config": ipam_config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": {},
@@ -136,5 +146,5 @@ def shape(engine: Engine, n: Network, containers: bool) -> dict[str, Any]:
                 continue
             out["Containers"][cid] = {"Name": ep.name, "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
                                       "IPv4Address": str(ipaddress.ip_interface(ep.address)),
-                                      "IPv6Address": ""}
+                                      "IPv6Address": str(ipaddress.ip_interface(ep.address6)) if ep.address6 else ""}
     return out

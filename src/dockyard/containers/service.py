@@ -244,7 +244,7 @@ class ContainerService:
                           runtime=runtime_name)
             c.mounts = mountsmod.materialize(mount_plan, self.volumes)
             self._write_network_files(c)
-            self.networks.register(c.id, c.name, host_config, body.get("NetworkingConfig"))
+            self.networks.register(c.id, c.name, host_config, body.get("NetworkingConfig"), config)
             if log_policy is not None:
                 c.log_path = os.path.join(directory, f"{container_id}-json.log")
             self._save(c)

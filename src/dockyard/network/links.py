@@ -125,7 +125,7 @@ def mac_for(ip: ipaddress.IPv4Address) -> str:
 
 
 def add_interface(ns_path: str, bridge: str, ifname: str, address: ipaddress.IPv4Interface,
-                  gateway: ipaddress.IPv4Address | None, mtu: int = 1500) -> str:
+                  gateway: ipaddress.IPv4Address | None, mtu: int = 1500, mac: str = "") -> str:
     """A veth pair: the host end on ``bridge``, the other as ``ifname`` in the namespace. Returns the host end."""
     host_end = "veth" + secrets.token_hex(4)[:7]
     fd = os.open(ns_path, os.O_RDONLY)
@@ -135,7 +135,7 @@ def add_interface(ns_path: str, bridge: str, ifname: str, address: ipaddress.IPv
             if not master:
                 raise OSError(errno.ENODEV, f"bridge {bridge} is missing")
             ipr.link("add", ifname=host_end, kind="veth", mtu=mtu,
-                     peer={"ifname": ifname, "net_ns_fd": fd, "address": mac_for(address.ip), "mtu": mtu})
+                     peer={"ifname": ifname, "net_ns_fd": fd, "address": mac or mac_for(address.ip), "mtu": mtu})
             index = ipr.link_lookup(ifname=host_end)[0]
             ipr.link("set", index=index, master=master[0], state="up")
     finally:

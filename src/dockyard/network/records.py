@@ -20,8 +20,15 @@ class Endpoint:
     endpoint_id: str = ""
     aliases: list[str] = field(default_factory=list)
     static_ip: str = ""  # --ip
+    static_ip6: str = ""  # --ip6
+    link_local_ips: list[str] = field(default_factory=list)  # echoed as asked, as dockerd keeps them
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)  # "container:alias", resolvable by this container only
+    hostname: str = ""  # the container's, which the embedded DNS answers too
+    mac_wanted: str = ""  # --mac-address: the interface gets it instead of the one derived from the address
     # live part (empty while the container is stopped)
     address: str = ""  # "172.18.0.2/16"
+    address6: str = ""  # "fd00:1::2/64" on an IPv6 network
     mac: str = ""
     ifname: str = ""
     host_end: str = ""
@@ -49,6 +56,10 @@ class Network:
     gateway_added: bool = False
     ipam_options: dict[str, str] = field(default_factory=dict)
     user_subnet: bool = False  # --subnet given (IPAM Config shows it as given)
+    subnet6: str = ""  # set on an EnableIPv6 network
+    gateway6: str = ""
+    gateway6_given: bool = False  # IPAM Config shows the IPv6 gateway only when it was asked for, as dockerd
+    gateway6_added: bool = False
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
 
     @property

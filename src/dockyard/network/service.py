@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .. import errors
 from ..daemon.config import ConfigError, DaemonConfig
 from . import dns as dnsmod
-from . import ipam, iptables, links, netns, ports, proxy
+from . import endpoints, ipam, iptables, ipv6, links, netns, ports, proxy
 from .records import Endpoint, Network
 from ..util.atomic import write_atomic
 
@@ -85,20 +85,25 @@ class NetworkService:
         name = body.get("Name") or ""
         if not name:
             raise errors.InvalidParameter("invalid name: name is empty")
+        if name in ("bridge", "host", "none"):  # (sic: dockerd's trailing space)
+            raise errors.Forbidden(f"operation is not permitted on predefined {name} network ")
+        endpoints.check_scope(body)
         driver = body.get("Driver") or "bridge"
         if driver in ("host", "null"):
             raise errors.Forbidden(f"only one instance of \"{driver}\" network is allowed")
         if driver != "bridge":
             raise errors.NotFound(f"could not find plugin {driver} in v1 plugin registry: plugin not found")
-        if body.get("EnableIPv6"):
-            raise errors.InvalidParameter("IPv6 networks are not supported by dockyard yet")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         ipam_cfg = body.get("IPAM") or {}
         if (ipam_cfg.get("Driver") or "default") != "default":
             raise errors.NotFound(f"could not find plugin {ipam_cfg['Driver']} in v1 plugin registry: "
                                   f"plugin not found")
         configs = [c for c in (ipam_cfg.get("Config") or []) if c.get("Subnet") and ":" not in c["Subnet"]]
+        subnet6, gateway6, gateway6_given = ipv6.config(ipam_cfg.get("Config") or []) if body.get("EnableIPv6") \
+            else ("", "", False)
         with self._lock:
+            # whatever CheckDuplicate says: a daemon speaking API 1.44 refuses duplicates at every version
+            # (CHANGELOG v1.44, "unversioned"), where dockerd 20.10 made one with a warning
             if any(n.name == name for n in self._networks.values()):
                 raise errors.Conflict(f"network with name {name} already exists")
             net_id = secrets.token_hex(32)
@@ -113,7 +118,11 @@ class NetworkService:
                         attachable=bool(body.get("Attachable")), labels=dict(body.get("Labels") or {}),
                         options=options, subnet=str(subnet), gateway=str(gateway),
                         ip_range=str(ip_range) if ip_range else "", bridge=bridge,
-                        ipam_options=dict(ipam_cfg.get("Options") or {}), user_subnet=bool(cfg))
+                        ipam_options=dict(ipam_cfg.get("Options") or {}), user_subnet=bool(cfg),
+                        subnet6=subnet6, gateway6=gateway6, gateway6_given=gateway6_given)
+            if subnet6 and any(o.subnet6 and ipaddress.ip_network(o.subnet6).overlaps(ipaddress.ip_network(subnet6))
+                               for o in self._networks.values()):
+                raise errors.Forbidden("invalid pool request: Pool overlaps with other one on this address space")
             try:
                 self._bring_up(n)
             except links.NotABridge as e:
@@ -163,9 +172,8 @@ class NetworkService:
                 raise errors.Forbidden(f"{n.name} is a pre-defined network and cannot be removed")
             live = [ep for ep in n.endpoints.values() if ep.address]
             if live:
-                listed = ", ".join(f'(name:"{ep.name}" id:"{ep.container_id[:12]}")' for ep in live)
-                raise errors.Forbidden(f"error while removing network: network {n.name} has active endpoints "
-                                       f"{listed}")
+                raise errors.Forbidden(f"error while removing network: network {n.name} id {n.id} has active "
+                                       f"endpoints")
             self._bring_down(n)
             del self._networks[n.id]
             n.delete(self.root)
@@ -190,6 +198,8 @@ class NetworkService:
         created, added = links.ensure_bridge(n.bridge, self._gateway(n), route_localnet=not self.config.userland_proxy)
         n.bridge_created |= created
         n.gateway_added |= added
+        if n.subnet6:
+            n.gateway6_added |= ipv6.ensure_address(n.bridge, self._gateway6(n))
         rules = self._network_rules(n)
         drops = iptables.internal_drop_rules(n.bridge) if n.internal else []
         self.iptables.delete(self._other_mode(rules, self._network_rules(n, not self.config.userland_proxy)))
@@ -208,8 +218,14 @@ class NetworkService:
             return
         if n.gateway_added:
             links.remove_address(n.bridge, self._gateway(n))
+        if n.gateway6_added:
+            ipv6.remove_address(n.bridge, self._gateway6(n))
         if not self.config.userland_proxy:
             links.set_route_localnet(n.bridge, False)
+
+    @staticmethod
+    def _gateway6(n: Network) -> ipaddress.IPv6Interface:
+        return ipaddress.IPv6Interface(f"{n.gateway6}/{ipaddress.ip_network(n.subnet6).prefixlen}")
 
     def _gateway(self, n: Network) -> ipaddress.IPv4Interface:
         return ipaddress.IPv4Interface(f"{n.gateway}/{ipaddress.ip_network(n.subnet).prefixlen}")
@@ -229,7 +245,7 @@ class NetworkService:
         return "bridge" if mode in ("", "default") else mode
 
     def register(self, container_id: str, name: str, host_config: dict[str, Any],
-                 networking_config: dict[str, Any] | None) -> None:
+                 networking_config: dict[str, Any] | None, config: dict[str, Any] | None = None) -> None:
         """At create: the networks the container asks for (checked now, joined at start)."""
         mode = host_config.get("NetworkMode") or "default"
         if mode in SPECIAL_MODES or mode.startswith("container:"):
@@ -241,28 +257,14 @@ class NetworkService:
         if wanted and len(wanted) > 1:
             raise errors.InvalidParameter(
                 "Container cannot be connected to network endpoints: " + ", ".join(sorted(wanted)))
-        cfg = next(iter(wanted.values())) if wanted else {}
-        ep = self._endpoint_config(primary, container_id, name, cfg or {})
+        cfg = dict((next(iter(wanted.values())) if wanted else None) or {})
+        config = config or {}
+        if config.get("MacAddress") and not cfg.get("MacAddress"):  # Config.MacAddress (API < 1.44): the primary's
+            cfg["MacAddress"] = config["MacAddress"]
+        ep = endpoints.from_config(primary, container_id, name, cfg, str(config.get("Hostname") or ""))
         with self._lock:
             primary.endpoints[container_id] = ep
             primary.save(self.root)
-
-    def _endpoint_config(self, n: Network, container_id: str, name: str, cfg: dict[str, Any]) -> Endpoint:
-        static = ((cfg.get("IPAMConfig") or {}).get("IPv4Address") or "")
-        aliases = list(cfg.get("Aliases") or [])
-        if (static or aliases) and not n.user_defined:
-            raise errors.InvalidParameter(
-                "user specified IP address is supported on user defined networks only" if static else
-                "network-scoped alias is supported only for containers in user defined networks")
-        if static:
-            try:
-                addr = ipaddress.ip_address(static)
-            except ValueError:
-                raise errors.InvalidParameter(f"invalid IPv4 address: {static}") from None
-            if addr not in ipaddress.ip_network(n.subnet) or (n.ip_range and addr not in ipaddress.ip_network(n.ip_range)):
-                raise errors.InvalidParameter(
-                    f"invalid address {static}: It does not belong to any of this network's subnets")
-        return Endpoint(container_id=container_id, name=name.lstrip("/"), aliases=aliases, static_ip=static)
 
     def unregister(self, container_id: str) -> None:
         self.detach(container_id)
@@ -329,6 +331,16 @@ class NetworkService:
             addr = ipam.allocate(subnet, ipaddress.ip_network(n.ip_range) if n.ip_range else None,  # type: ignore[arg-type]
                                  used, ep.static_ip)
             ep.address = f"{addr}/{subnet.prefixlen}"  # reserved before the (slower) plumbing
+            if n.subnet6:
+                subnet6 = ipaddress.ip_network(n.subnet6)
+                used6 = {ipaddress.ip_address(n.gateway6)} | {
+                    ipaddress.ip_interface(e.address6).ip for e in n.endpoints.values() if e.address6}
+                try:
+                    addr6 = ipam.allocate(subnet6, None, used6, ep.static_ip6)  # type: ignore[arg-type]
+                except BaseException:
+                    ep.address = ""
+                    raise
+                ep.address6 = f"{addr6}/{subnet6.prefixlen}"
         try:
             try:
                 ep.host_end = self._add_interface(n, ep, path, ifname, first)
@@ -342,15 +354,24 @@ class NetworkService:
                     n.save(self.root)
                 ep.host_end = self._add_interface(n, ep, path, ifname, first)
         except BaseException:
-            ep.address = ""
+            ep.address = ep.address6 = ""
             raise
         ep.ifname = ifname
-        ep.mac = links.mac_for(addr)  # type: ignore[arg-type]
+        ep.mac = ep.mac_wanted or links.mac_for(addr)  # type: ignore[arg-type]
         ep.endpoint_id = secrets.token_hex(32)
 
     def _add_interface(self, n: Network, ep: Endpoint, path: str, ifname: str, first: bool) -> str:
-        return links.add_interface(path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
-                                   None if n.internal or not first else ipaddress.ip_address(n.gateway))
+        host_end = links.add_interface(path, n.bridge, ifname, ipaddress.ip_interface(ep.address),
+                                       None if n.internal or not first else ipaddress.ip_address(n.gateway),
+                                       mac=ep.mac_wanted)
+        if ep.address6:
+            try:
+                ipv6.add_container_address(path, ifname, ipaddress.IPv6Interface(ep.address6),
+                                           None if n.internal else ipaddress.IPv6Address(n.gateway6))
+            except BaseException:
+                links.delete_link(host_end)
+                raise
+        return host_end
 
     def _publish_ports(self, n: Network, ep: Endpoint, container: Any) -> None:
         bindings = ports.wanted(container.host_config, container.config.get("ExposedPorts"))
@@ -449,7 +470,7 @@ class NetworkService:
         except OSError as e:
             log.warning("removing %s of %s: %s", ep.host_end, ep.container_id[:12], e)
         with self._lock:
-            ep.address = ep.mac = ep.ifname = ep.host_end = ep.endpoint_id = ""
+            ep.address = ep.address6 = ep.mac = ep.ifname = ep.host_end = ep.endpoint_id = ""
             ep.ports = []
             n.save(self.root)
 
@@ -469,7 +490,8 @@ class NetworkService:
             if container.id in n.endpoints:
                 raise errors.Forbidden(f"endpoint with name {container.name.lstrip('/')} already exists in "
                                        f"network {n.name}")
-            ep = self._endpoint_config(n, container.id, container.name, cfg or {})
+            ep = endpoints.from_config(n, container.id, container.name, cfg or {},
+                                       str(container.config.get("Hostname") or ""))
             members = self.memberships(container.id)
             n.endpoints[container.id] = ep
         if running:
@@ -530,10 +552,10 @@ class NetworkService:
             name = "none" if mode == "none" else "host" if mode == "host" else ""
             if name:
                 n = self.get(name)
-                settings["Networks"][name] = _endpoint_settings(n, None, container.id)
+                settings["Networks"][name] = endpoints.settings(n, None, container.id)
             return settings
         for n, ep in members:
-            s = _endpoint_settings(n, ep, container.id)
+            s = endpoints.settings(n, ep, container.id)
             settings["Networks"][n.name] = s
             if n.name == "bridge":
                 for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
@@ -554,11 +576,15 @@ class NetworkService:
             internal_only = internal_only and n.internal
             with self._lock:
                 others = list(n.endpoints.values())
+            linked = endpoints.link_aliases(ep.links)
+            # "name.network" asks that network only, as libnetwork's resolver does
+            wanted = name[:-len(n.name) - 1] if name.endswith("." + n.name.lower()) else name
             for other in others:
                 if not other.address:
                     continue
-                names = {other.name.lower(), other.container_id[:12], *(a.lower() for a in other.aliases)}
-                if name in names:
+                names = {other.name.lower(), other.container_id[:12], other.hostname.lower(),
+                         *(a.lower() for a in other.aliases), *linked.get(other.name.lower(), ())}
+                if wanted in names or name in names:
                     found.append(str(ipaddress.ip_interface(other.address).ip))
         if found or internal_only:
             return found  # an internal network has no way out: nothing to forward to
@@ -669,19 +695,6 @@ class NetworkService:
                     self._bring_down(n)
                 except Exception as e:
                     log.warning("tearing down network %s: %s", n.name, e)
-
-
-def _endpoint_settings(n: Network, ep: Endpoint | None, container_id: str) -> dict[str, Any]:
-    live = bool(ep and ep.address)
-    iface = ipaddress.ip_interface(ep.address) if ep and ep.address else None
-    names = [ep.name, container_id[:12], *ep.aliases] if ep and n.user_defined else None
-    return {"IPAMConfig": {"IPv4Address": ep.static_ip} if ep and ep.static_ip else None, "Links": None,
-            "Aliases": (ep.aliases or None) if ep else None, "MacAddress": ep.mac if ep else "",
-            "DriverOpts": None, "GwPriority": 0, "NetworkID": n.id,
-            "EndpointID": ep.endpoint_id if ep else "",
-            "Gateway": n.gateway if live else "", "IPAddress": str(iface.ip) if iface else "",
-            "IPPrefixLen": iface.network.prefixlen if iface else 0, "IPv6Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": names}
 
 
 def _free_ifname(members: list[tuple[Network, Endpoint]]) -> str:

@@ -1,0 +1,82 @@
+"""IPv6 on bridge networks (a first step): an explicit subnet, the gateway on the bridge, an address and a
+default route per container. No NAT and no forwarding rules yet: what leaves the bridge is routed as the
+host routes it."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .. import errors
+from . import netns
+
+AF_INET6 = 10
+IFA_F_NODAD = 0x02  # the address is usable at once, not "tentative" while duplicate detection runs
+
+
+def config(ipam_configs: list[dict[str, Any]]) -> tuple[str, str, bool]:
+    """(subnet, gateway, gateway given) of the first IPv6 entry of an IPAM Config; dockyard has no IPv6 pool
+    to choose from."""
+    entries = [c for c in ipam_configs if ":" in str(c.get("Subnet") or "")]
+    if not entries:
+        raise errors.InvalidParameter("IPv6 networks need an explicit IPv6 subnet in IPAM Config: dockyard has "
+                                      "no default IPv6 pool (fixed-cidr-v6) yet")
+    try:
+        subnet = ipaddress.IPv6Network(entries[0]["Subnet"], strict=False)
+    except ValueError:
+        raise errors.InvalidParameter(f"invalid subnet {entries[0]['Subnet']}") from None
+    if entries[0].get("Gateway"):
+        try:
+            gateway = ipaddress.IPv6Address(entries[0]["Gateway"])
+        except ValueError:
+            raise errors.InvalidParameter(f"invalid gateway address {entries[0]['Gateway']}") from None
+        if gateway not in subnet:
+            raise errors.InvalidParameter(
+                f"invalid network config:\ninvalid gateway address {gateway}: it is not in subnet {subnet}")
+    else:
+        gateway = subnet.network_address + 1
+    return str(subnet), str(gateway), bool(entries[0].get("Gateway"))
+
+
+def ensure_address(bridge: str, address: ipaddress.IPv6Interface) -> bool:
+    """The gateway address on the bridge; True when it was added (and so is to be taken away)."""
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=bridge)[0]
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=AF_INET6)}
+        if (str(address.ip), address.network.prefixlen) in have:
+            return False
+        ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen,
+                 family=AF_INET6, flags=IFA_F_NODAD)
+        return True
+
+
+def remove_address(bridge: str, address: ipaddress.IPv6Interface) -> None:
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=bridge)
+        if found:
+            try:
+                ipr.addr("del", index=found[0], address=str(address.ip), prefixlen=address.network.prefixlen,
+                         family=AF_INET6)
+            except NetlinkError as e:
+                if e.code != errno.EADDRNOTAVAIL:
+                    raise
+
+
+def add_container_address(ns_path: str, ifname: str, address: ipaddress.IPv6Interface,
+                          gateway: ipaddress.IPv6Address | None) -> None:
+    with netns.entered(ns_path):
+        ipr = IPRoute()
+    with ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        ipr.addr("add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen,
+                 family=AF_INET6, flags=IFA_F_NODAD)
+        if gateway is not None:
+            try:
+                ipr.route("add", dst="::/0", gateway=str(gateway), family=AF_INET6)
+            except NetlinkError as e:
+                if e.code != errno.EEXIST:  # another network already gives the default route
+                    raise
