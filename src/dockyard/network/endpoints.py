@@ -54,7 +54,8 @@ def check_scope(body: dict[str, Any]) -> None:
     if scope == "swarm":
         raise errors.Forbidden("cannot create a swarm scoped network when swarm is not active")
     if scope != "local":  # any other scope goes to the cluster, which this node is not part of
-        raise errors.SystemError_("This node is not a swarm manager. Use \"docker swarm init\" or "
+        # dockerd answers 500; a request this node cannot serve is bad input here (never a 5xx), same words
+        raise errors.InvalidParameter("This node is not a swarm manager. Use \"docker swarm init\" or "
                                   "\"docker swarm join\" to connect this node to swarm and try again.")
 
 
