@@ -198,3 +198,14 @@ def fresh_daemon(tmp_path: Path):
     d = make_daemon(tmp_path)
     yield d
     d.teardown()
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory: pytest.TempPathFactory, busybox_tar: BuiltImage, request: pytest.FixtureRequest):
+    """The reference dockerd with busybox loaded, for side-by-side tests; a module that sets
+    ``REF_BRIDGE = True`` gets it a bridge of its own."""
+    from dockerd_side import start_ref
+    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path,
+                  bridge=getattr(request.module, "REF_BRIDGE", False))
+    yield r
+    r.stop()

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.skipif(not refdocker.available(),
                                 reason="the reference dockerd is not installed (apt-get install docker.io)")
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory: pytest.TempPathFactory, busybox_tar):
-    r = refdocker.make_refdocker(tmp_path_factory.mktemp("refdocker"))
-    r.start()
-    r.cli("load", "-i", busybox_tar.path)
-    yield r
-    r.stop()
-
-
 def _session(engine, target: str, send: list[bytes] = (), quiet: float = 1.0) -> list:
     """What a WebSocket client sees (handshake answer, messages, close), sending ``send`` once the
     first answers are in; it hangs up after ``quiet`` seconds without anything from the daemon."""

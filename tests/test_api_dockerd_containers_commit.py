@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from dockerd_side import api_of, cleanup, needs_dockerd, outcome, start_ref
+from dockerd_side import api_of, cleanup, needs_dockerd, outcome
 
 pytestmark = needs_dockerd
 
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "ExposedPorts", "Labels", "User", "WorkingDir", "Volumes", "OnBuild",
                "Healthcheck", "StopSignal")
-
-
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory, busybox_tar):
-    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path)
-    yield r
-    r.stop()
 
 
 @pytest.fixture

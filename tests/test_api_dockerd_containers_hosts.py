@@ -6,17 +6,13 @@ import re
 
 import pytest
 
-from dockerd_side import needs_dockerd, start_ref
+from dockerd_side import needs_dockerd
 
 pytestmark = needs_dockerd
 ADDRESS = re.compile(r"\b\d+\.\d+\.\d+\.\d+\b")
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory, busybox_tar):
-    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path, bridge=True)
-    yield r
-    r.stop()
+REF_BRIDGE = True  # the reference dockerd gets a bridge of its own (conftest's ref fixture)
 
 
 def _hosts(e, *args: str) -> list[str]:

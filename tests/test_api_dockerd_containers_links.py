@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from dockerd_side import api_of, cleanup, needs_dockerd, outcome, start_ref
+from dockerd_side import api_of, cleanup, needs_dockerd, outcome
 
 pytestmark = needs_dockerd
 
@@ -15,11 +15,7 @@ NAMES = ("lk-web", "lk-app", "lk-late")
 ADDRESS = re.compile(r"\b\d+\.\d+\.\d+\.\d+\b")
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory, busybox_tar):
-    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path, bridge=True)
-    yield r
-    r.stop()
+REF_BRIDGE = True  # the reference dockerd gets a bridge of its own (conftest's ref fixture)
 
 
 @pytest.fixture

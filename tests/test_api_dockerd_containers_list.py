@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dockerd_side import api_of, cleanup, needs_dockerd, outcome, start_ref
+from dockerd_side import api_of, cleanup, needs_dockerd, outcome
 
 pytestmark = needs_dockerd
 
@@ -27,11 +27,7 @@ BAD_FILTERS = [{"status": "bogus"}, {"health": "bogus"}, {"is-task": "maybe"}, {
                {"until": "1h"}]
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory, busybox_tar):
-    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path, bridge=True)
-    yield r
-    r.stop()
+REF_BRIDGE = True  # the reference dockerd gets a bridge of its own (conftest's ref fixture)
 
 
 @pytest.fixture

@@ -20,15 +20,6 @@ pytestmark = pytest.mark.skipif(not refdocker.available(),
                                 reason="the reference dockerd is not installed (apt-get install docker.io)")
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory: pytest.TempPathFactory, busybox_tar):
-    r = refdocker.make_refdocker(tmp_path_factory.mktemp("refdocker"))
-    r.start()
-    r.cli("load", "-i", busybox_tar.path)
-    yield r
-    r.stop()
-
-
 def _post(engine, path: str, body: bytes, version: str = "1.41") -> tuple[int, str]:
     api = docker.APIClient(base_url=engine.host, version=version, timeout=60)
     res = api.post(f"{api.base_url}/v{version}{path}", data=body, headers={"Content-Type": "application/json"})

@@ -22,15 +22,6 @@ pytestmark = pytest.mark.skipif(not refdocker.available(),
 SCRIPT = "echo hello out; for i in $(seq 1 20000); do echo $i>/dev/null; done; echo hello err >&2"
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory: pytest.TempPathFactory, busybox_tar):
-    r = refdocker.make_refdocker(tmp_path_factory.mktemp("refdocker"))
-    r.start()
-    r.cli("load", "-i", busybox_tar.path)
-    yield r
-    r.stop()
-
-
 @pytest.fixture
 def cats(d, ref):
     """A running `cat` with stdin open on each engine: {"dockyard": (api, id), "dockerd": ...}."""

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.skipif(not refdocker.available(),
 SCRIPT = "echo hello; echo world; printf 'a\\nb'; echo"
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory: pytest.TempPathFactory, busybox_tar):
-    r = refdocker.make_refdocker(tmp_path_factory.mktemp("refdocker"))
-    r.start()
-    r.cli("load", "-i", busybox_tar.path)
-    yield r
-    r.stop()
-
-
 def _clients(d, ref) -> dict[str, docker.DockerClient]:
     return {name: docker.DockerClient(base_url=engine.host, version="1.41", timeout=60)
             for name, engine in (("dockyard", d), ("dockerd", ref))}

@@ -9,7 +9,7 @@ from typing import Any
 import docker
 import pytest
 
-from dockerd_side import api_of, cleanup, needs_dockerd, outcome, start_ref
+from dockerd_side import api_of, cleanup, needs_dockerd, outcome
 
 pytestmark = needs_dockerd
 # each engine gets its own subnet: both bridges live on this host, and their routes must not overlap
@@ -17,11 +17,7 @@ SUBNETS = {"ours": "10.231.7.0/24", "theirs": "10.232.7.0/24"}
 MAC = "02:42:ac:11:99:07"
 
 
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory, busybox_tar):
-    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path, bridge=True)
-    yield r
-    r.stop()
+REF_BRIDGE = True  # the reference dockerd gets a bridge of its own (conftest's ref fixture)
 
 
 def _engines(d, ref) -> list[tuple[str, Any]]:

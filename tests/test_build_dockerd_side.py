@@ -10,16 +10,9 @@ from typing import Any
 
 import pytest
 
-from dockerd_side import api_of, needs_dockerd, outcome, start_ref
+from dockerd_side import api_of, needs_dockerd, outcome
 
 pytestmark = needs_dockerd
-
-
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory, busybox_tar):
-    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path)
-    yield r
-    r.stop()
 
 
 @pytest.fixture

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from dockerd_side import api_of, needs_dockerd, outcome, start_ref
+from dockerd_side import api_of, needs_dockerd, outcome
 
 pytestmark = needs_dockerd
 
 TAGS = ("busy-one:1.0", "busy-one:1.5", "busy-one:2.0", "team/name:tag", "reg.example:5000/team/name:tag",
         "other:latest")
-
-
-@pytest.fixture(scope="module")
-def ref(tmp_path_factory, busybox_tar):
-    r = start_ref(tmp_path_factory.mktemp("refdocker"), busybox_tar.path)
-    yield r
-    r.stop()
 
 
 @pytest.fixture
