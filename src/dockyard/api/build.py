@@ -6,8 +6,8 @@ import asyncio
 import json
 from typing import Any
 
-from ..build import cachemounts
-from ..build.builder import Options, StepError
+from ..builder import cachemounts
+from ..builder.builder import Options, StepError
 from ..engine.engine import Engine
 from ..errors import InvalidParameter
 from . import filters as flt

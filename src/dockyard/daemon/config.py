@@ -62,7 +62,7 @@ class DaemonConfig:
     # dockerd's --exec-opt; native.cgroupdriver sets cgroup_driver (runtime/cgroupdriver.py)
     exec_opts: list[str] = field(default_factory=list)
     cgroup_driver: str = "cgroupfs"
-    # dockerd's "builder" section; only entitlements.security-insecure is read (build/entitlements.py)
+    # dockerd's "builder" section; only entitlements.security-insecure is read (builder/entitlements.py)
     builder: dict[str, Any] = field(default_factory=dict)
 
     @property

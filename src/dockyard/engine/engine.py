@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Any, Callable
 
-from ..build.service import BuildService
+from ..builder.service import BuildService
 from ..daemon.config import DaemonConfig
 from ..distribution.auth import AuthConfig
 from ..containers import mounts

@@ -11,9 +11,9 @@ import posixpath
 from typing import Any
 
 from .. import errors
-from ..build.parser import INSTRUCTIONS, Node, ParseError, parse
-from ..build.shell import Lexer
-from ..build.stages import flag
+from ..builder.parser import INSTRUCTIONS, Node, ParseError, parse
+from ..builder.shell import Lexer
+from ..builder.stages import flag
 
 ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR")
 ONBUILD_REFUSED = ("FROM", "MAINTAINER")
