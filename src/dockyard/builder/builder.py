@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterator
 
+from ..util import timefmt
 from .. import errors
 from ..containers.record import now_iso
 from ..images import reference as refs
@@ -460,7 +460,7 @@ class Builder:
     def _created(self) -> str | None:
         if self.epoch is None:
             return None
-        return datetime.datetime.fromtimestamp(self.epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return timefmt.rfc3339(self.epoch)
 
     # -- metadata instructions ------------------------------------------------------------------
     def _pairs(self, state: StageState, node: Node, what: str) -> list[tuple[str, str]]:

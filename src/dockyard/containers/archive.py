@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import datetime
 import errno
 import os
 import secrets
@@ -26,6 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterator
 
+from ..util import timefmt
 from .. import errors
 from ..runtime import spec as specmod
 from ..storage import archive as tarsafe
@@ -549,9 +549,7 @@ def _stat(root: int, fd: int, path: str) -> PathStat:
     if stat.S_ISLNK(st.st_mode):
         # where the link leads, as the container resolves it: for showing only, nothing is opened by it
         link = "/" + "/".join(resolve_parts(root, path, loop_message="too many links in {path}"))
-    mtime = datetime.datetime.fromtimestamp(st.st_mtime_ns // 1_000_000_000, datetime.timezone.utc)
-    nanos = st.st_mtime_ns % 1_000_000_000
-    text = mtime.strftime("%Y-%m-%dT%H:%M:%S") + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"
+    text = timefmt.rfc3339_nano(st.st_mtime_ns)
     return PathStat(name=_rebase_name(path) if path.strip("/") else "/", size=st.st_size,
                     mode=go_file_mode(st.st_mode), mtime=text, link_target=link)
 

@@ -6,76 +6,13 @@ import argparse
 import ipaddress
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
+from ..config import (DEFAULT_CONFIG_FILE, DEFAULT_HOST, LOG_DRIVERS, LOG_LEVELS, STORAGE_DRIVERS, ConfigError,
+                      DaemonConfig)
 from ..containers import jsonlog
 from ..runtime import cgroupdriver
-
-DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
-DEFAULT_HOST = "unix:///run/dockyard.sock"
-LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
-STORAGE_DRIVERS = ("overlay2", "overlay", "vfs")
-LOG_DRIVERS = ("json-file", "local", "none")
-
-
-class ConfigError(Exception):
-    pass
-
-
-@dataclass
-class DaemonConfig:
-    hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
-    data_root: str = "/var/lib/dockyard"
-    exec_root: str = "/run/dockyard"
-    pidfile: str = ""
-    log_level: str = "info"
-    debug: bool = False
-    storage_driver: str = ""
-    default_runtime: str = "runc"
-    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    insecure_registries: list[str] = field(default_factory=list)
-    registry_mirrors: list[str] = field(default_factory=list)
-    max_concurrent_downloads: int = 3
-    max_concurrent_uploads: int = 5
-    bip: str = ""
-    bridge_name: str = "dockyard0"
-    default_address_pools: list[dict[str, Any]] = field(default_factory=list)
-    iptables: bool = True
-    # dockerd's default: loopback traffic to published ports goes through a proxy, so bridges keep
-    # route_localnet=0 (with false: kernel DNAT, route_localnet=1 and raw-table drops)
-    userland_proxy: bool = True
-    live_restore: bool = False
-    log_driver: str = "json-file"
-    log_opts: dict[str, str] = field(default_factory=dict)
-    group: str = "docker"
-    tls: bool = False
-    tlsverify: bool = False
-    tlscacert: str = ""
-    tlscert: str = ""
-    tlskey: str = ""
-    allow_insecure_tcp: bool = False
-    # the browser origin allowed to call the API (dockerd's --api-cors-header); others get 403
-    api_cors_header: str = ""
-    config_file: str = DEFAULT_CONFIG_FILE
-    # dockerd's --exec-opt; native.cgroupdriver sets cgroup_driver (runtime/cgroupdriver.py)
-    exec_opts: list[str] = field(default_factory=list)
-    cgroup_driver: str = "cgroupfs"
-    # dockerd's "builder" section; only entitlements.security-insecure is read (builder/entitlements.py)
-    builder: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pidfile_path(self) -> str:
-        return self.pidfile or os.path.join(self.exec_root, "dockyardd.pid")
-
-    def runtime_path(self, name: str) -> str:
-        if name in self.runtimes:
-            return str(self.runtimes[name].get("path", name))
-        if name == "runc":
-            return "runc"
-        raise ConfigError(f"unknown runtime specified {name}")
-
 
 # daemon.json key -> (attribute, type check)
 _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {

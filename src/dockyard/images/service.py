@@ -9,14 +9,16 @@ image), ``resolve`` and ``layer_chain``, and make images with
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
 import threading
+import time
 from typing import IO, Any, Callable, Iterator
 
+from ..util import timefmt
 from .. import errors
+from ..util import host
 from ..storage.snapshotter import Snapshotter
 from . import pathmatch, reference as refs
 from .changes import apply_changes
@@ -35,7 +37,7 @@ Publish = Callable[[str, str, str, dict[str, str]], Any]
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return timefmt.rfc3339_nano(time.time_ns())
 
 
 class ImageService:
@@ -372,8 +374,7 @@ class ImageService:
                 for key in ("container", "container_config", "id", "parent"):
                     config.pop(key, None)
             else:
-                from ..engine import hostinfo
-                config = {"architecture": hostinfo.architecture(), "os": "linux", "config": {},
+                config = {"architecture": host.go_arch(), "os": "linux", "config": {},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
             config["created"] = created
             config["docker_version"] = _version()

@@ -20,7 +20,7 @@ import threading
 from typing import Any, Callable
 
 from .. import errors
-from ..daemon.config import ConfigError, DaemonConfig
+from ..config import ConfigError, NetworkSettings
 from . import dns as dnsmod
 from . import endpoints, ipam, iptables, ipv6, links, netns, ports, proxy
 from .records import Endpoint, Network
@@ -41,7 +41,7 @@ def _now() -> str:
 
 
 class NetworkService:
-    def __init__(self, config: DaemonConfig, publish: Publish) -> None:
+    def __init__(self, config: NetworkSettings, publish: Publish) -> None:
         self.config = config
         self._publish = publish
         self.root = os.path.join(config.data_root, "network", "networks")
