@@ -28,16 +28,16 @@ from typing import IO, Any, Callable, Iterator
 from ..util import timefmt
 from .. import errors
 from ..containers.record import now_iso
+from ..dockerfile.parser import Node, ParseError, flag, heredoc_only, parse
+from ..dockerfile.shell import Lexer
 from ..images import reference as refs
 from ..storage import rootpath
 from ..util.iterio import IterReader
 from . import copier, copyflags, entitlements, gitsource, linkcopy, platformargs, remote, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
-from .parser import Node, ParseError, heredoc_only, parse
 from .runstep import StepRunner
-from .shell import Lexer
-from .stages import Plan, Stage, flag, plan
+from .stages import Plan, Stage, plan
 
 Emit = Callable[[dict[str, Any]], None]
 
