@@ -87,7 +87,7 @@ def top(module: str) -> str:
 
 def read_layers() -> Layers:
     text = ARCHITECTURE.read_text(encoding="utf-8")
-    section = re.search(r"^## Layers\n(.*?)(?=^## )", text, re.M | re.S)
+    section = re.search(r"^## Layers\n(.*?)(?=^## |\Z)", text, re.M | re.S)
     assert section, f"{ARCHITECTURE} has no '## Layers' section"
     block = re.search(r"^```layers\n(.*?)^```", section.group(1), re.M | re.S)
     assert block, "the '## Layers' section has no ```layers block"
