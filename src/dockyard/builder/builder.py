@@ -27,7 +27,6 @@ from typing import IO, Any, Callable, Iterator
 
 from ..util import timefmt
 from .. import errors
-from ..containers.record import now_iso
 from ..dockerfile.parser import Node, ParseError, flag, heredoc_only, parse
 from ..dockerfile.shell import Lexer
 from ..images import reference as refs
@@ -845,7 +844,7 @@ class Builder:
         self.out(f" ---> Running in {container_id[:12]}\n")
         code: int | None = None
         kept = False
-        started = now_iso()
+        started = timefmt.now_fixed()
         # the output is also kept in the shim's journal format, to be the log of a container that stays
         journal = None if self.opts.force_remove else os.path.join(self.workdir, "journal-" + container_id[:12])
         try:
@@ -854,7 +853,7 @@ class Builder:
                                                 state.config.get("WorkingDir") or "", state.config.get("User") or "",
                                                 _recording(self.out, record), self.cancel, mounts.oci,
                                                 privileged)
-            finished = now_iso()
+            finished = timefmt.now_fixed()
             if code != 0:
                 raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
             runmounts.drop_mountpoints(self.engine.snapshotter.snapshot(container_id).upperdir, mounts.targets)

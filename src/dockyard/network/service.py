@@ -24,6 +24,7 @@ from ..config import ConfigError, NetworkSettings
 from . import dns as dnsmod
 from . import endpoints, ipam, iptables, ipv6, links, netns, ports, proxy
 from .records import Endpoint, Network
+from ..util import timefmt
 from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.network")
@@ -33,11 +34,6 @@ HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00:
          "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 SPECIAL_MODES = ("host", "none")
-
-
-def _now() -> str:
-    from ..containers.record import now_iso
-    return now_iso()
 
 
 class NetworkService:
@@ -114,7 +110,7 @@ class NetworkService:
                 raise errors.Forbidden(f"bridge name {bridge} is already in use by another network")
             cfg = configs[0] if configs else {}
             subnet, gateway, ip_range = self._ipam_config(cfg)
-            n = Network(id=net_id, name=name, created=_now(), internal=bool(body.get("Internal")),
+            n = Network(id=net_id, name=name, created=timefmt.now_fixed(), internal=bool(body.get("Internal")),
                         attachable=bool(body.get("Attachable")), labels=dict(body.get("Labels") or {}),
                         options=options, subnet=str(subnet), gateway=str(gateway),
                         ip_range=str(ip_range) if ip_range else "", bridge=bridge,
@@ -609,7 +605,7 @@ class NetworkService:
             self._networks_default_bridge()
         for name, driver in (("host", "host"), ("none", "null")):
             if name not in names:
-                n = Network(id=secrets.token_hex(32), name=name, created=_now(), driver=driver)
+                n = Network(id=secrets.token_hex(32), name=name, created=timefmt.now_fixed(), driver=driver)
                 self._networks[n.id] = n
                 n.save(self.root)
         for n in self._networks.values():
@@ -636,7 +632,7 @@ class NetworkService:
             taken = ours + ([] if mine else links.host_networks())
             subnet = ipam.choose_subnet(self.config.default_address_pools, taken)
             gateway = ipam.gateway_for(subnet)  # type: ignore[arg-type]
-        n = Network(id=secrets.token_hex(32), name="bridge", created=_now(), subnet=str(subnet),
+        n = Network(id=secrets.token_hex(32), name="bridge", created=timefmt.now_fixed(), subnet=str(subnet),
                     gateway=str(gateway), bridge=self.config.bridge_name,
                     options={"com.docker.network.bridge.default_bridge": "true",
                              "com.docker.network.bridge.enable_icc": "true",
