@@ -15,7 +15,7 @@ from ..engine.engine import Engine
 from ..images.service import ref_matches
 from ..images.store import Image
 from . import filters as flt
-from . import validation
+from ..apischema import validator
 from .http import AnyResponse, Request, Response, StreamResponse, json_response
 from .router import Handler, Route, delete, get, post, version_at_least
 
@@ -268,7 +268,7 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         out = []
         for image in images:
             # an image config of the wrong types (a crafted `docker load`) would break every client's list
-            wrong = validation.problem("POST /containers/create", image.config.get("config") or {})
+            wrong = validator.problem("POST /containers/create", image.config.get("config") or {})
             if wrong:
                 log.warning("skipping image %s in the list: %s", image.id, wrong)
                 continue

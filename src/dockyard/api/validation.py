@@ -15,9 +15,6 @@ from typing import Any
 
 from .. import errors
 from ..apischema import validator
-# the routes reach the schema through this module: which operations take a body, the background
-# compile at start-up, and the check an image list makes of stored image configs
-from ..apischema.validator import has_body, problem, warm
 from . import jsonsyntax
 from .http import Request
 
