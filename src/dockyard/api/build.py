@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..builder import cachemounts
-from ..builder.builder import Options, StepError
+from ..builder.options import Options, StepError
 from ..engine.engine import Engine
 from ..errors import InvalidParameter
 from . import filters as flt

@@ -14,7 +14,8 @@ from typing import IO, Any, Callable
 
 from ..util import timefmt
 from .. import errors
-from .builder import VIEW_PREFIX, Builder, Emit, Options
+from .builder import Builder
+from .options import VIEW_PREFIX, Emit, Options
 from .cache import BuildCache
 from .cachemounts import TYPE as CACHE_MOUNT, CacheMounts
 from .context import receive
