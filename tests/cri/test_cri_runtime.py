@@ -94,10 +94,32 @@ def test_socket_flag_moves_or_disables_it(tmp_path: Path) -> None:
         d.teardown()
     assert not os.path.exists(moved)
 
-    off = make_daemon(tmp_path / "off", ["--cri-socket", ""])
+    off = make_daemon(tmp_path / "off")
+    off.config = {"cri-socket": ""}  # the daemon.json key
     off.base.mkdir()
     off.start()
     try:
         assert not os.path.exists(cri_socket(off))
     finally:
         off.teardown()
+
+
+def grpc_loaded(d: Daemon) -> bool:
+    """Whether gRPC's native module is mapped into the daemon's process."""
+    assert d.proc is not None
+    return "cygrpc" in Path(f"/proc/{d.proc.pid}/maps").read_text()
+
+
+def test_grpc_is_loaded_by_the_first_client_only(tmp_path: Path) -> None:
+    """A daemon that no kubelet talks to does not carry gRPC's memory (docs/status.md's idle RSS)."""
+    d = make_daemon(tmp_path, [])
+    d.start()
+    try:
+        d.cli("version")
+        assert not grpc_loaded(d)
+        client = connect(cri_socket(d))
+        assert client.runtime.Version(cri_pb.VersionRequest()).runtime_name == "dockyard"
+        client.channel.close()
+        assert grpc_loaded(d)
+    finally:
+        d.teardown()
