@@ -16,7 +16,8 @@ from typing import Iterator
 
 import pytest
 
-from dockyard.network import cni
+from dockyard import errors
+from dockyard.network import cni, podnet
 
 BIN_DIRS = [d for d in cni.DEFAULT_BIN_DIRS if os.path.isfile(os.path.join(d, "bridge"))]
 pytestmark = pytest.mark.skipif(not BIN_DIRS or os.geteuid() != 0, reason="needs root and the CNI plugins")
@@ -177,3 +178,44 @@ def test_results_of_old_versions_give_their_ips() -> None:
                          "ips": [{"address": "10.2.0.1/24", "interface": 0},
                                  {"address": "10.2.0.7/24", "interface": 1}]})
     assert result.ips == [ipaddress.ip_interface("10.2.0.7/24")]
+
+
+def test_pod_network_setup_and_teardown(network: Network, tmp_path: Path) -> None:
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    (conf_dir / "10-test.conflist").write_bytes(network.conf.raw)
+    pods = podnet.PodNetworks(str(tmp_path / "netns"), str(tmp_path / "cache"), str(conf_dir), BIN_DIRS)
+    pod = podnet.Pod(secrets.token_hex(32), "default", "web", "uid-2",
+                     [{"hostPort": 38124, "containerPort": 8080, "protocol": "tcp"}])
+    made = pods.setup(pod)
+    try:
+        assert made.netns == pods.netns_path(pod.sandbox_id) and made.network == network.conf.name
+        [ip] = made.ips
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(SUBNET)
+        inside = sh("nsenter", f"--net={made.netns}", "ip", "-o", "addr").stdout
+        assert f"inet {ip}/24" in inside and "inet 127.0.0.1/8" in inside
+        assert f"{ip}:8080" in nat_rules()
+        # the directory changes (a network plugin's upgrade): teardown still DELs what was added
+        (conf_dir / "10-test.conflist").unlink()
+    finally:
+        pods.teardown(pod.sandbox_id, made.network)
+    assert not os.path.exists(made.netns)
+    assert leases(network.ipam_dir) == [] and f"{ip}:8080" not in nat_rules()
+    assert not list((tmp_path / "cache" / "results").iterdir())
+    pods.teardown(pod.sandbox_id, made.network)  # again: nothing left to do, no error
+
+
+def test_pod_network_failure_leaves_nothing(network: Network, tmp_path: Path) -> None:
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    pods = podnet.PodNetworks(str(tmp_path / "netns"), str(tmp_path / "cache"), str(conf_dir), BIN_DIRS)
+    pod = podnet.Pod(secrets.token_hex(32), "default", "web", "uid-3")
+    with pytest.raises(errors.Unavailable, match="cni plugin not initialized"):
+        pods.setup(pod)
+    broken = {**json.loads(network.conf.raw), "plugins": [network.conf.plugins[0], {"type": "nosuchplugin"}]}
+    (conf_dir / "10-broken.conflist").write_text(json.dumps(broken))
+    with pytest.raises(cni.CniError, match=r'failed to set up the network of pod default/web: .*"nosuchplugin"'):
+        pods.setup(pod)
+    assert os.listdir(tmp_path / "netns") == []
+    assert leases(network.ipam_dir) == []
+    assert not list((tmp_path / "cache" / "results").iterdir())

@@ -191,6 +191,24 @@ class Cni:
         for plugin in net.plugins:
             self._run("CHECK", net, plugin, rt, cached["result"])
 
+    def delete_cached(self, network: str, container_id: str, ifname: str = "eth0") -> bool:
+        """DEL with what the ADD ran with, from its cache (libcni's cached config): the configuration
+        directory may have changed since, and DEL needs the ADD's args; False when nothing was added."""
+        path = os.path.join(self.cache_dir, "results", f"{network}-{container_id}-{ifname}")
+        entry = self._read_path(path)
+        if entry is None:
+            return False
+        try:
+            net = parse_list(base64.b64decode(entry.get("config", "")), "")
+        except (CniError, ValueError) as e:
+            raise CniError(f"the cached configuration of network {network} is unusable: {e}") from None
+        args = [(str(k), str(v)) for k, v in entry.get("cniArgs") or []]
+        rt = RuntimeConf(container_id, str(entry.get("netns", "")), ifname, args,
+                         dict(entry.get("capabilityArgs") or {}))
+        self._delete(net, rt, entry["result"])
+        os.unlink(path)
+        return True
+
     def cached_result(self, net: NetworkConfigList, rt: RuntimeConf) -> Result | None:
         cached = self._read_cache(net, rt)
         return Result(cached["result"]) if cached else None
@@ -261,11 +279,14 @@ class Cni:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         entry = {"kind": CACHE_KIND, "containerId": rt.container_id, "config": base64.b64encode(net.raw).decode(),
                  "ifName": rt.ifname, "networkName": net.name, "cniArgs": [list(a) for a in rt.args],
-                 "capabilityArgs": rt.capability_args, "result": result}
+                 "capabilityArgs": rt.capability_args, "result": result,
+                 "netns": rt.netns}  # a DEL from the cache alone needs it
         write_atomic(path, json.dumps(entry))
 
     def _read_cache(self, net: NetworkConfigList, rt: RuntimeConf) -> dict[str, Any] | None:
-        path = self._cache_path(net, rt)
+        return self._read_path(self._cache_path(net, rt))
+
+    def _read_path(self, path: str) -> dict[str, Any] | None:
         try:
             with open(path, encoding="utf-8") as f:
                 entry = json.load(f)
