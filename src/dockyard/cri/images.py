@@ -11,7 +11,6 @@ import json
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import grpc
 from cri_api.v1 import api_pb2 as cri
@@ -21,14 +20,13 @@ from .. import errors
 from ..distribution.auth import AuthConfig
 from ..images import reference as refs
 from ..images.store import Image
+from .backend import Backend
 from .status import rpc
 
-if TYPE_CHECKING:
-    from ..engine.engine import Engine
 
 
 class ImageService(api_pb2_grpc.ImageServiceServicer):
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: Backend) -> None:
         self.engine = engine
         self.layer_usage = LayerUsage()
 

@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..engine.engine import Engine
+from .backend import Backend
 
 log = logging.getLogger("dockyard.cri")
 
@@ -30,7 +29,7 @@ class CriSocket:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.engine: "Engine | None" = None
+        self.engine: Backend | None = None
         self._first: asyncio.AbstractServer | None = None
         self._grpc: Any = None  # grpc.aio.Server, once loaded
         self._loading = asyncio.Lock()
@@ -45,7 +44,7 @@ class CriSocket:
         # root only, as containerd's socket: the CRI runs anything as anyone
         os.chmod(self.path, 0o600)
 
-    async def serve(self, engine: "Engine") -> None:
+    async def serve(self, engine: Backend) -> None:
         assert self._first is not None
         self.engine = engine
         await self._first.start_serving()

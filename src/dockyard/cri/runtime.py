@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING
 
 import grpc
 from cri_api.v1 import api_pb2 as cri
@@ -12,10 +11,9 @@ from cri_api.v1 import api_pb2_grpc
 
 from .. import __version__
 from ..network import cni
+from .backend import Backend
 from .status import rpc
 
-if TYPE_CHECKING:
-    from ..engine.engine import Engine
 
 RUNTIME_NAME = "dockyard"
 # the kubelet sends "0.1.0" and only checks that the answer's runtime_api_version is v1
@@ -27,7 +25,7 @@ NETWORK_NOT_READY_MESSAGE = "Network plugin returns error: cni plugin not initia
 
 
 class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: Backend) -> None:
         self.engine = engine
 
     @rpc

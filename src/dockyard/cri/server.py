@@ -5,22 +5,19 @@ RPCs not yet implemented answer UNIMPLEMENTED, the generated servicers' default.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import grpc
 from cri_api.v1 import api_pb2_grpc
 
+from .backend import Backend
 from .images import ImageService
 from .runtime import RuntimeService
 
-if TYPE_CHECKING:
-    from ..engine.engine import Engine
 
 # containerd's limit: a kubelet's ListContainers answer on a busy node outgrows gRPC's 4 MiB default
 MAX_MESSAGE = 16 << 20
 
 
-def make_server(engine: "Engine", path: str) -> grpc.aio.Server:
+def make_server(engine: Backend, path: str) -> grpc.aio.Server:
     """The server, bound to the unix socket ``path``, not yet started."""
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE)])
