@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -129,14 +130,18 @@ def test_grpc_is_loaded_by_the_first_client_only(tmp_path: Path) -> None:
 def test_a_socket_another_daemon_serves_stops_the_start(cri_daemon: Daemon, tmp_path: Path) -> None:
     d = make_daemon(tmp_path)
     (tmp_path / "daemon.json").write_text("{}")
-    res = subprocess.run([DOCKYARDD, "-H", d.host, "--data-root", d.data_root, "--exec-root", d.exec_root,
-                          "--pidfile", str(tmp_path / "d.pid"), "--config-file", str(tmp_path / "daemon.json"),
-                          "--bridge", "none", "--cri-socket", cri_socket(cri_daemon)],
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 1
-    assert f"CRI socket {cri_socket(cri_daemon)} is in use by another process" in res.stderr
-    # before the engine started: its own API socket gone again, the first daemon's CRI socket untouched
-    assert not os.path.exists(d.socket) and not os.path.exists(os.path.join(d.data_root, "image"))
+    try:
+        res = subprocess.run([DOCKYARDD, "-H", d.host, "--data-root", d.data_root, "--exec-root", d.exec_root,
+                              "--pidfile", str(tmp_path / "d.pid"), "--config-file", str(tmp_path / "daemon.json"),
+                              "--bridge", "none", "--cri-socket", cri_socket(cri_daemon)],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 1
+        assert f"CRI socket {cri_socket(cri_daemon)} is in use by another process" in res.stderr
+        # before the engine started: its own API socket gone again
+        assert not os.path.exists(d.socket) and not os.path.exists(os.path.join(d.data_root, "image"))
+    finally:
+        shutil.rmtree(os.path.dirname(d.socket), ignore_errors=True)  # make_daemon's own directory
+    # the first daemon's CRI socket is untouched
     client = connect(cri_socket(cri_daemon))
     assert client.runtime.Version(cri_pb.VersionRequest()).runtime_name == "dockyard"
     client.channel.close()
