@@ -62,10 +62,19 @@ class DaemonConfig:
     cgroup_driver: str = "cgroupfs"
     # dockerd's "builder" section; only entitlements.security-insecure is read (builder/entitlements.py)
     builder: dict[str, Any] = field(default_factory=dict)
+    # the Kubernetes CRI's socket (cri/): None is <exec-root>/cri.sock, "" serves no CRI
+    cri_socket: str | None = None
+    # CNI, for the CRI's pods (network/cni.py): where the conflist is and where the plugins are
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
 
     @property
     def pidfile_path(self) -> str:
         return self.pidfile or os.path.join(self.exec_root, "dockyardd.pid")
+
+    @property
+    def cri_socket_path(self) -> str:
+        return os.path.join(self.exec_root, "cri.sock") if self.cri_socket is None else self.cri_socket
 
     def runtime_path(self, name: str) -> str:
         return runtime_path(self.runtimes, name)

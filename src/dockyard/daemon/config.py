@@ -46,6 +46,9 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "api-cors-header": ("api_cors_header", str),
     "exec-opts": ("exec_opts", list),
     "builder": ("builder", dict),
+    "cri-socket": ("cri_socket", str),
+    "cni-conf-dir": ("cni_conf_dir", str),
+    "cni-bin-dirs": ("cni_bin_dirs", list),
 }
 
 
@@ -83,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the browser origin allowed to call the API ('*': any); without it browsers are refused")
     p.add_argument("--exec-opt", dest="exec_opts", action="append",
                    help="runtime execution options (native.cgroupdriver=cgroupfs|systemd)")
+    p.add_argument("--cri-socket", dest="cri_socket",
+                   help="the Kubernetes CRI's unix socket (default <exec-root>/cri.sock; '' serves no CRI)")
+    p.add_argument("--cni-conf-dir", dest="cni_conf_dir", help="the CNI network configuration directory")
+    p.add_argument("--cni-bin-dir", dest="cni_bin_dirs", action="append", help="a directory of CNI plugins")
     p.add_argument("--allow-insecure-tcp", dest="allow_insecure_tcp", action="store_const", const=True,
                    help="serve tcp:// without TLS (anyone who reaches the port is root on this host)")
     return p
@@ -174,6 +181,10 @@ def validate(c: DaemonConfig) -> None:
     for path_attr in ("data_root", "exec_root"):
         if not os.path.isabs(getattr(c, path_attr)):
             raise ConfigError(f"{path_attr.replace('_', '-')} must be an absolute path")
+    if c.cri_socket and not os.path.isabs(c.cri_socket):
+        raise ConfigError("cri-socket must be an absolute path (or empty: no CRI)")
+    if not all(isinstance(d, str) and os.path.isabs(d) for d in c.cni_bin_dirs):
+        raise ConfigError("cni-bin-dirs: expected a list of absolute paths")
     if c.storage_driver and c.storage_driver not in STORAGE_DRIVERS:
         raise ConfigError(f"unknown storage driver {c.storage_driver!r} (supported: {', '.join(STORAGE_DRIVERS)})")
     if c.log_driver not in LOG_DRIVERS:
