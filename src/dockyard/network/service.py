@@ -653,6 +653,7 @@ class NetworkService:
                 self._default_bridge_ipv6(n)
             try:
                 self._bring_up(n)
+                n.save(self.root)  # what it added (the default bridge's IPv6 gateway too), for the next start
             except links.NotABridge as e:
                 if n.name == "bridge":  # -b eth0: every container would be plugged into the host's interface
                     raise ConfigError(f"error creating default \"bridge\" network: {e}") from None
