@@ -296,6 +296,27 @@ def test_aaaa_answers_as_dockerd(d6, ref6) -> None:
     assert got["ours"]["asker4:q6:AAAA"] == (0, [])  # q6 has no IPv6 address on v4only
 
 
+@needs_dockerd
+def test_connect_adds_the_ipv6_hosts_line_as_dockerd(d6, ref6) -> None:
+    got = {}
+    for side, e in _engines(d6, ref6):
+        p6 = _prefix(NET6[side])
+        try:
+            _v6_network(e, side)
+            e.cli("network", "create", "--subnet", V4ONLY[side], "v4only")
+            e.cli("run", "-d", "--name", "h6", "--hostname", "h6", "--network", "v4only", "busybox", "sleep", "60")
+            e.cli("network", "connect", "--ip", NET4[side].replace(".0/24", ".55"), "--ip6", f"{p6}::55", "v6x",
+                  "h6")
+            hosts = e.cli("exec", "h6", "cat", "/etc/hosts").stdout_text.splitlines()
+            got[side] = [ln.replace(p6, "P6").replace(NET4[side].rsplit(".", 1)[0], "V4")
+                         .replace(V4ONLY[side].rsplit(".", 1)[0], "V4ONLY") for ln in hosts if ln.endswith("\th6")]
+        finally:
+            cleanup(e, "h6")
+            e.cli("network", "rm", "v6x", "v4only", check=False)
+    assert got["ours"] == got["theirs"]
+    assert got["ours"][-2:] == ["V4.55\th6", "P6::55\th6"]
+
+
 # -- ip6tables ----------------------------------------------------------------------------------------
 def test_ip6tables_rules_follow_the_network(d6) -> None:
     _v6_network(d6, "ours")

@@ -534,8 +534,9 @@ class NetworkService:
                 with self._lock:
                     n.endpoints.pop(container.id, None)
                 raise
-            _append(container.hosts_path,
-                    f"{ipaddress.ip_interface(ep.address).ip}\t{container.config.get('Hostname') or container.id[:12]}\n")
+            hostname = container.config.get("Hostname") or container.id[:12]
+            _append(container.hosts_path, "".join(f"{ipaddress.ip_interface(a).ip}\t{hostname}\n"
+                                                  for a in (ep.address, ep.address6) if a))
         with self._lock:
             n.save(self.root)
         if running:
