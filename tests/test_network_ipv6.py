@@ -29,7 +29,7 @@ from conftest import make_daemon
 from dockerd_side import api_of, cleanup, needs_dockerd, outcome
 from dockyard.config import ConfigError
 from dockyard.daemon import config as daemon_config
-from dockyard.network import netns
+from dockyard.network import ipam, netns
 
 FIXED = {"ours": "fd00:dead:beef::/64", "theirs": "fd00:dead:bee2::/64"}  # each daemon's fixed-cidr-v6
 NET6 = {"ours": "fd00:dead:bef1::/64", "theirs": "fd00:dead:bef2::/64"}
@@ -248,6 +248,56 @@ def test_ipv6_without_a_subnet_as_dockerd(d6, ref6) -> None:
         e.cli("network", "rm", "v6-nosub", check=False)
     assert got["ours"] == got["theirs"]
     assert got["ours"][0] == 404
+
+
+POOLS = {"ours": ("10.231.64.0/22", "fd00:dead:bf01::/48"), "theirs": ("10.232.64.0/22", "fd00:dead:bf02::/48")}
+
+
+@needs_dockerd
+def test_ipv6_subnet_from_default_address_pools_as_dockerd(tmp_path: Path) -> None:
+    """dockerd 20.10 takes an IPv6 network's subnet from the IPv6 entries of default-address-pools."""
+    got = {}
+    ours = make_daemon(tmp_path / "ours")
+    ours.config = {"default-address-pools": [{"base": POOLS["ours"][0], "size": 24},
+                                             {"base": POOLS["ours"][1], "size": 64}]}
+    base = Path(tempfile.mkdtemp(prefix="rd6-", dir="/tmp"))  # short: containerd's socket path goes under it
+    theirs = refdocker.make_refdocker(base)
+    theirs.extra_args = [f"--default-address-pool=base={POOLS['theirs'][0]},size=24",
+                         f"--default-address-pool=base={POOLS['theirs'][1]},size=64"]
+    try:
+        (tmp_path / "ours").mkdir()
+        ours.start()
+        theirs.start()
+        for side, e in _engines(ours, theirs):
+            e.cli("network", "create", "--ipv6", "auto6")
+            config = api_of(e).inspect_network("auto6")["IPAM"]["Config"]
+            v6 = _prefix(POOLS[side][1])
+            # the IPv4 entry is from the pool too (ours took the first /24 for its default bridge, theirs has none);
+            # dockerd 20.10 writes this IPv6 gateway with the prefix length ("fd00::1/64"), unlike every other
+            got[side] = (ipaddress.ip_network(config[0]["Subnet"]).subnet_of(ipaddress.ip_network(POOLS[side][0])),
+                         {k: v.replace(v6, "P6").removesuffix("/64" if k == "Gateway" else "")
+                          for k, v in config[1].items()}, len(config))
+            e.cli("network", "rm", "auto6")
+    finally:
+        ours.teardown()
+        theirs.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    assert got["ours"] == got["theirs"]
+    assert got["ours"] == (True, {"Subnet": "P6::/64", "Gateway": "P6::1"}, 2)
+
+
+def test_pool_subnets_are_taken_in_turn(tmp_path: Path) -> None:
+    """The next free /64 (dockerd 20.10 refuses a second network from a /48 pool: moby#42801, not copied)."""
+    pools = [{"base": "10.231.64.0/22", "size": 24}, {"base": "fd00:dead:bf01::/48", "size": 64}]
+    first = ipam.choose_subnet6(pools, [])
+    assert str(first) == "fd00:dead:bf01::/64"
+    assert str(ipam.choose_subnet6(pools, [first])) == "fd00:dead:bf01:1::/64"
+    assert ipam.choose_subnet6(pools[:1], []) is None
+    c = daemon_config.load(["--config-file", str(_write(tmp_path, {"default-address-pools": pools}))])
+    assert c.network().default_address_pools == pools
+    with pytest.raises(ConfigError, match="invalid size 127"):
+        daemon_config.load(["--config-file", str(_write(tmp_path, {"default-address-pools": [
+            {"base": "fd00:dead:bf01::/48", "size": 127}]}))])
 
 
 def _v6_network(e, side: str, name: str = "v6x") -> None:

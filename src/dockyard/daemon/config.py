@@ -207,7 +207,8 @@ def validate(c: DaemonConfig) -> None:
             net = ipaddress.ip_network(pool["base"])
         except ValueError:
             raise ConfigError(f"default-address-pools: invalid base {pool['base']!r}") from None
-        if not isinstance(pool["size"], int) or not net.prefixlen <= pool["size"] <= 30:
+        # room for the gateway and one container at least
+        if not isinstance(pool["size"], int) or not net.prefixlen <= pool["size"] <= (30 if net.version == 4 else 126):
             raise ConfigError(f"default-address-pools: invalid size {pool['size']!r} for {pool['base']}")
     for reg in c.insecure_registries:
         if not isinstance(reg, str) or not reg:

@@ -12,19 +12,23 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import errors
-from . import netns
+from . import ipam, netns
 
 AF_INET6 = 10
 IFA_F_NODAD = 0x02  # the address is usable at once, not "tentative" while duplicate detection runs
 
 
-def config(ipam_configs: list[dict[str, Any]]) -> tuple[str, str, bool]:
-    """(subnet, gateway, gateway given) of the first IPv6 entry of an IPAM Config."""
+def config(ipam_configs: list[dict[str, Any]], pools: list[dict[str, Any]],
+           taken: list[ipaddress.IPv6Network]) -> tuple[str, str, bool]:
+    """(subnet, gateway, gateway shown) of the first IPv6 entry of an IPAM Config, else of a subnet from the IPv6
+    entries of default-address-pools (dockerd shows the gateway of such a one in IPAM Config)."""
     entries = [c for c in ipam_configs if ":" in str(c.get("Subnet") or "")]
     if not entries:
-        # dockerd 20.10 (API 1.41) has no default IPv6 pool either (fixed-cidr-v6 is the default bridge's only)
-        raise errors.NotFound("could not find an available, non-overlapping IPv6 address pool among the "
-                              "defaults to assign to the network")
+        chosen = ipam.choose_subnet6(pools, taken)
+        if chosen is None:  # dockerd 20.10 has no IPv6 pool but those (fixed-cidr-v6 is the default bridge's only)
+            raise errors.NotFound("could not find an available, non-overlapping IPv6 address pool among the "
+                                  "defaults to assign to the network")
+        return str(chosen), str(chosen.network_address + 1), True
     try:
         subnet = ipaddress.IPv6Network(entries[0]["Subnet"], strict=False)
     except ValueError:

@@ -99,9 +99,10 @@ class NetworkService:
             raise errors.NotFound(f"could not find plugin {ipam_cfg['Driver']} in v1 plugin registry: "
                                   f"plugin not found")
         configs = [c for c in (ipam_cfg.get("Config") or []) if c.get("Subnet") and ":" not in c["Subnet"]]
-        subnet6, gateway6, gateway6_given = ipv6.config(ipam_cfg.get("Config") or []) if body.get("EnableIPv6") \
-            else ("", "", False)
         with self._lock:
+            subnet6, gateway6, gateway6_given = ("", "", False) if not body.get("EnableIPv6") else ipv6.config(
+                ipam_cfg.get("Config") or [], self.config.default_address_pools,
+                [ipaddress.IPv6Network(n.subnet6) for n in self._networks.values() if n.subnet6])
             # whatever CheckDuplicate says: a daemon speaking API 1.44 refuses duplicates at every version
             # (CHANGELOG v1.44, "unversioned"), where dockerd 20.10 made one with a warning
             if any(n.name == name for n in self._networks.values()):
