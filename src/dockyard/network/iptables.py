@@ -81,8 +81,8 @@ def _run(*args: str, input_text: str | None = None) -> subprocess.CompletedProce
 
 
 class Iptables:
-    """Both tables' rules: ``enabled`` for iptables, ``ip6_enabled`` for ip6tables (rules of a family
-    that is off are left out)."""
+    """IPv4 and IPv6 rules: ``enabled`` for iptables, ``ip6_enabled`` for ip6tables (the rules of a family
+    that is off are left out, and its command never runs)."""
 
     def __init__(self, enabled: bool = True, ip6_enabled: bool = False) -> None:
         self._enabled = {4: enabled, 6: ip6_enabled}
