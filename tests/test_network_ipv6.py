@@ -506,3 +506,23 @@ def test_ipv6_masquerade_to_outside(d6, outside6) -> None:
         d6.cli("network", "rm", "v6out", check=False)
     assert out.strip() == "outside"
     assert peers == [OUTSIDE_HOST]
+
+
+def test_restart_keeps_ipv6_ports_and_rules(tmp_path, busybox_tar) -> None:
+    before = _ip6_rules()
+    d = make_daemon(tmp_path, ["--ipv6", "--fixed-cidr-v6", "fd00:dead:bee6::/64", "--ip6tables"])
+    try:
+        d.start()
+        d.cli("load", "-i", busybox_tar.path)
+        d.cli("run", "-d", "--name", "keep6", "-p", "80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        was = _inspect(d, "keep6")["NetworkSettings"]
+        bridge = d.bridge_args()[1]
+        rules = _naming(bridge)
+        d.restart()
+        now = _inspect(d, "keep6")["NetworkSettings"]
+        assert now["Ports"] == was["Ports"] and now["GlobalIPv6Address"] == was["GlobalIPv6Address"]
+        assert _naming(bridge) == rules  # each once: the DNAT and the network's rules
+        assert _http_get("::1", int(now["Ports"]["80/tcp"][1]["HostPort"]))  # the proxy again, to [addr6]:80
+    finally:
+        _finish(d, before)
+    assert _ip6_rules() == before
