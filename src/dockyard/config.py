@@ -41,6 +41,11 @@ class DaemonConfig:
     bridge_name: str = "dockyard0"
     default_address_pools: list[dict[str, Any]] = field(default_factory=list)
     iptables: bool = True
+    # IPv6 on the default bridge (dockerd's --ipv6, --fixed-cidr-v6); ip6tables rules for IPv6 networks
+    # only when asked, as dockerd 20.10's (experimental there) --ip6tables, default false
+    ipv6: bool = False
+    fixed_cidr_v6: str = ""
+    ip6tables: bool = False
     # dockerd's default: loopback traffic to published ports goes through a proxy, so bridges keep
     # route_localnet=0 (with false: kernel DNAT, route_localnet=1 and raw-table drops)
     userland_proxy: bool = True
@@ -88,7 +93,8 @@ class DaemonConfig:
         return NetworkSettings(data_root=self.data_root, exec_root=self.exec_root, bip=self.bip,
                                bridge_name=self.bridge_name,
                                default_address_pools=list(self.default_address_pools),
-                               iptables=self.iptables, userland_proxy=self.userland_proxy)
+                               iptables=self.iptables, userland_proxy=self.userland_proxy,
+                               ipv6=self.ipv6, fixed_cidr_v6=self.fixed_cidr_v6, ip6tables=self.ip6tables)
 
     def registry(self) -> RegistrySettings:
         return RegistrySettings(mirrors=list(self.registry_mirrors), insecure=list(self.insecure_registries),
@@ -127,6 +133,9 @@ class NetworkSettings:
     default_address_pools: list[dict[str, Any]]
     iptables: bool
     userland_proxy: bool
+    ipv6: bool = False
+    fixed_cidr_v6: str = ""
+    ip6tables: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "bridge": ("bridge_name", str),
     "default-address-pools": ("default_address_pools", list),
     "iptables": ("iptables", bool),
+    "ipv6": ("ipv6", bool),
+    "fixed-cidr-v6": ("fixed_cidr_v6", str),
+    "ip6tables": ("ip6tables", bool),
     "userland-proxy": ("userland_proxy", bool),
     "live-restore": ("live_restore", bool),
     "log-driver": ("log_driver", str),
@@ -71,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)
     p.add_argument("--bip", dest="bip")
     p.add_argument("-b", "--bridge", dest="bridge_name")
+    p.add_argument("--ipv6", dest="ipv6", type=_flag_bool, nargs="?", const=True, metavar="true|false",
+                   help="IPv6 on the default bridge (needs --fixed-cidr-v6)")
+    p.add_argument("--fixed-cidr-v6", dest="fixed_cidr_v6", help="the default bridge's IPv6 subnet")
+    p.add_argument("--ip6tables", dest="ip6tables", type=_flag_bool, nargs="?", const=True, metavar="true|false",
+                   help="ip6tables NAT and forwarding rules for IPv6 networks (default false, as dockerd 20.10)")
     p.add_argument("--userland-proxy", dest="userland_proxy", type=_flag_bool, nargs="?", const=True,
                    metavar="true|false")
     p.add_argument("--live-restore", dest="live_restore", action="store_const", const=True)
@@ -197,6 +205,7 @@ def validate(c: DaemonConfig) -> None:
     if c.bip:
         _check_bip(c.bip)
     _check_bridge_name(c.bridge_name)
+    _check_ipv6(c)
     if c.log_driver in jsonlog.DRIVERS:
         try:
             jsonlog.validate({"Type": c.log_driver, "Config": c.log_opts})
@@ -209,7 +218,8 @@ def validate(c: DaemonConfig) -> None:
             net = ipaddress.ip_network(pool["base"])
         except ValueError:
             raise ConfigError(f"default-address-pools: invalid base {pool['base']!r}") from None
-        if not isinstance(pool["size"], int) or not net.prefixlen <= pool["size"] <= 30:
+        # room for the gateway and one container at least
+        if not isinstance(pool["size"], int) or not net.prefixlen <= pool["size"] <= (30 if net.version == 4 else 126):
             raise ConfigError(f"default-address-pools: invalid size {pool['size']!r} for {pool['base']}")
     for reg in c.insecure_registries:
         if not isinstance(reg, str) or not reg:
@@ -241,6 +251,21 @@ def _check_bip(bip: str) -> None:
         which = "network" if iface.ip == net.network_address else "broadcast"
         raise ConfigError(f"invalid bip {bip!r}: {iface.ip} is the {which} address of {net}; give the bridge's "
                           f"own address, e.g. {next(net.hosts())}/{net.prefixlen}")
+
+
+def _check_ipv6(c: DaemonConfig) -> None:
+    """dockerd's words (its network controller refuses these at start)."""
+    prefix = "Error initializing network controller: "
+    if c.fixed_cidr_v6:
+        try:
+            net = ipaddress.ip_network(c.fixed_cidr_v6, strict=False)
+        except ValueError:
+            raise ConfigError(f"{prefix}invalid CIDR address: {c.fixed_cidr_v6}") from None
+        if net.version != 6:  # dockerd takes it and hands containers IPv4 "IPv6" addresses: refused here
+            raise ConfigError(f"{prefix}fixed-cidr-v6 {c.fixed_cidr_v6} is not an IPv6 subnet")
+    elif c.ipv6:
+        raise ConfigError(f"{prefix}IPv6 is enabled for the default bridge, but no subnet is configured. Specify an "
+                          "IPv6 subnet using --fixed-cidr-v6")
 
 
 def _check_bridge_name(name: str) -> None:
