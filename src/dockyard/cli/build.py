@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from typing import IO, Any, Iterator
 
-from ..builder.dockerignore import Matcher
+from ..util.dockerignore import Matcher
 from . import jsonmessage
 from .command import Arity, Cli, CliError, CommandTree, add_bool
 from .connection import json_stream, raw_post
