@@ -27,7 +27,7 @@ from typing import Any, Callable
 import fastjsonschema
 
 from .. import errors
-from ..images import reference
+from ..util import reference
 from . import jsonsyntax
 from .http import Request
 

@@ -28,8 +28,8 @@ from typing import IO, Any, Callable, Iterator
 
 from .. import errors
 from ..containers.record import now_iso
-from ..images import reference as refs
 from ..storage import rootpath
+from ..util import reference as refs
 from ..util.iterio import IterReader
 from . import copier, copyflags, entitlements, gitsource, linkcopy, platformargs, remote, runmounts, runsetup
 from .cache import BuildCache, step_key

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from .. import errors as engine_errors
-from ..images import reference
+from ..util import reference
 from .command import Cli, CliError, UsageError
 from .output import compact_json, indented_json, render_template
 

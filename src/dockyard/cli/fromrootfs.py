@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from .. import errors as engine_errors
-from ..images import reference
+from ..util import reference
 from . import jsonmessage
 from .command import Arity, Cli, CliError, CommandTree
 from .connection import json_stream, raw_post

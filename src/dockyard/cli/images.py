@@ -11,7 +11,7 @@ from typing import Any, BinaryIO, Iterator
 import docker
 
 from .. import errors as engine_errors
-from ..images import reference
+from ..util import reference
 from . import config, jsonmessage
 from .command import (Arity, Cli, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, confirm,
                       filters_from)

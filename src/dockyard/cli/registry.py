@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import docker
 
-from ..images import reference
+from ..util import reference
 from . import config, jsonmessage, progress
 from .command import Arity, Cli, CliError, CommandTree, add_bool
 from .common import parse_reference

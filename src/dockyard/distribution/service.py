@@ -13,7 +13,7 @@ import threading
 from typing import Any, Callable
 
 from ..errors import InvalidParameter, NotFound, Unauthorized, Unavailable
-from ..images.reference import Reference, parse
+from ..util.reference import Reference, parse
 from . import manifest as mf
 from .auth import AuthConfig
 from .blobindex import BlobIndex

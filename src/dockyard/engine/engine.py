@@ -19,10 +19,10 @@ from ..containers.health import HealthMonitor
 from ..containers.stats import StatsService
 from ..containers.service import ContainerService
 from ..distribution.service import Distribution
-from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
 from ..network.service import NetworkService
 from ..storage.drivers import open_snapshotter
+from ..util.reference import parse as parse_reference
 from . import hostinfo
 from .memory import bound_allocator_retention
 from ..volumes.service import VolumeService

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from .. import errors
 from ..storage.archive import ForwardReader
-from . import reference as refs
+from ..util import reference as refs
 from .layers import LayerStore, PendingLayer
 from .streams import HashingReader, compression_of, corrupt_data_errors, decompressed
 

@@ -18,7 +18,8 @@ from typing import IO, Any, Callable, Iterator
 
 from .. import errors
 from ..storage.snapshotter import Snapshotter
-from . import pathmatch, reference as refs
+from ..util import reference as refs
+from . import pathmatch
 from .changes import apply_changes
 from .content import ContentStore
 from .layers import LayerStore, PendingLayer, chain_id
