@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import IO, Any, Iterator
 
 from .. import errors as engine_errors
-from ..storage import archive as safe_archive
 from ..util import reference
+from ..util import archive as safe_archive
 from .command import Arity, Cli, CliError, CommandTree, add_bool
 from .connection import raw_get
 from .output import human_size
