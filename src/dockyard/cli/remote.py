@@ -12,8 +12,8 @@ import ipaddress
 import shlex
 from pathlib import Path
 
-from ..tlscerts import hostaddrs, pki
-from ..tlscerts.layout import CertDir, CertDirError, default_dir
+from ..util.tlscerts import hostaddrs, pki
+from ..util.tlscerts.layout import CertDir, CertDirError, default_dir
 from .command import Arity, Cli, CliError, CommandTree, add_bool
 
 DEFAULT_TLS_PORT = 2376
