@@ -1,7 +1,8 @@
 """Helpers several command modules share: flag values, image references, inspect output, name order.
 
-Kept apart from the command modules so that none of them imports another for a helper
-(``volume ls`` and ``network ls`` order names alike; ``run`` and ``update`` read sizes alike).
+A command module takes such a helper from here, never from another command module
+(``volume ls`` and ``network ls`` order names alike; ``run`` and ``update`` read sizes alike,
+``logs --since`` and ``run --health-interval`` durations).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .output import compact_json, indented_json, render_template
 
 _RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", re.ASCII)
 _RAM_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_DURATION_NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
 def invalid_flag(parser: argparse.ArgumentParser, value: str, flag: str, why: str) -> UsageError:
@@ -31,6 +33,21 @@ def ram_in_bytes(text: str) -> int:
     size = float(m.group(1))
     unit = (m.group(2) or "").lower()
     return int(size * _RAM_UNITS.get(unit, 1))
+
+
+def duration_ns(text: str) -> int:
+    """Go's time.ParseDuration for the single-unit values health flags take (``30s``, ``1m``, ``500ms``)."""
+    total = 0
+    rest = text
+    if rest == "0":
+        return 0
+    while rest:
+        m = re.match(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)", rest)
+        if not m:
+            raise ValueError(f'time: invalid duration "{text}"')
+        total += int(float(m.group(1)) * _DURATION_NS[m.group(2)])
+        rest = rest[m.end():]
+    return total
 
 
 def int_flag(parser: argparse.ArgumentParser, value: str | None, flag: str) -> int | None:

@@ -17,10 +17,9 @@ from typing import Any, Iterator
 import docker
 
 from .command import Arity, Cli, CliError, CommandTree, add_bool, confirm, filters_from
-from .common import print_inspect
+from .common import duration_ns, print_inspect
 from .connection import api_message, raw_get, raw_post
 from .output import human_size, parse_iso, tabwrite
-from .runflags import duration_ns
 
 
 def _each(cli: Cli, names: list[str], action: Any, echo: bool = True) -> int:

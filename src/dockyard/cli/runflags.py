@@ -12,28 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from typing import Any
 
 from .command import UsageError, add_bool
-from .common import bytes_flag, int_flag, invalid_flag, ram_in_bytes
-
-_DURATION_NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
-def duration_ns(text: str) -> int:
-    """Go's time.ParseDuration for the single-unit values health flags take (``30s``, ``1m``, ``500ms``)."""
-    total = 0
-    rest = text
-    if rest == "0":
-        return 0
-    while rest:
-        m = re.match(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)", rest)
-        if not m:
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += int(float(m.group(1)) * _DURATION_NS[m.group(2)])
-        rest = rest[m.end():]
-    return total
+from .common import bytes_flag, duration_ns, int_flag, invalid_flag, ram_in_bytes
 
 
 def add_container_flags(p: argparse.ArgumentParser) -> None:
