@@ -200,6 +200,8 @@ def _ps(cli: Cli, ns: argparse.Namespace) -> None:
     cmd_ps(cli, ns)
 
 
+# ---------------------------------------------------------------- registration
+
 def _ps_flags(p: argparse.ArgumentParser) -> None:
     add_bool(p, "-a", "--all", help="Show all containers (default shows just running)")
     add_filter_flag(p)

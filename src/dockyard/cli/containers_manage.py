@@ -133,6 +133,8 @@ def cmd_container_prune(cli: Cli, ns: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- logs, top, port
+
 def timestamp_param(value: str, now: float | None = None) -> str:
     """docker's GetTimestamp: a Go duration counts back from now; RFC 3339 dates and Unix times as given."""
     if not value:
@@ -233,6 +235,8 @@ def _port_sort_key(key: str) -> tuple[int, str]:
     port, _, proto = key.partition("/")
     return (int(port) if port.isdigit() else 0, proto)
 
+
+# ---------------------------------------------------------------- registration
 
 def _stop_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--signal", default="", metavar="string", help="Signal to send to the container")

@@ -263,6 +263,8 @@ def cmd_exec(cli: Cli, ns: argparse.Namespace) -> int:
     return int(api.exec_inspect(exec_id).get("ExitCode") or 0)
 
 
+# ---------------------------------------------------------------- registration
+
 def _run_flags(p: argparse.ArgumentParser) -> None:
     add_container_flags(p)
     add_bool(p, "-d", "--detach", help="Run container in background and print container ID")
