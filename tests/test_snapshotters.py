@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from dockyard import errors
-from dockyard.storage.archive import extract
+from dockyard.util.archive import extract
 from dockyard.storage.overlay import OverlaySnapshotter, overlay_supported
 from dockyard.storage.snapshotter import Snapshotter, is_mountpoint
 from dockyard.storage.vfs import VfsSnapshotter

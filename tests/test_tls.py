@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DOCKER, DOCKYARDD
-from dockyard.tlscerts import pki
-from dockyard.tlscerts.layout import CertDir, write_file, write_pair
+from dockyard.util.tlscerts import pki
+from dockyard.util.tlscerts.layout import CertDir, write_file, write_pair
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root and iproute2 for network namespaces")

@@ -10,7 +10,7 @@ from ..distribution.auth import AuthConfig
 from ..distribution.names import from_image_and_tag
 from ..engine.engine import Engine
 from ..errors import InvalidParameter
-from ..images.reference import parse
+from ..util.reference import parse
 from .http import AnyResponse, Request, json_response
 from .router import Handler, Route, get, post
 from .workstream import error_message, progress_stream

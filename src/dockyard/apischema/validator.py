@@ -29,7 +29,7 @@ from typing import Any, Callable
 import fastjsonschema
 
 from .. import errors
-from ..images import reference
+from ..util import reference
 
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 _CONTAINER_PORT = re.compile(rf"({_PORT})(?:-({_PORT}))?(?:/(tcp|udp|sctp))?", re.ASCII)

@@ -24,7 +24,7 @@ from typing import IO, Any, Callable, Iterator
 from .. import errors
 from ..dockerfile.parser import Node, ParseError, flag, heredoc_only, parse
 from ..dockerfile.shell import Lexer
-from ..images import reference as refs
+from ..util import reference as refs
 from ..util import timefmt
 from ..util.iterio import IterReader
 from . import copier, entitlements, platformargs, runmounts, runsetup

@@ -17,7 +17,7 @@ from typing import IO
 
 from .. import errors
 from ..images.streams import Peekable, decompressed
-from ..storage.archive import UnsafeArchive, extract
+from ..util.archive import UnsafeArchive, extract
 from ..util.dockerignore import Matcher
 
 DEFAULT_DOCKERFILE = "Dockerfile"

@@ -9,7 +9,7 @@ client names is opened below that descriptor with openat2 ``RESOLVE_IN_ROOT``
 container would see them, in the same walk that opens, so no symlink swapped in
 at any moment can lead a copy to the host's files. Reads are tar streams made
 from descriptors only (``storage.fdtar``); writes go through
-``storage.archive.extract`` working below the destination's descriptor.
+``util.archive.extract`` working below the destination's descriptor.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import IO, Any, Callable, Iterator
 from ..util import timefmt
 from .. import errors
 from ..runtime import spec as specmod
-from ..storage import archive as tarsafe
 from ..storage import fdtar, rootfd
 from ..storage.rootpath import resolve_parts
 from ..storage.snapshotter import is_mountpoint
+from ..util import archive as tarsafe
 from . import mountview
 
 CHUNK = 1024 * 1024

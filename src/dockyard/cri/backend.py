@@ -10,7 +10,7 @@ import threading
 from typing import Any, Callable, Protocol
 
 from ..distribution.auth import AuthConfig
-from ..images.reference import Reference
+from ..util.reference import Reference
 from ..images.store import Image
 
 

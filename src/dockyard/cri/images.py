@@ -18,7 +18,7 @@ from cri_api.v1 import api_pb2_grpc
 
 from .. import errors
 from ..distribution.auth import AuthConfig
-from ..images import reference as refs
+from ..util import reference as refs
 from ..images.store import Image
 from .backend import Backend
 from .status import rpc

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..config import RegistrySettings
 from ..errors import InvalidParameter, NotFound, Unauthorized, Unavailable
-from ..images.reference import Reference, parse
+from ..util.reference import Reference, parse
 from . import manifest as mf
 from .auth import AuthConfig
 from .blobindex import BlobIndex

@@ -19,11 +19,11 @@ from ..containers.health import HealthMonitor
 from ..containers.stats import StatsService
 from ..containers.service import ContainerService
 from ..distribution.service import Distribution
-from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
 from ..network.service import NetworkService
 from ..storage.drivers import open_snapshotter
 from ..util import host as hostinfo
+from ..util.reference import parse as parse_reference
 from .memory import bound_allocator_retention
 from ..volumes.service import VolumeService
 from .events import EventBus

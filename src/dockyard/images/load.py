@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .. import errors
-from ..storage.archive import ForwardReader
 from ..util import host
-from . import reference as refs
+from ..util import reference as refs
+from ..util.archive import ForwardReader
 from .layers import LayerStore, PendingLayer
 from .streams import HashingReader, compression_of, corrupt_data_errors, decompressed
 

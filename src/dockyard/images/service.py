@@ -20,7 +20,8 @@ from ..util import timefmt
 from .. import errors
 from ..util import host
 from ..storage.snapshotter import Snapshotter
-from . import pathmatch, reference as refs
+from ..util import reference as refs
+from . import pathmatch
 from .changes import apply_changes
 from .content import ContentStore
 from .layers import LayerStore, PendingLayer, chain_id
