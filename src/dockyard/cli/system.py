@@ -13,6 +13,7 @@ import docker
 from docker.constants import DEFAULT_DOCKER_API_VERSION
 
 from .. import __version__
+from ..util import host
 from .command import Arity, Cli, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, filters_from
 from .connection import ConnectionError_, cannot_connect
 from .gotemplate import Template
@@ -79,7 +80,7 @@ def cmd_version(cli: Cli, ns: argparse.Namespace) -> int:
         "GitCommit": "",
         "GoVersion": f"python{platform.python_version()}",
         "Os": "linux",
-        "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
+        "Arch": host.go_arch(),
         "BuildTime": "",
         "Context": "default",
     }
