@@ -10,15 +10,17 @@ engine counts what each of its keepers of per-container state still holds.
 from __future__ import annotations
 
 import concurrent.futures
-import subprocess
 import threading
-import uuid
+import time
+import types
 
 import docker
 import pytest
 
-from dockyard.daemon.config import DaemonConfig
-from dockyard.engine.engine import Engine
+from dockyard.containers.exec import ExecService
+from dockyard.containers.lifecycle import Lifecycle
+from dockyard.containers.record import RUNNING
+from inprocess_engine import engine_with_busybox, sleeper
 
 EXECS = 1000
 CLIENTS = 4  # parallel clients: the daemon serves them at once, and the test stays well under a minute
@@ -53,24 +55,12 @@ def test_a_removed_containers_execs_are_forgotten(d) -> None:
 
 @pytest.fixture
 def engine(tmp_path, busybox_tar):
-    """An engine in this process (no API), busybox loaded, on a bridge of its own without iptables."""
-    bridge = "dy" + uuid.uuid4().hex[:10]
-    e = Engine(DaemonConfig(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "exec"),
-                            bridge_name=bridge, iptables=False))
-    with open(busybox_tar.path, "rb") as f:
-        e.images.load(f)
-    yield e
-    for c in e.containers.all():
-        e.containers.remove(c.id, force=True)
-    e.close()
-    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    yield from engine_with_busybox(tmp_path, busybox_tar.path)
 
 
 def test_the_engine_holds_nothing_of_a_removed_container(engine) -> None:
     """The same, counted by the engine itself: every keeper of per-container state is empty after."""
-    c = engine.containers.create(None, {"Image": "busybox", "Cmd": ["sleep", "1000"],
-                                        "HostConfig": {"NetworkMode": "none"}})
-    engine.containers.start(c.id)
+    c = engine.containers.get(sleeper(engine))
     engine.stats.stats(c.id, one_shot=False)
     engine.containers.wait(c.id, "removed")  # a wait pending across the removal is answered by it
 
@@ -85,3 +75,24 @@ def test_the_engine_holds_nothing_of_a_removed_container(engine) -> None:
     assert (held["containers"], held["execs"], held["stats"], held["attach"], held["waits"]) == (1, EXECS, 1, 1, 1)
     engine.containers.remove(c.id, force=True)
     assert set(engine.held().values()) == {0}
+
+
+def test_the_exec_collection_drops_finished_execs_only(tmp_path) -> None:
+    """moby's execCommandGC: the periodic collection drops finished execs and keeps the others."""
+    container = types.SimpleNamespace(id="c" * 64, state=types.SimpleNamespace(status=RUNNING), image_name="busybox",
+                                      name="/x", config={})
+    containers = types.SimpleNamespace(config=types.SimpleNamespace(exec_root=str(tmp_path)), lifecycle=Lifecycle(),
+                                       get=lambda ref: container)
+    execs = ExecService(containers, lambda kind, action, actor, attrs: None, gc_interval=0.01)
+    try:
+        finished = execs.create(container.id, {"Cmd": ["true"]})
+        pending = execs.create(container.id, {"Cmd": ["true"]})
+        finished.exit_code = 0
+        deadline = time.monotonic() + 30
+        while execs.count() == 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert execs.count() == 1 and execs.get(pending.id) is pending
+        containers.lifecycle.exited(container.id)  # a stopped container's unstarted execs go with it
+        assert execs.count() == 0
+    finally:
+        execs.close()

@@ -44,7 +44,6 @@ class State:
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
     restart_count: int = 0
-    # set by `docker stop`/`kill`, so a restart policy knows the user stopped it
     stopped_by_user: bool = False
 
     def __post_init__(self) -> None:
@@ -128,15 +127,19 @@ class State:
         self._release(NOT_RUNNING, NEXT_EXIT, REMOVED)
 
     def mark_stopped_by_user(self, value: bool = True) -> None:
-        self.stopped_by_user = value
+        """Set by `docker stop`/`kill`/`rm -f` (a restart policy leaves it stopped), cleared by a start."""
+        with self._cond:
+            self.stopped_by_user = value
 
     def begin_restart_count(self, at_boot: bool) -> None:
         """A start by the policy counts one more restart; the daemon's own start at boot begins anew."""
-        self.restart_count = 0 if at_boot else self.restart_count + 1
+        with self._cond:
+            self.restart_count = 0 if at_boot else self.restart_count + 1
 
     def reset_restart_count(self) -> None:
         """A start by the user begins a new restart history, as dockerd's."""
-        self.restart_count = 0
+        with self._cond:
+            self.restart_count = 0
 
     def _check(self, name: str, *allowed: str) -> None:
         if self.status not in allowed:
