@@ -1,4 +1,4 @@
-"""Attach waits only for the shim's attach socket, never for the container's lifecycle lock (containers/attachgate.py)."""
+"""Attach waits only for the shim's attach socket, never for the lifecycle lock (containers/attachgate.py)."""
 
 from __future__ import annotations
 
