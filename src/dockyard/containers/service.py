@@ -183,9 +183,6 @@ class ContainerService:
     def wait(self, ref: str, condition: str = "not-running") -> concurrent.futures.Future[WaitResult]:
         return self.get(ref).state.wait(condition)
 
-    def wait_stopped(self, c: Container, timeout: float | None) -> bool:
-        return c.state.wait_stopped(timeout)
-
     # -- attach, resize ------------------------------------------------------------------
     def attach_socket(self, ref: str) -> concurrent.futures.Future[socket.socket]:
         """The shim's attach socket: now if the container runs, else when it next starts. Never waits
