@@ -2,9 +2,9 @@
 
 A container whose ``Config.Healthcheck`` has a ``CMD``/``CMD-SHELL`` test gets a
 monitor thread while it runs. The monitor follows the engine's event feed
-(``start`` begins it, ``die`` ends it, ``destroy`` forgets it), so the container
-service needs no hook; after a daemon restart ``resume`` picks up the running
-containers (live restore). ``State.Health`` is kept in ``health.json`` beside
+(``start`` begins it, ``die`` ends it) and the containers' lifecycle hook
+(``removed`` forgets it; ``restored`` picks up a container that kept running
+while the daemon was down). ``State.Health`` is kept in ``health.json`` beside
 the container's record, so it survives the daemon.
 
 Semantics are dockerd's (daemon/health.go): first probe one interval after the
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from .. import errors
-from .record import RUNNING, PAUSED, iso, parse_iso
+from .record import iso, parse_iso
 
 log = logging.getLogger("dockyard.health")
 
@@ -106,6 +106,7 @@ class HealthMonitor:
         self._health: dict[str, Health] = {}
         self._monitors: dict[str, _Monitor] = {}
         self._closed = False
+        containers.lifecycle.register(removed=self._forget, restored=lambda cid: self._begin(cid, reset=False))
 
     # -- what inspect and ps read ---------------------------------------------------------
     def get(self, container_id: str) -> Health | None:
@@ -139,16 +140,17 @@ class HealthMonitor:
             self._begin(event.actor_id, reset=True)
         elif event.action == "die":
             self._end(event.actor_id, stopped=True)
-        elif event.action == "destroy":
-            self._end(event.actor_id, stopped=False)
-            with self._lock:
-                self._health.pop(event.actor_id, None)
 
-    def resume(self) -> None:
-        """Monitor the containers that kept running while the daemon was down."""
-        for c in self.containers.all():
-            if c.state.status in (RUNNING, PAUSED):
-                self._begin(c.id, reset=False)
+    def _forget(self, container_id: str) -> None:
+        """The container is removed (the lifecycle's ``removed`` hook)."""
+        self._end(container_id, stopped=False)
+        with self._lock:
+            self._health.pop(container_id, None)
+
+    def count(self) -> int:
+        """Containers the monitor holds a health or a probe for (the engine's debug counts)."""
+        with self._lock:
+            return len(self._health.keys() | self._monitors.keys())
 
     def close(self) -> None:
         self._closed = True

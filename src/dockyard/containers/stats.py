@@ -171,6 +171,7 @@ class StatsService:
         self._memory = machine_memory()
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, dict[str, Any]]] = {}  # container → (monotonic, sample)
+        containers.lifecycle.register(removed=self.forget)
 
     def sample(self, ref: str) -> dict[str, Any]:
         """One sample without precpu (dockerd's shape, zeros for a container that does not run)."""
@@ -231,8 +232,14 @@ class StatsService:
         return out
 
     def forget(self, container_id: str) -> None:
+        """The container is removed (the lifecycle's ``removed`` hook)."""
         with self._lock:
             self._last.pop(container_id, None)
+
+    def count(self) -> int:
+        """Containers with a sample kept (the engine's debug counts)."""
+        with self._lock:
+            return len(self._last)
 
 
 def _empty_cpu() -> dict[str, Any]:

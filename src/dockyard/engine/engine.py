@@ -50,13 +50,14 @@ class Engine:
                                            networks=self.networks, volumes=self.volumes)
         self.volumes.set_usage_check(lambda name: mounts.users(self.containers.all(), name))
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
+        # the per-container services register with containers.lifecycle before the restore reports to it
         self.execs = ExecService(self.containers, self.events.publish)
         self.health = HealthMonitor(self.containers, self.execs, self.events.publish)
         self.events.subscribe(self.health.on_event)
-        self.health.resume()
+        self.stats = StatsService(self.containers)
+        self.containers.restore()
         self.container_files = ContainerFiles(self.containers)
         self.committer = Committer(self.containers, self.images, self.snapshotter)
-        self.stats = StatsService(self.containers)
         self.builds = BuildService(config.data_root, self)
 
     def _engine_id(self) -> str:
@@ -79,6 +80,12 @@ class Engine:
         """Containers by state and images, for `docker info`."""
         return {**self.containers.counts(), "images": self.images.count()}
 
+    def held(self) -> dict[str, int]:
+        """What the engine keeps in memory per container, by keeper (for tests and debugging: nothing
+        of a removed container may stay)."""
+        return {**self.containers.held(), "execs": self.execs.count(), "stats": self.stats.count(),
+                "health": self.health.count()}
+
     def storage_driver_name(self) -> str:
         return self.snapshotter.name
 
@@ -99,6 +106,7 @@ class Engine:
 
     def close(self) -> None:
         self.health.close()
+        self.execs.close()
         self.containers.close()
         self.networks.close()
         self.distribution.close()
