@@ -6,7 +6,7 @@ import os
 import secrets
 import shutil
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import errors
 from ..runtime import spec as specmod
@@ -16,11 +16,10 @@ from . import health as healthmod
 from . import jsonlog
 from . import links as linksmod
 from . import mounts as mountsmod
+from .ops import ContainerOps
 from .record import Container, now_iso
 from .stop import parse_signal
 
-if TYPE_CHECKING:
-    from .service import ContainerService
 
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -30,7 +29,7 @@ MERGED_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "Expo
                "StopSignal", "Healthcheck", "OnBuild", "Shell")
 
 
-def create(svc: ContainerService, name: str | None, body: dict[str, Any], *, snapshot: str | None = None,
+def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapshot: str | None = None,
            shareable_ipc: bool = False) -> Container:
     """``shareable_ipc``: the default IPC mode of clients older than API 1.40; ``snapshot``: a prepared
     snapshot to take over (its key becomes the ID)."""
@@ -119,7 +118,7 @@ def _merge_image_config(config: dict[str, Any], image_config: dict[str, Any]) ->
             config[key] = image_config[key]
 
 
-def adopt_exited(svc: ContainerService, container_id: str, body: dict[str, Any], exit_code: int, started_at: str,
+def adopt_exited(svc: ContainerOps, container_id: str, body: dict[str, Any], exit_code: int, started_at: str,
                  finished_at: str, journal: str | None = None) -> Container:
     """Record a process that ran outside the service on the prepared snapshot ``container_id``
     (a classic build's RUN step, which dockerd keeps as an exited container when it fails or
@@ -134,7 +133,7 @@ def adopt_exited(svc: ContainerService, container_id: str, body: dict[str, Any],
     return c
 
 
-def write_network_files(svc: ContainerService, c: Container) -> None:
+def write_network_files(svc: ContainerOps, c: Container) -> None:
     directory = svc.directory(c.id)
     host_net = c.host_config.get("NetworkMode") == "host"
     c.hostname_path = os.path.join(directory, "hostname")

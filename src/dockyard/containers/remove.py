@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import shutil
 import signal as signals
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .. import errors
 from . import links as linksmod
 from . import mounts as mountsmod
+from .ops import ContainerOps
 from .record import PAUSED, RESTARTING, RUNNING, Container
 from .start import each, teardown, unmount
 
-if TYPE_CHECKING:
-    from .service import ContainerService
 
 REMOVE_KILL_WAIT = 30.0
 
 
-def remove(svc: ContainerService, ref: str, force: bool = False, volumes: bool = False) -> None:
+def remove(svc: ContainerOps, ref: str, force: bool = False, volumes: bool = False) -> None:
     """``volumes``: also remove the container's anonymous volumes (`rm -v`, `--rm`)."""
     c = svc.get(ref)
     if c.state.status == RESTARTING and force:
@@ -64,7 +63,7 @@ def remove(svc: ContainerService, ref: str, force: bool = False, volumes: bool =
     c.state.set_removed()  # last: `docker run --rm` waits for this, and nothing of it is left by then
 
 
-def rename(svc: ContainerService, ref: str, new_name: str) -> None:
+def rename(svc: ContainerOps, ref: str, new_name: str) -> None:
     c = svc.get(ref)
     old = svc.table.rename(c, new_name)
     svc.save(c)
@@ -76,13 +75,13 @@ def rename(svc: ContainerService, ref: str, new_name: str) -> None:
     svc.event(c, "rename", {"oldName": old})
 
 
-def set_links(svc: ContainerService, c: Container, links: list[str] | None) -> None:
+def set_links(svc: ContainerOps, c: Container, links: list[str] | None) -> None:
     with svc.table.op_lock(c.id):
         c.host_config["Links"] = links
         svc.save(c)
 
 
-def prune(svc: ContainerService, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
+def prune(svc: ContainerOps, keep: Callable[[Container], bool]) -> tuple[list[str], int]:
     """The stopped containers ``keep`` refuses, removed; and, as dockerd counts it, the bytes of
     their writable layers."""
     deleted = []

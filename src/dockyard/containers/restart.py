@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 from .. import errors
+from .ops import ContainerOps
 from .record import EXITED, RESTARTING, Container, parse_iso
 from .start import start_locked
 
-if TYPE_CHECKING:
-    from .service import ContainerService
 
 log = logging.getLogger("dockyard.containers")
 
@@ -58,7 +56,7 @@ def wanted_after_exit(c: Container) -> bool:
 
 
 class RestartManager:
-    def __init__(self, svc: ContainerService) -> None:
+    def __init__(self, svc: ContainerOps) -> None:
         self.svc = svc
 
     def after_exit(self, c: Container) -> None:

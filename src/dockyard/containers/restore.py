@@ -7,21 +7,20 @@ import logging
 import os
 import shutil
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .. import errors
 from . import mounts as mountsmod
+from .ops import ContainerOps
 from .record import PAUSED, RECORD, REMOVING, RESTARTING, Container
 from .restart import wanted_at_boot
 from .start import each, teardown, unmount
 
-if TYPE_CHECKING:
-    from .service import ContainerService
 
 log = logging.getLogger("dockyard.containers")
 
 
-def restore(svc: ContainerService) -> None:
+def restore(svc: ContainerOps) -> None:
     """Load every record; settle the containers whose shim ended while the daemon was down, watch
     the ones still running, finish interrupted removals and starts, and restart by policy."""
     to_start = []
@@ -70,7 +69,7 @@ def restore(svc: ContainerService) -> None:
         svc.restarts.at_boot(cid)
 
 
-def _adopt_running(svc: ContainerService, c: Container, exit_fd: int) -> None:
+def _adopt_running(svc: ContainerOps, c: Container, exit_fd: int) -> None:
     """A container whose shim outlived the daemon: watched again, as if the daemon had never left."""
     task = svc.task(c)
     paused = (task.state() or {}).get("status") == "paused"
@@ -87,12 +86,12 @@ def _adopt_running(svc: ContainerService, c: Container, exit_fd: int) -> None:
     svc.lifecycle.restored(c.id)
 
 
-def _undo_interrupted_start(svc: ContainerService, c: Container) -> None:
+def _undo_interrupted_start(svc: ContainerOps, c: Container) -> None:
     each(c, "undoing the interrupted start of", svc.task(c).delete, lambda: unmount(svc, c),
          lambda: svc.networks.detach(c.id))
 
 
-def _restore_exit(svc: ContainerService, c: Container) -> None:
+def _restore_exit(svc: ContainerOps, c: Container) -> None:
     with svc.table.op_lock(c.id):
         teardown(svc, c, svc.task(c).exit_status())
     if c.host_config.get("AutoRemove"):
@@ -101,7 +100,7 @@ def _restore_exit(svc: ContainerService, c: Container) -> None:
         svc.restarts.at_boot(c.id)
 
 
-def _finish_removal(svc: ContainerService, container_id: str) -> None:
+def _finish_removal(svc: ContainerOps, container_id: str) -> None:
     try:
         svc.remove(container_id, force=True)
     except errors.DockyardError as e:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from .. import errors
 from ..runtime import spec as specmod
 from ..runtime.shim import Exit, StartError
 from . import links as linksmod
 from . import mounts as mountsmod
+from .ops import ContainerOps
 from .record import CREATED, DEAD, PAUSED, REMOVING, RUNNING, Container, iso, now_iso
 
-if TYPE_CHECKING:
-    from .service import ContainerService
 
 log = logging.getLogger("dockyard.containers")
 
 
-def start(svc: ContainerService, ref: str) -> Container:
+def start(svc: ContainerOps, ref: str) -> Container:
     c = svc.get(ref)
     with svc.table.op_lock(c.id):
         if c.state.status in (RUNNING, PAUSED):
@@ -41,7 +40,7 @@ def start(svc: ContainerService, ref: str) -> Container:
     raise failure
 
 
-def start_locked(svc: ContainerService, c: Container) -> None:
+def start_locked(svc: ContainerOps, c: Container) -> None:
     """Start ``c`` (its lifecycle lock held): rootfs, network, spec, shim, then the process."""
     task = svc.task(c)
     rootfs = svc.rootfs(c.id)
@@ -104,7 +103,7 @@ def start_locked(svc: ContainerService, c: Container) -> None:
         svc.monitor.watch(c.id, fd)
 
 
-def fail_start(svc: ContainerService, c: Container, message: str, code: int | None = None) -> None:
+def fail_start(svc: ContainerOps, c: Container, message: str, code: int | None = None) -> None:
     """Undo a start and end whatever waits on it: attach streams, next-exit waits (as dockerd's
     containerStart: State.Error set, ExitCode 127/126/128, streams closed)."""
     each(c, "undoing the start of", svc.task(c).delete, lambda: unmount(svc, c),
@@ -117,7 +116,7 @@ def fail_start(svc: ContainerService, c: Container, message: str, code: int | No
     svc.attach_gate.fail(c.id, errors.Conflict(error))
 
 
-def unmount(svc: ContainerService, c: Container) -> None:
+def unmount(svc: ContainerOps, c: Container) -> None:
     mountsmod.detach(c.id, c.mounts, svc.volumes)
     try:
         svc.snapshotter.unmount(svc.rootfs(c.id))
@@ -125,7 +124,7 @@ def unmount(svc: ContainerService, c: Container) -> None:
         log.warning("unmounting the rootfs of %s: %s", c.id, e)
 
 
-def handle_exit(svc: ContainerService, container_id: str) -> None:
+def handle_exit(svc: ContainerOps, container_id: str) -> None:
     """The shim of ``container_id`` is gone (the exit monitor's callback, on its own thread)."""
     c = svc.table.by_id(container_id)
     if c is None:
@@ -137,7 +136,7 @@ def handle_exit(svc: ContainerService, container_id: str) -> None:
     svc.restarts.after_exit(c)
 
 
-def teardown(svc: ContainerService, c: Container, exit_: Exit) -> None:
+def teardown(svc: ContainerOps, c: Container, exit_: Exit) -> None:
     """After the task ended (its lifecycle lock held): release what the run held, record the exit."""
     svc.attach_gate.close(c.id)
     each(c, "tearing down", svc.task(c).delete, lambda: unmount(svc, c), lambda: svc.networks.detach(c.id),

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import signal as signals
-from typing import TYPE_CHECKING
 
 from .. import errors
+from .ops import ContainerOps
 from .record import PAUSED, RUNNING, Container
 
-if TYPE_CHECKING:
-    from .service import ContainerService
 
 DEFAULT_STOP_TIMEOUT = 10
 KILL_WAIT = 10.0  # dockerd's daemon.Kill waits this long before killing the pid itself
@@ -35,7 +33,7 @@ def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int
     return int(sig)
 
 
-def kill(svc: ContainerService, ref: str, sig: int = signals.SIGKILL) -> None:
+def kill(svc: ContainerOps, ref: str, sig: int = signals.SIGKILL) -> None:
     c = svc.get(ref)
     if not c.state.running:
         raise errors.Conflict(f"Container {c.id} is not running")
@@ -74,7 +72,7 @@ def _wait_killed(c: Container) -> None:
     c.state.wait_stopped(KILL_WAIT)
 
 
-def stop(svc: ContainerService, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+def stop(svc: ContainerOps, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
     c = svc.get(ref)
     if not c.state.running:
         raise errors.NotModified("container already stopped")
@@ -101,7 +99,7 @@ def stop(svc: ContainerService, ref: str, timeout: int | None = None, sig: str |
     svc.event(c, "stop")
 
 
-def pause(svc: ContainerService, ref: str) -> None:
+def pause(svc: ContainerOps, ref: str) -> None:
     c = svc.get(ref)
     with svc.table.op_lock(c.id):
         if c.state.status == PAUSED:
@@ -114,7 +112,7 @@ def pause(svc: ContainerService, ref: str) -> None:
     svc.event(c, "pause")
 
 
-def unpause(svc: ContainerService, ref: str) -> None:
+def unpause(svc: ContainerOps, ref: str) -> None:
     c = svc.get(ref)
     with svc.table.op_lock(c.id):
         if c.state.status != PAUSED:
