@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import errors
 from ..images import reference
-from . import filters
+from ..util import filters
 from .http import Request, Response, json_response
 from .router import Route, delete, get, post
 

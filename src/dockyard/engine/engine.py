@@ -18,6 +18,7 @@ from ..containers.exec import ExecService
 from ..containers.health import HealthMonitor
 from ..containers.stats import StatsService
 from ..containers.service import ContainerService
+from ..containers.view import ContainerViews
 from ..distribution.service import Distribution
 from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
@@ -27,12 +28,15 @@ from . import hostinfo
 from .memory import bound_allocator_retention
 from ..volumes.service import VolumeService
 from .events import EventBus
+from .surface import Surface
 from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.engine")
 
 
-class Engine:
+class Engine(Surface):
+    """The engine's parts, wired; a front-end calls the ``Surface`` they implement."""
+
     def __init__(self, config: DaemonConfig) -> None:
         bound_allocator_retention()
         self.config = config
@@ -60,6 +64,10 @@ class Engine:
         self.committer = Committer(self.containers, self.images, self.snapshotter)
         self.stats = StatsService(self.containers)
         self.builds = BuildService(config.data_root, self)
+        self.container_views = ContainerViews(
+            self.containers, self.snapshotter, self.networks, self.health, self.execs.of_container,
+            lambda ref: self.images.resolve(ref).id,
+            lambda image_id: [child.id for child in self.images.store.children(image_id)])
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
