@@ -5,9 +5,13 @@ defaults and the image index's lock-free reads. No daemon."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import os
 import socket
 import threading
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -19,6 +23,7 @@ from dockyard.model.container import HostConfig, host_config_json, to_json
 from dockyard.runtime.shim import STDERR as SHIM_STDERR
 from dockyard.runtime.shim import STDOUT as SHIM_STDOUT
 from dockyard.streams import attach
+from dockyard.streams import exec as execstream
 from dockyard.streams.detach import Scanner, parse_keys
 from dockyard.streams.duplex import encoder, frame
 from dockyard.util.filters import LabelSelector
@@ -110,6 +115,68 @@ def test_attach_with_a_tty_ends_at_the_detach_keys() -> None:
     client, typed = asyncio.run(run())
     assert typed == [b"ls"]  # the keys and what followed them never reach the process
     assert client.closed
+
+
+# -- exec pipes --------------------------------------------------------------------------------------
+@dataclass
+class FakeExec:
+    tty: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    detach_keys: str = ""
+    error: str = ""
+    done: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+
+
+@dataclass
+class FakeSession:
+    exec: FakeExec
+    stdin: int | None
+    stdout: int | None
+    stderr: int | None
+
+
+def test_exec_pipes_carry_input_to_its_eof_and_frame_the_output() -> None:
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    process = FakeExec()
+    session = FakeSession(process, in_w, out_r, None)
+    client = FakeClient([b"hello", b""])
+
+    def the_process() -> None:
+        with os.fdopen(in_r, "rb") as stdin:
+            typed = stdin.read()  # to EOF: the client's half-close reached the process
+        os.write(out_w, typed.upper())
+        os.close(out_w)
+        process.done.set_result(0)
+
+    async def run() -> execstream.Ending:
+        worker = asyncio.create_task(asyncio.to_thread(the_process))
+        ending = await asyncio.wait_for(execstream.pump(session, client, encoder(True), lambda: None), 10)
+        await worker
+        return ending
+
+    assert asyncio.run(run()) is execstream.Ending.EXITED
+    assert session.stdin is None  # closed by the pump, so the caller does not close it again
+    assert b"".join(client.sent) == frame(1, b"HELLO")
+    os.close(out_r)
+
+
+def test_exec_with_a_tty_detaches_on_its_own_keys() -> None:
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    process = FakeExec(tty=True, detach_keys="ctrl-x")
+    session = FakeSession(process, in_w, out_r, None)
+    client = FakeClient([b"ab\x18cd"])
+
+    async def run() -> execstream.Ending:
+        return await asyncio.wait_for(execstream.pump(session, client, encoder(False), lambda: None), 10)
+
+    assert asyncio.run(run()) is execstream.Ending.DETACHED
+    assert os.read(in_r, 100) == b"ab"
+    assert not process.done.done() and session.stdin == in_w  # the process runs on, its stdin open
+    for fd in (in_r, in_w, out_r, out_w):
+        os.close(fd)
 
 
 # -- label / until ---------------------------------------------------------------------------------
