@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import logging
 import socket
 from typing import Any, AsyncIterator
 
@@ -28,7 +27,6 @@ from .router import Route, delete, error_message, error_status, get, post, versi
 MUX = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
-log = logging.getLogger("dockyard.api")
 
 
 def routes(backend: ContainerBackend) -> list[Route]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import logging
 import queue
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator
@@ -18,7 +17,6 @@ from .backend import ImageBackend
 from .http import AnyResponse, Request, Response, StreamResponse, json_response
 from .router import Handler, Route, delete, get, post, version_at_least
 
-log = logging.getLogger("dockyard.api")
 STREAM_QUEUE = 8  # chunks buffered between a worker thread and the connection
 
 

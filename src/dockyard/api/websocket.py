@@ -11,7 +11,6 @@ connection, driven over the hijacked socket; the handshake is the one answer it 
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
@@ -117,7 +116,7 @@ def routes(backend: StdioBackend) -> list[Route]:
             try:
                 if replay:
                     # framed, one frame per log entry: each entry's payload is a message
-                    reader = await asyncio.to_thread(partial(backend.open_log, c.id, stdout, stderr, framed=True))
+                    reader = await asyncio.to_thread(backend.open_log, c.id, stdout, stderr, framed=True)
                     try:
                         async for chunk in logstream.backlog(reader):
                             for payload in _payloads(chunk):

@@ -40,6 +40,8 @@ from .events import EventBus
 
 
 class Surface:
+    """The calls; the parts they use are the engine's, set when it is built."""
+
     containers: ContainerService
     execs: ExecService
     images: ImageService
