@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from dockyard.tlscerts.layout import CertDir
+from dockyard.util.tlscerts.layout import CertDir
 
 from .engines import Engine
 from .workloads import Context, Sample, workload

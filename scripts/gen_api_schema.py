@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generate src/dockyard/api/request_schema.json from the Engine API spec (swagger 2.0).
+"""Generate src/dockyard/apischema/request_schema.json from the Engine API spec (swagger 2.0).
 
-The daemon validates every JSON request body against this file (api/validation.py);
+The daemon validates every JSON request body against this file (apischema/validator.py);
 it never reads the spec at run time. Run after updating the spec:
 
     python scripts/gen_api_schema.py /work/shared/api/docker-engine-v1.50.yaml
@@ -16,7 +16,7 @@ The spec's schemas are turned into what dockerd's Go decoder accepts, no more:
   dockerd's own wording;
 - ``Cmd``/``Entrypoint``/``Shell`` also take a string (Go's strslice.StrSlice);
 - dockerd's grammars are added as named ``format``s (ports, host names, extra hosts,
-  interface names) that validation.py implements, each with dockerd's message.
+  interface names) that validator.py implements, each with dockerd's message.
 ``x-go-type`` keeps the Go type for error messages, ``x-go-root`` the decoded struct's name.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-OUT = Path(__file__).resolve().parent.parent / "src" / "dockyard" / "api" / "request_schema.json"
+OUT = Path(__file__).resolve().parent.parent / "src" / "dockyard" / "apischema" / "request_schema.json"
 
 # content types whose bodies are not JSON documents (archives, build contexts, image names)
 NOT_JSON = {"application/x-tar", "text/plain"}
@@ -114,7 +114,7 @@ def at(schema: dict[str, Any], *path: str) -> dict[str, Any]:
 
 
 def add_grammars(ops: dict[str, dict[str, Any]]) -> None:
-    """dockerd's grammars for the strings it parses, as formats validation.py knows."""
+    """dockerd's grammars for the strings it parses, as formats validator.py knows."""
     for key in ("POST /containers/create", "POST /commit"):
         body = ops[key]["schema"]
         body["properties"]["ExposedPorts"]["propertyNames"] = {"format": "container-port"}

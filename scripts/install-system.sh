@@ -22,6 +22,10 @@ have systemd-socket-activate || [ -x /lib/systemd/systemd-socket-activate ] || n
 # CLI where the machine has none.
 have dockerd || need+=(docker.io)
 have docker || need+=(docker.io)
+# CNI plugins (bridge, host-local, portmap, loopback) for the CRI's pods and tests/cri; Debian puts
+# them in /usr/lib/cni. containerd: the reference CRI runtime of the side-by-side figures.
+[ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need+=(containernetworking-plugins)
+have containerd || need+=(containerd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -15,7 +15,7 @@ import pytest
 
 from dockyard import errors
 from dockyard.containers.archive import GuardedTar
-from dockyard.storage import archive as tarsafe
+from dockyard.util import archive as tarsafe
 
 
 def _tar(members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int) -> bytes:

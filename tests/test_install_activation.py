@@ -21,7 +21,7 @@ import docker
 import pytest
 
 from conftest import DOCKER, DOCKYARDD, Daemon, make_daemon
-from dockyard.tlscerts.layout import CertDir
+from dockyard.util.tlscerts.layout import CertDir
 
 SSA = shutil.which("systemd-socket-activate") or "/lib/systemd/systemd-socket-activate"
 pytestmark = pytest.mark.skipif(not os.path.exists(SSA), reason="systemd-socket-activate is not installed "

@@ -156,7 +156,6 @@ def test_saved_layers_keep_whiteouts(daemon, ref, layered_tar, tmp_path):
     with tarfile.open(tmp_path / "b.tar") as outer:
         manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
         top = outer.extractfile(manifest[0]["Layers"][-1])
-        assert top is not None
-        with tarfile.open(fileobj=io.BytesIO(top.read())) as layer:
+        with tarfile.open(fileobj=io.BytesIO(top.read())) as layer:  # type: ignore[union-attr]
             names = set(layer.getnames())
     assert {"etc/.wh.shadow", "opt/app/.wh.old", "opt/cache/.wh..wh..opq", "opt/cache/c"} <= names

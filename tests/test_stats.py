@@ -30,7 +30,8 @@ def test_docker_py_stats_shape(d) -> None:
     assert cpu["cpu_usage"]["total_usage"] > pre["cpu_usage"]["total_usage"] > 0
     assert cpu["system_cpu_usage"] > pre["system_cpu_usage"] and cpu["online_cpus"] >= 1
     mem = s["memory_stats"]
-    assert mem["usage"] > 0 and mem["limit"] > 0 and "cache" in mem["stats"] or "inactive_file" in mem["stats"]
+    assert mem["usage"] > 0 and mem["limit"] > 0
+    assert "cache" in mem["stats"] or "inactive_file" in mem["stats"]  # cgroup v1's name, or v2's
     assert s["pids_stats"]["current"] >= 2
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from dockyard import errors
 from dockyard.images.content import ContentStore
-from dockyard.images.reference import parse as parse_ref
+from dockyard.util.reference import parse as parse_ref
 from dockyard.images.store import ImageStore
 from dockyard.model.container import HostConfig, host_config_json, to_json
 from dockyard.runtime.shim import STDERR as SHIM_STDERR

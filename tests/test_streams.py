@@ -21,8 +21,8 @@ import pytest
 
 from dockyard.images import streams
 from dockyard.images.layers import LayerStore
-from dockyard.storage.archive import ForwardReader, UnsafeArchive, extract
 from dockyard.storage.overlay import OverlaySnapshotter
+from dockyard.util.archive import ForwardReader, UnsafeArchive, extract
 
 
 @pytest.fixture(params=["isal", "zlib"])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 
+import pytest
 import requests  # noqa: F401  (docker-py's transport; imported to fail early if missing)
 
 from conftest import DOCKYARDD, make_daemon
@@ -109,11 +111,17 @@ def test_socket_mode(daemon):
 
 
 def test_insecure_tcp_needs_explicit_flag(tmp_path):
-    d = make_daemon(tmp_path)
-    res = subprocess.run([DOCKYARDD, "-H", "tcp://127.0.0.1:0", "--data-root", d.data_root,
-                          "--exec-root", d.exec_root, "--config-file", str(tmp_path / "none.json")],
-                         capture_output=True, text=True, timeout=30)
-    assert res.returncode == 1
+    # a complete daemon set-up (config file, own bridge), so that the TCP guard is what stops it
+    d = make_daemon(tmp_path, ["-H", "tcp://127.0.0.1:0"])
+    try:
+        with pytest.raises(RuntimeError, match="dockyardd exited with 1"):
+            d.start()
+        assert "refusing to serve tcp://127.0.0.1:0 without TLS: pass --tlsverify" in d.log()
+    finally:
+        if d.proc is not None and d.proc.poll() is None:  # the guard let it serve: stop it, drop its bridge
+            d.teardown()
+        else:
+            shutil.rmtree(os.path.dirname(d.socket), ignore_errors=True)
 
 
 def test_events_until_in_the_past_ends(daemon):

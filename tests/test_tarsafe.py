@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from dockyard.storage.archive import UnsafeArchive, extract
+from dockyard.util.archive import UnsafeArchive, extract
 
 
 def _tar(entries: list[tuple[str, bytes, str, bytes | None]], pax: dict | None = None) -> io.BytesIO:

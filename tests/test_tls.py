@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DOCKER, DOCKYARDD
-from dockyard.tlscerts import pki
-from dockyard.tlscerts.layout import CertDir, write_file, write_pair
+from dockyard.util.tlscerts import pki
+from dockyard.util.tlscerts.layout import CertDir, write_file, write_pair
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root and iproute2 for network namespaces")
@@ -437,10 +437,9 @@ def test_logs_follow_over_tls(hosts, remote_env, remote_cleanup):
     proc = subprocess.Popen(["ip", "netns", "exec", hosts.client_ns, DOCKER, "logs", "-f", "tls-logs"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=remote_env)
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "first\n"
+        assert proc.stdout.readline() == "first\n"  # type: ignore[union-attr]
         assert time.monotonic() - started < 1.5  # seen before the container wrote its second line
-        assert proc.stdout.readline() == "second\n"
+        assert proc.stdout.readline() == "second\n"  # type: ignore[union-attr]
         assert proc.wait(15) == 0  # the follow ends with the container
     finally:
         if proc.poll() is None:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from cryptography import x509
 
 from dockyard.cli import remote
-from dockyard.tlscerts import hostaddrs, pki
+from dockyard.util.tlscerts import hostaddrs, pki
 
 from conftest import DOCKER, DOCKYARDD
 

@@ -25,8 +25,8 @@ from dockyard.api.http import HijackResponse, HTTPServer, RawStream, Request, js
 from dockyard.api.router import App, get, post
 from dockyard.daemon import config as cfg
 from dockyard.daemon import tcp, tls
-from dockyard.tlscerts import pki
-from dockyard.tlscerts.layout import CertDir
+from dockyard.util.tlscerts import pki
+from dockyard.util.tlscerts.layout import CertDir
 
 
 async def _upper_echo(request: Request) -> HijackResponse:

@@ -338,7 +338,7 @@ def test_image_with_wrong_typed_config_is_left_out_of_the_list(d, busybox_tar, t
 
 
 def test_shipped_schema_is_the_generated_one():
-    """src/dockyard/api/request_schema.json is what scripts/gen_api_schema.py makes of the spec."""
+    """src/dockyard/apischema/request_schema.json is what scripts/gen_api_schema.py makes of the spec."""
     import importlib.util
 
     spec_path = Path(__file__).resolve().parents[3] / "shared" / "api" / "docker-engine-v1.50.yaml"
@@ -348,5 +348,5 @@ def test_shipped_schema_is_the_generated_one():
     loader = importlib.util.spec_from_file_location("gen_api_schema", root / "scripts" / "gen_api_schema.py")
     gen = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(gen)
-    shipped = json.loads((root / "src" / "dockyard" / "api" / "request_schema.json").read_text())
+    shipped = json.loads((root / "src" / "dockyard" / "apischema" / "request_schema.json").read_text())
     assert gen.generate(str(spec_path)) == shipped, "run scripts/gen_api_schema.py"

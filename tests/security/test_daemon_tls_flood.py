@@ -17,7 +17,7 @@ import time
 
 from conftest import DOCKER, make_daemon
 from dockyard.daemon import tcp
-from dockyard.tlscerts.layout import CertDir
+from dockyard.util.tlscerts.layout import CertDir
 
 FLOOD = 1100  # more than the listener's MAX_CONNECTIONS
 ATTACKER = "127.0.0.2"  # loopback, but another source than the real client's 127.0.0.1

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..builder import cachemounts
-from ..builder.builder import Options, StepError
+from ..builder.options import Options, StepError
 from ..errors import InvalidParameter
 from ..util import filters as flt
 from .backend import BuildBackend

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Callable, Iterator
 from .. import errors
 from ..images.view import LIST_FILTERS, PRUNE_FILTERS
 from ..util import filters as flt
-from . import validation
+from ..apischema import validator
 from .backend import ImageBackend
 from .http import AnyResponse, Request, Response, StreamResponse, json_response
 from .router import Handler, Route, delete, get, post, version_at_least
@@ -177,7 +177,7 @@ async def _iterate_in_thread(make: Callable[[], Iterator[bytes]]) -> AsyncIterat
 
 def _config_problem(config: dict[str, Any]) -> str | None:
     """What is wrong with an image's container config, as create's schema reads it (None: nothing)."""
-    return validation.problem("POST /containers/create", config)
+    return validator.problem("POST /containers/create", config)
 
 
 def routes(backend: ImageBackend, pull: Handler | None = None) -> list[Route]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from .. import errors
+from ..apischema import validator
 from . import validation
 from .http import AnyResponse, Request, Response, StreamResponse, empty_response, json_response
 
@@ -68,7 +69,7 @@ class Route:
         self.regex = re.compile(_PARAM.sub(repl, self.template), re.DOTALL)
         # the spec's name for this operation, "POST /containers/{}/update": its body schema's key
         self.operation = f"{self.method} {_PARAM.sub('{}', self.template)}"
-        self.json_body = validation.has_body(self.operation)
+        self.json_body = validator.has_body(self.operation)
 
 
 def get(template: str, handler: Handler, min_version: str | None = None) -> Route:
@@ -113,7 +114,7 @@ class App:
     def __init__(self, routes: list[Route], cors_origin: str = "") -> None:
         self.routes = routes
         self.cors_origin = cors_origin
-        validation.warm([r.operation for r in routes if r.json_body])
+        validator.warm([r.operation for r in routes if r.json_body])
 
     async def __call__(self, request: Request) -> AnyResponse:
         origin = request.headers.get("origin")

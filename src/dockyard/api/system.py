@@ -11,7 +11,7 @@ import time
 from typing import Any, AsyncIterator
 
 from .. import __version__
-from ..engine import hostinfo
+from ..util import host as hostinfo
 from ..engine.engine import Engine
 from ..engine.events import Event
 from ..util import filters as flt

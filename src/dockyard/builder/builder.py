@@ -12,86 +12,37 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import datetime
-import hashlib
-import json
 import os
-import posixpath
 import secrets
 import shutil
 import stat
 import tarfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterator
 
 from .. import errors
-from ..containers.record import now_iso
-from ..images import reference as refs
-from ..storage import rootpath
+from ..dockerfile.parser import Node, ParseError, flag, heredoc_only, parse
+from ..dockerfile.shell import Lexer
+from ..util import reference as refs
+from ..util import timefmt
 from ..util.iterio import IterReader
-from . import copier, copyflags, entitlements, gitsource, linkcopy, platformargs, remote, runmounts, runsetup
+from . import copier, entitlements, platformargs, runmounts, runsetup
 from .cache import BuildCache, step_key
 from .context import Context
-from .parser import Node, ParseError, heredoc_only, parse
+from .filesteps import FileSteps
+from .metadata import MetadataSteps
+from .options import (DEFAULT_PATH, DEFAULT_SHELL, MOUNTPOINTS, PREDEFINED_ARGS, Emit, Options, StageState, StepError,
+                      full_config)
 from .runstep import StepRunner
-from .shell import Lexer
-from .stages import Plan, Stage, flag, plan
-
-Emit = Callable[[dict[str, Any]], None]
-
-PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-                        "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
-# args usable without an ARG line, and kept out of the image history
-PREDEFINED_ARGS = PROXY_ARGS | {"SOURCE_DATE_EPOCH"}
-DEFAULT_SHELL = ["/bin/sh", "-c"]
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# what runc creates in a rootfs to mount over; dockerd keeps them in an init layer, never in a step's diff
-MOUNTPOINTS = ("proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv")
+from .stages import Plan, Stage, plan
 
 
-# read views of images for COPY/ADD; a daemon killed mid-COPY leaves one, removed at the next start
-VIEW_PREFIX = "build-"
+class Builder(MetadataSteps, FileSteps):
+    """A build: the plan and the stage loop, RUN steps and the step bookkeeping (cache, step containers,
+    commits). The metadata instructions (metadata.py) and the file-writing ones (filesteps.py) are its
+    parts, kept in their own modules for size; they share its state."""
 
-
-class StepError(errors.InvalidParameter):
-    """A step failed; ``code`` is the RUN command's exit status when it has one."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Options:
-    dockerfile: str = "Dockerfile"
-    tags: list[str] = field(default_factory=list)
-    build_args: dict[str, str | None] = field(default_factory=dict)
-    target: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    no_cache: bool = False
-    pull: bool = False
-    remove: bool = True
-    force_remove: bool = False
-    quiet: bool = False
-    network: str = ""
-    platform: str = ""
-    cache_from: list[str] = field(default_factory=list)
-    extra_hosts: list[tuple[str, str]] = field(default_factory=list)  # (host, ip), from --add-host
-
-
-@dataclass
-class StageState:
-    stage: Stage
-    image_id: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    args: dict[str, str | None] = field(default_factory=dict)  # declared in this stage
-    cmd_set: bool = False
-    maintainer: str = ""
-
-
-class Builder:
     def __init__(self, engine: Any, cache: BuildCache, workdir: str, ctx: Context, opts: Options, emit: Emit,
                  cancel: threading.Event) -> None:
         self.engine = engine
@@ -379,7 +330,7 @@ class Builder:
                         image: str | None = None) -> dict[str, Any]:
         """A step's container as dockerd's builder creates it: from the parent image, the stage's config
         with the step's command, no entrypoint or healthcheck, the build's network."""
-        body: dict[str, Any] = {**_full_config(state.config), "Image": image or state.image_id, "Cmd": cmd,
+        body: dict[str, Any] = {**full_config(state.config), "Image": image or state.image_id, "Cmd": cmd,
                                 "Entrypoint": [""], "Healthcheck": {"Test": ["NONE"]}, "OnBuild": None}
         if env is not None:
             body["Env"] = env
@@ -411,7 +362,7 @@ class Builder:
                 return str(source.id)
             entry = theirs[len(history)]
             config = {**{k: v for k, v in source.config.items() if k in ("architecture", "os", "author")},
-                      "config": _full_config(state.config), "created": entry.get("created"),
+                      "config": full_config(state.config), "created": entry.get("created"),
                       "docker_version": source.config.get("docker_version", ""),
                       "history": history + [entry],
                       "rootfs": {"type": "layers", "diff_ids": diff_ids + (
@@ -446,7 +397,7 @@ class Builder:
         layer = IterReader(self._until_cancelled(chunks)) if chunks is not None else None
         image = self.images.create_image_from_layer(
             parent, layer, [], created_by=created_by,
-            author=state.maintainer, config_overrides=_full_config(state.config), created=self._created())
+            author=state.maintainer, config_overrides=full_config(state.config), created=self._created())
         self.cache.put(key, image.id, parent or "", created_by)
         state.image_id = image.id
 
@@ -460,337 +411,7 @@ class Builder:
     def _created(self) -> str | None:
         if self.epoch is None:
             return None
-        return datetime.datetime.fromtimestamp(self.epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    # -- metadata instructions ------------------------------------------------------------------
-    def _pairs(self, state: StageState, node: Node, what: str) -> list[tuple[str, str]]:
-        lexer = self._lexer(state)
-        words = lexer.words(node.rest)
-        if words and "=" not in words[0]:
-            key, _, value = node.rest.strip().partition(" ")
-            if not value.strip():
-                raise ParseError(node.line, f"{what} must have two arguments")
-            return [(lexer.word(key), lexer.word(value.strip()))]
-        out = []
-        for w in words:
-            k, sep, v = w.partition("=")
-            if not sep or not k:
-                raise ParseError(node.line, f"Syntax error - can't find = in \"{w}\". Must be of the form: "
-                                            f"name=value")
-            out.append((k, v))
-        return out
-
-    def _i_env(self, state: StageState, node: Node) -> None:
-        pairs = self._pairs(state, node, "ENV")
-        env = list(state.config.get("Env") or [])
-        for k, v in pairs:
-            env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
-        state.config["Env"] = env
-        self._meta_step(state, "ENV " + " ".join(f"{k}={v}" for k, v in pairs))
-
-    def _i_label(self, state: StageState, node: Node) -> None:
-        pairs = self._pairs(state, node, "LABEL")
-        labels = dict(state.config.get("Labels") or {})
-        labels.update(pairs)
-        state.config["Labels"] = labels
-        self._meta_step(state, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs))
-
-    def _i_arg(self, state: StageState, node: Node) -> None:
-        lexer = self._lexer(state)
-        shown = []
-        for w in lexer.words(node.rest):
-            name, sep, default = w.partition("=")
-            if not name:
-                raise ParseError(node.line, "ARG names can not be blank")
-            self.used_args.add(name)
-            if self.opts.build_args.get(name) is not None:
-                value: str | None = self.opts.build_args[name]
-            elif sep:
-                value = default
-            else:
-                value = self.meta_args.get(name)
-            state.args[name] = value
-            shown.append(w)
-        self._meta_step(state, "ARG " + " ".join(shown))
-
-    def _exec_or_shell(self, state: StageState, node: Node) -> list[str]:
-        args = node.json_args()
-        if args is not None:
-            return args
-        return [*(state.config.get("Shell") or DEFAULT_SHELL), node.rest]
-
-    def _i_cmd(self, state: StageState, node: Node) -> None:
-        state.config["Cmd"] = self._exec_or_shell(state, node)
-        state.cmd_set = True
-        self._meta_step(state, f"CMD {_goq(state.config['Cmd'])}")
-
-    def _i_entrypoint(self, state: StageState, node: Node) -> None:
-        state.config["Entrypoint"] = self._exec_or_shell(state, node)
-        if not state.cmd_set:
-            state.config["Cmd"] = None  # as dockerd: a new ENTRYPOINT drops the base image's CMD
-        self._meta_step(state, f"ENTRYPOINT {_goq(state.config['Entrypoint'])}")
-
-    def _i_expose(self, state: StageState, node: Node) -> None:
-        ports = dict(state.config.get("ExposedPorts") or {})
-        words = self._lexer(state).words(node.rest)
-        for w in words:
-            port, _, proto = w.partition("/")
-            if not port.replace("-", "").isdigit():
-                raise StepError(f"invalid containerPort: {port}")
-            ports[f"{port}/{proto or 'tcp'}"] = {}
-        state.config["ExposedPorts"] = ports
-        self._meta_step(state, "EXPOSE " + " ".join(words))
-
-    def _i_volume(self, state: StageState, node: Node) -> None:
-        lexer = self._lexer(state)
-        vols = node.json_args()
-        vols = [lexer.word(v) for v in vols] if vols is not None else lexer.words(node.rest)
-        current = dict(state.config.get("Volumes") or {})
-        for v in vols:
-            if not v.strip():
-                raise StepError("VOLUME specified can not be an empty string")
-            current[v] = {}
-        state.config["Volumes"] = current
-        self._meta_step(state, f"VOLUME [{' '.join(vols)}]")
-
-    def _i_user(self, state: StageState, node: Node) -> None:
-        state.config["User"] = self._lexer(state).word(node.rest.strip())
-        self._meta_step(state, f"USER {state.config['User']}")
-
-    def _i_stopsignal(self, state: StageState, node: Node) -> None:
-        state.config["StopSignal"] = self._lexer(state).word(node.rest.strip())
-        self._meta_step(state, f"STOPSIGNAL {state.config['StopSignal']}")
-
-    def _i_maintainer(self, state: StageState, node: Node) -> None:
-        state.maintainer = node.rest.strip()
-        self._meta_step(state, f"MAINTAINER {state.maintainer}")
-
-    def _i_shell(self, state: StageState, node: Node) -> None:
-        state.config["Shell"] = node.json_args()
-        self._meta_step(state, f"SHELL [{' '.join(state.config['Shell'])}]")
-
-    def _i_onbuild(self, state: StageState, node: Node) -> None:
-        trigger = node.rest.strip()
-        word, _, rest = trigger.partition(" ")
-        trigger = f"{word.upper()} {rest}".strip()
-        state.config["OnBuild"] = list(state.config.get("OnBuild") or []) + [trigger]
-        self._meta_step(state, f"ONBUILD {trigger}")
-
-    def _i_healthcheck(self, state: StageState, node: Node) -> None:
-        word, _, rest = node.rest.strip().partition(" ")
-        if word.upper() == "NONE":
-            if rest.strip() or node.flags:
-                raise ParseError(node.line, "HEALTHCHECK NONE takes no arguments")
-            state.config["Healthcheck"] = {"Test": ["NONE"]}
-        elif word.upper() == "CMD":
-            sub = Node("cmd", rest, rest.strip(), line=node.line)
-            args = sub.json_args()
-            test = ["CMD", *args] if args is not None else ["CMD-SHELL", rest.strip()]
-            hc: dict[str, Any] = {"Test": test}
-            for name, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
-                              ("start-interval", "StartInterval")):
-                value = flag(node, name)
-                if value:
-                    hc[key] = _duration_ns(value, node.line)
-            retries = flag(node, "retries")
-            if retries:
-                if not retries.isdigit() or int(retries) < 1:
-                    raise ParseError(node.line, "--retries must be at least 1")
-                hc["Retries"] = int(retries)
-            state.config["Healthcheck"] = hc
-        else:
-            raise ParseError(node.line, "Unknown type \"" + word.upper() + "\" in HEALTHCHECK (try CMD)")
-        self._meta_step(state, f"HEALTHCHECK {node.rest.strip()}")
-
-    # -- WORKDIR ----------------------------------------------------------------------------------
-    def _i_workdir(self, state: StageState, node: Node) -> None:
-        path = self._lexer(state).word(node.rest.strip())
-        if not path.startswith("/"):
-            path = posixpath.join(state.config.get("WorkingDir") or "/", path)
-        state.config["WorkingDir"] = posixpath.normpath(path)
-        shell = state.config.get("Shell") or DEFAULT_SHELL
-        created_by = " ".join([*shell, "#(nop) ", f"WORKDIR {state.config['WorkingDir']}"])
-        key = step_key(state.image_id or "", created_by, state.config)
-        if self._use_cache(state, key, created_by):
-            return
-        with self._step_container(state, [*shell, "#(nop) ", f"WORKDIR {state.config['WorkingDir']}"]):
-            chunks = None
-            with self._mounted(state.image_id) as root:
-                parents = _missing_dirs(root, state.config["WorkingDir"])
-                if parents:
-                    existing = [(p, _lstat(root, p)) for p in parents]
-                    opts = copier.Options(epoch=self.epoch)
-                    chunks = iter(list(copier.layer_tar([], "/", True, existing, opts)))
-            self._commit_chunks(state, created_by, chunks, key)
-
-    # -- COPY / ADD ---------------------------------------------------------------------------------
-    def _i_copy(self, state: StageState, node: Node) -> None:
-        self._copy(state, node, add=False)
-
-    def _i_add(self, state: StageState, node: Node) -> None:
-        self._copy(state, node, add=True)
-
-    def _copy(self, state: StageState, node: Node, add: bool) -> None:
-        instr = "ADD" if add else "COPY"
-        lexer = self._lexer(state)
-        args = node.json_args()
-        words = [lexer.word(a) for a in args] if args is not None else lexer.words(node.rest)
-        heredoc_dir = None
-        try:
-            if node.heredocs:
-                heredoc_dir = os.path.join(self.workdir, "heredoc-" + secrets.token_hex(6))
-                os.makedirs(heredoc_dir)
-                names = {h.name for h in node.heredocs}
-                for h in node.heredocs:
-                    with open(os.path.join(heredoc_dir, h.name), "w", encoding="utf-8") as f:
-                        f.write(lexer.expand(h.content) if h.expand else h.content)
-                words = [w for w in words if w.lstrip("<-").strip("'\"") not in names]
-            if len(words) < 1 or (len(words) < 2 and not node.heredocs):
-                raise ParseError(node.line, f"{instr} requires at least two arguments")
-            srcs, dest = words[:-1], words[-1]
-            from_ = flag(node, "from")
-            gits = [u for u in srcs if add and gitsource.is_git(u)] if not from_ else []
-            urls = [u for u in srcs if add and remote.is_url(u) and u not in gits] if not from_ else []
-            srcs = [u for u in srcs if u not in urls and u not in gits]
-            checksum = flag(node, "checksum")
-            if checksum is not None and not urls:
-                raise StepError("checksum can't be specified for non-HTTP(S) sources")
-            keep_git_dir = flag(node, "keep-git-dir") not in (None, "false")
-            with contextlib.ExitStack() as stack:
-                if not srcs:
-                    sources = []
-                elif from_:
-                    root = stack.enter_context(self._mounted(self._from_image(lexer.word(from_), state)))
-                    sources = copier.find_sources(instr, root, srcs, from_context=False, add=False)
-                else:
-                    sources = copier.find_sources(instr, self.ctx.root, srcs, from_context=True, add=add)
-                excludes = [lexer.word(v or "") for k, v in node.flags if k == "exclude"]
-                matcher = copyflags.exclude_matcher(excludes)
-                if matcher is not None:
-                    # as BuildKit: a source is matched by its name in the directory it was found in,
-                    # what is below a directory source by its path in that directory
-                    sources = [src for src in sources if not matcher.excluded(posixpath.basename(src.name))]
-                if flag(node, "parents") not in (None, "false"):
-                    for src in sources:
-                        src.parents = True
-                if heredoc_dir:
-                    sources += [copier.Source(os.path.join(heredoc_dir, h.name), h.name, False)
-                                for h in node.heredocs]
-                if urls:
-                    fetched = os.path.join(self.workdir, "fetch-" + secrets.token_hex(6))
-                    os.makedirs(fetched)
-                    stack.callback(shutil.rmtree, fetched, True)
-                    want = remote.parse_checksum(lexer.word(checksum)) if checksum else None
-                    for url in urls:
-                        path, name = remote.fetch(url, fetched, want)
-                        sources.append(copier.Source(path, name, False))
-                commits = []
-                for src in gits:
-                    checkout = os.path.join(self.workdir, "git-" + secrets.token_hex(6))
-                    stack.callback(shutil.rmtree, checkout, True)
-                    path, commit = gitsource.fetch(src, checkout, keep_git_dir)
-                    commits.append(f"{src}@{commit}")
-                    sources.append(copier.Source(path, src, True))
-                if not sources:
-                    raise StepError(f"{instr} failed: no source files were specified")
-                # a git source is compared by its commit: a checkout's own files (a kept .git) vary
-                digest = copier.checksum([s for s in sources if s.name not in gits])
-                if commits:
-                    digest = hashlib.sha256("\0".join([digest, *commits]).encode()).hexdigest()
-                kind = "multi" if len(sources) > 1 else ("dir" if sources[0].is_dir else "file")
-                shell = state.config.get("Shell") or DEFAULT_SHELL
-                created_by = " ".join([*shell, f"#(nop) {instr} {kind}:{digest} in {dest} "])
-                flags_key = {"chown": flag(node, "chown"), "chmod": flag(node, "chmod")}
-                if keep_git_dir:
-                    flags_key["keep-git-dir"] = True
-                if excludes or flag(node, "parents") is not None:
-                    flags_key.update(exclude=excludes, parents=flag(node, "parents"))
-                target = dest if dest.startswith("/") else posixpath.join(state.config.get("WorkingDir") or "/",
-                                                                          dest)
-                link = flag(node, "link") not in (None, "false")
-                if link:
-                    key = linkcopy.key(created_by, target, flags_key)
-                    hit = None if self.opts.no_cache else self.cache.get(key)
-                    if hit:
-                        self.out(" ---> Using cache\n")
-                        state.image_id = linkcopy.restack(self.images, hit, state.image_id,
-                                                          _full_config(state.config))
-                        self.cache.put(key, state.image_id, "", created_by)
-                        return
-                else:
-                    key = step_key(state.image_id or "", created_by, {**state.config, "_flags": flags_key})
-                    if self._use_cache(state, key, created_by):
-                        return
-                many = len(sources) > 1 or any(src.parents for src in sources)
-                if many and not dest.endswith("/"):
-                    raise StepError(f"When using {instr} with more than one source file, the destination must be "
-                                    f"a directory and end with a /")
-                image_root = stack.enter_context(self._mounted(state.image_id))
-                dest_is_dir = dest.endswith("/") or many or (
-                    not link and os.path.isdir(rootpath.resolve_in_root(image_root, target)))
-                opts = copier.Options(epoch=self.epoch, keep_owner=bool(from_), exclude=matcher)
-                chown = flag(node, "chown")
-                chmod = flag(node, "chmod")
-                try:
-                    if chown:
-                        opts.uid, opts.gid = copyflags.lookup_chown(lexer.word(chown), image_root)
-                    if chmod:
-                        opts.mode = copyflags.parse_chmod(lexer.word(chmod))
-                except copyflags.FlagError as e:
-                    raise StepError(str(e)) from None
-                base = posixpath.normpath(target)
-                top = base if (dest_is_dir or any(s.is_dir or s.extract for s in sources)) \
-                    else posixpath.dirname(base)
-                # --link: the layer is made as if on an empty image, so it fits any parent
-                parents = [(p, None if link else _lstat(image_root, p)) for p in _ancestors(top)]
-                chunks = copier.layer_tar(sources, base, dest_is_dir, parents, opts)
-                self._commit_chunks(state, created_by, chunks, key)
-        finally:
-            if heredoc_dir:
-                shutil.rmtree(heredoc_dir, ignore_errors=True)
-
-    def _from_image(self, name: str, state: StageState) -> str | None:
-        names = self.stage_names
-        lowered = name.lower()
-        for idx, stage_name in names.items():
-            if stage_name and stage_name == lowered:
-                if idx >= state.stage.index:
-                    raise StepError(f"invalid from flag value {name}: refers to current or later build stage")
-                return self.stage_images.get(idx)
-        if name.isdigit():
-            idx = int(name)
-            if idx >= state.stage.index:
-                raise StepError(f"invalid from flag value {name}: refers to current or later build stage")
-            return self.stage_images.get(idx)
-        try:
-            return self.images.resolve(name).id
-        except errors.NotFound:
-            pass
-        try:
-            return self._base_image(name).id
-        except errors.DockyardError as e:
-            raise StepError(f"invalid from flag value {name}: {e}") from None
-
-    @contextlib.contextmanager
-    def _mounted(self, image_id: str | None) -> Iterator[str]:
-        """A read view of ``image_id``'s filesystem (an empty dir for scratch)."""
-        snap = self.engine.snapshotter
-        key = VIEW_PREFIX + secrets.token_hex(8)
-        target = os.path.join(self.workdir, key)
-        os.makedirs(target)
-        top = self.images.store.get(image_id).top_layer if image_id else None
-        try:
-            snap.prepare(key, top)
-            try:
-                snap.mount(key, target)
-                try:
-                    yield target
-                finally:
-                    snap.unmount(target)
-            finally:
-                snap.remove(key)
-        finally:
-            shutil.rmtree(target, ignore_errors=True)
+        return timefmt.rfc3339(self.epoch)
 
     # -- RUN ------------------------------------------------------------------------------------------
     def _i_run(self, state: StageState, node: Node) -> None:
@@ -845,7 +466,7 @@ class Builder:
         self.out(f" ---> Running in {container_id[:12]}\n")
         code: int | None = None
         kept = False
-        started = now_iso()
+        started = timefmt.now_fixed()
         # the output is also kept in the shim's journal format, to be the log of a container that stays
         journal = None if self.opts.force_remove else os.path.join(self.workdir, "journal-" + container_id[:12])
         try:
@@ -854,7 +475,7 @@ class Builder:
                                                 state.config.get("WorkingDir") or "", state.config.get("User") or "",
                                                 _recording(self.out, record), self.cancel, mounts.oci,
                                                 privileged)
-            finished = now_iso()
+            finished = timefmt.now_fixed()
             if code != 0:
                 raise StepError(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
             runmounts.drop_mountpoints(self.engine.snapshotter.snapshot(container_id).upperdir, mounts.targets)
@@ -976,60 +597,3 @@ def _epoch(value: str | None) -> int | None:
 
 def _short(image_id: str | None) -> str:
     return (image_id or "").removeprefix("sha256:")[:12]
-
-
-def _goq(items: list[str] | None) -> str:
-    """A string slice as Go's %q prints it."""
-    return "[" + " ".join(json.dumps(i) for i in (items or [])) + "]"
-
-
-def _full_config(config: dict[str, Any]) -> dict[str, Any]:
-    out = dict(config)
-    for key in ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
-                "OnBuild", "StopSignal", "Healthcheck", "Shell"):
-        out.setdefault(key, None)
-    return {k: v for k, v in out.items() if not k.startswith("_")}
-
-
-def _duration_ns(value: str, line: int) -> int:
-    units = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-    total, num = 0.0, ""
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if ch.isdigit() or ch == ".":
-            num += ch
-            i += 1
-            continue
-        unit = value[i:i + 2] if value[i:i + 2] in units else value[i]
-        if unit not in units or not num:
-            raise ParseError(line, f"time: invalid duration \"{value}\"")
-        total += float(num) * units[unit]
-        num = ""
-        i += len(unit)
-    if num:
-        if float(num) != 0:
-            raise ParseError(line, f"time: missing unit in duration \"{value}\"")
-    return int(total)
-
-
-def _ancestors(path: str) -> list[str]:
-    """``/a/b/c`` → ``/a``, ``/a/b``, ``/a/b/c``."""
-    parts = [p for p in path.split("/") if p]
-    return ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
-
-
-def _lstat(root: str, path: str) -> os.stat_result | None:
-    try:
-        st = os.stat(rootpath.resolve_in_root(root, path))
-    except OSError:
-        return None
-    return st if stat.S_ISDIR(st.st_mode) else None
-
-
-def _missing_dirs(root: str, path: str) -> list[str]:
-    anc = _ancestors(path)
-    if all(_lstat(root, p) for p in anc):
-        return []
-    return anc
-

@@ -17,8 +17,8 @@ from typing import IO
 
 from .. import errors
 from ..images.streams import Peekable, decompressed
-from ..storage.archive import UnsafeArchive, extract
-from .dockerignore import Matcher
+from ..util.archive import UnsafeArchive, extract
+from ..util.dockerignore import Matcher
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 # A Dockerfile is read whole (to parse it): bounded, so a body or a context file of gigabytes that

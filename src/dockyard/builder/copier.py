@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 from .. import errors
 from ..storage import rootfd, rootpath
-from .dockerignore import Matcher
+from ..util.dockerignore import Matcher
 
 CHUNK = 1024 * 1024
 _ZEROS = bytes(CHUNK)

@@ -16,7 +16,7 @@ import stat
 from typing import Callable
 
 from ..storage import rootfd
-from .dockerignore import Matcher
+from ..util.dockerignore import Matcher
 
 Chmod = Callable[[int, bool], int]  # (current mode, is a directory) -> new mode
 

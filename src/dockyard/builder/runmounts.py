@@ -32,8 +32,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..dockerfile.parser import ParseError
 from ..storage import rootfd
-from .parser import ParseError
 
 TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 _KEYS = {

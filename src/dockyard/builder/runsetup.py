@@ -14,8 +14,8 @@ import posixpath
 import secrets
 from typing import Any
 
+from ..dockerfile.parser import Heredoc, Node, ParseError
 from . import copier, entitlements, runmounts
-from .parser import Heredoc, Node, ParseError
 from .runmounts import Prepared
 
 NETWORKS = ("default", "none", "host")

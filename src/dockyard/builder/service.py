@@ -6,15 +6,16 @@ removed when their build ends; the cache index lives in ``<data-root>/build/``.
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import subprocess
 import threading
 from typing import IO, Any, Callable
 
+from ..util import timefmt
 from .. import errors
-from .builder import VIEW_PREFIX, Builder, Emit, Options
+from .builder import Builder
+from .options import VIEW_PREFIX, Emit, Options
 from .cache import BuildCache
 from .cachemounts import TYPE as CACHE_MOUNT, CacheMounts
 from .context import receive
@@ -22,7 +23,7 @@ from .runstep import reap
 
 
 def _iso(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return timefmt.rfc3339_nano(int(ts * 1_000_000_000))
 
 
 def _mounts_below(path: str) -> list[str]:

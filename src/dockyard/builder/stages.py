@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import errors
+from ..dockerfile.parser import Dockerfile, Node, ParseError
 from . import runsetup
-from .parser import Dockerfile, Node, ParseError
 
 # the flags each instruction takes under the current Dockerfile syntax (docker/dockerfile:1)
 FLAGS: dict[str, frozenset[str]] = {
@@ -77,11 +77,3 @@ def plan(df: Dockerfile, dockerfile_name: str, insecure_allowed: bool = False) -
                 raise ParseError(st.from_node.line, f"duplicate name {st.name}")
             seen.add(st.name)
     return Plan(meta, stages)
-
-
-def flag(node: Node, name: str) -> str | None:
-    value = None
-    for key, v in node.flags:
-        if key == name:
-            value = v if v is not None else ""
-    return value

@@ -15,15 +15,12 @@ import secrets
 import sys
 import tarfile
 import tempfile
-from typing import IO, TYPE_CHECKING, Any, Iterator
+from typing import IO, Any, Iterator
 
-from ..builder.dockerignore import Matcher
+from ..util.dockerignore import Matcher
 from . import jsonmessage
-from .command import Arity, CliError, CommandTree, add_bool
+from .command import Arity, Cli, CliError, CommandTree, add_bool
 from .connection import json_stream, raw_post
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 CHUNK = 1 << 20
 

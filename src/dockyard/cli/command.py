@@ -5,7 +5,9 @@ naming every path a command answers to (``images``, ``image ls``,
 ``image list``), its usage line and its argument count; flags are declared
 in a ``setup`` function with plain argparse calls plus :func:`add_bool` for
 cobra's booleans (``-H=false``). Usage errors print docker's text and exit
-125, as the docker CLI does.
+125, as the docker CLI does. :class:`Cli`, what every handler is given, lives
+here too, so that command modules import it without importing ``main``
+(which imports them all).
 """
 
 from __future__ import annotations
@@ -14,15 +16,41 @@ import argparse
 import re
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, TextIO
+from typing import Any, Callable, NoReturn, TextIO
 
-if TYPE_CHECKING:
-    from .main import Cli
+import docker
+
+from .connection import ConnectionOptions, connect, resolve_host
 
 PROG = "dockyard"
 USAGE_EXIT = 125
 
-Handler = Callable[["Cli", argparse.Namespace], "int | None"]
+
+class Cli:
+    """What a command handler gets: the output streams and a lazily made client."""
+
+    def __init__(self, opts: ConnectionOptions) -> None:
+        self.opts = opts
+        self.out = sys.stdout
+        self.err = sys.stderr
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def host(self) -> str:
+        return resolve_host(self.opts)
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect(self.opts)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+Handler = Callable[[Cli, argparse.Namespace], "int | None"]
 Setup = Callable[[argparse.ArgumentParser], None]
 
 

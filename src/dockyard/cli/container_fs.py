@@ -19,17 +19,14 @@ import sys
 import tarfile
 import threading
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Iterator
+from typing import IO, Any, Iterator
 
 from .. import errors as engine_errors
-from ..images import reference
-from ..storage import archive as safe_archive
-from .command import Arity, CliError, CommandTree, add_bool
+from ..util import reference
+from ..util import archive as safe_archive
+from .command import Arity, Cli, CliError, CommandTree, add_bool
 from .connection import raw_get
 from .output import human_size
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 CHUNK = 1 << 20
 

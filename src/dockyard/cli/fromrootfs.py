@@ -17,16 +17,12 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from typing import TYPE_CHECKING
 
 from .. import errors as engine_errors
-from ..images import reference
+from ..util import reference
 from . import jsonmessage
-from .command import Arity, CliError, CommandTree
+from .command import Arity, Cli, CliError, CommandTree
 from .connection import json_stream, raw_post
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 HOST_BUSYBOX = "/bin/busybox"
 CHUNK = 1 << 20

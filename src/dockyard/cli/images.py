@@ -6,21 +6,19 @@ import argparse
 import os
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import docker
 
 from .. import errors as engine_errors
-from ..images import reference
+from ..util import reference
 from . import config, jsonmessage
-from .command import (Arity, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, confirm,
+from .command import (Arity, Cli, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, confirm,
                       filters_from)
+from .common import parse_reference, print_inspect
 from .connection import api_message, json_stream, raw_get, raw_post
-from .output import (Context, Format, compact_json, ellipsis, go_time_string, human_size, indented_json, render_template,
-                     rfc3339, since, truncate_id, write_formatted)
-
-if TYPE_CHECKING:
-    from .main import Cli
+from .output import (Context, Format, ellipsis, go_time_string, human_size, rfc3339, since, truncate_id,
+                     write_formatted)
 
 CHUNK = 1 << 20
 
@@ -203,16 +201,6 @@ def cmd_image_inspect(cli: Cli, ns: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def print_inspect(cli: Cli, values: list[Any], fmt: str) -> None:
-    """docker's inspect output: an indented JSON array, one compact array for ``json``, or a template a value."""
-    if fmt == "json":
-        cli.out.write(compact_json(values) + "\n")
-    elif fmt:
-        cli.out.write(render_template(fmt, values))
-    else:
-        cli.out.write(indented_json(values) + "\n")
-
-
 def cmd_history(cli: Cli, ns: argparse.Namespace) -> None:
     rows = cli.client.api.history(ns.args[0])
     source = ns.format or "table"
@@ -222,13 +210,6 @@ def cmd_history(cli: Cli, ns: argparse.Namespace) -> None:
         fmt = Format(source)
     trunc = not ns.no_trunc
     write_formatted(cli.out, fmt, (HistoryContext(h, trunc, ns.human) for h in rows), HistoryContext())
-
-
-def parse_reference(text: str) -> reference.Reference:
-    try:
-        return reference.parse(text, default_tag=False)
-    except engine_errors.InvalidParameter as e:
-        raise CliError(f'Error parsing reference: "{text}" is not a valid repository/tag: {e}') from None
 
 
 def cmd_tag(cli: Cli, ns: argparse.Namespace) -> None:

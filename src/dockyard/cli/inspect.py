@@ -8,15 +8,12 @@ next kind is tried.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import docker
 
-from .command import Arity, CommandTree, add_bool
-from .images import print_inspect
-
-if TYPE_CHECKING:
-    from .main import Cli
+from .command import Arity, Cli, CommandTree, add_bool
+from .common import print_inspect
 
 Inspector = Callable[[docker.APIClient, str, bool], Any]
 

@@ -1,8 +1,8 @@
 """``dockyard``: docker's command line re-made on docker-py.
 
-Global flags and connection handling live here; each resource module
-(``images``, ``system``, ``inspect``) registers its commands on the shared
-:class:`~.command.CommandTree`. Errors end as the docker CLI ends them:
+The global flags and the command tree are assembled here, and errors mapped to exit
+statuses; each resource module (``images``, ``system``, ``inspect``) registers its
+commands on the shared :class:`~.command.CommandTree`, and no module imports this one. Errors end as the docker CLI ends them:
 daemon errors print ``Error response from daemon: ...`` and exit 1, usage
 errors exit 125.
 """
@@ -18,43 +18,19 @@ import docker
 import requests
 
 from .. import __version__
-from . import (build, container_fs, containers, fromrootfs, images, inspect, networks, prune, registry, remote,
-               stats, system, volumes)
-from .command import PROG, CliError, CommandTree, Parser, UsageError, add_bool, fail_usage, parse
-from .connection import (ConnectionError_, ConnectionOptions, StreamError, api_message, cannot_connect, connect,
-                         resolve_host)
+from . import (build, container_fs, containers_list, containers_manage, containers_run, fromrootfs, images, inspect,
+               networks, prune, registry, remote, stats, system, volumes)
+from .command import PROG, Cli, CliError, CommandTree, Parser, UsageError, add_bool, fail_usage, parse
+from .connection import ConnectionError_, ConnectionOptions, StreamError, api_message, cannot_connect
 from .gotemplate import TemplateError
 
-# Each module's ``register(tree)``; later resources (containers, networks, ...) add theirs here.
+# Each module's ``register(tree)``, in the order ``--help`` lists the commands.
 MODULES: list[Callable[[CommandTree], None]] = [images.register, inspect.register, system.register, remote.register,
-                                                containers.register, registry.register, build.register,
+                                                containers_list.register, containers_run.register,
+                                                containers_manage.register, registry.register, build.register,
                                                 volumes.register, networks.register,
                                                 container_fs.register, stats.register,
                                                 prune.register, fromrootfs.register]
-
-
-class Cli:
-    """What a command handler gets: the output streams and a lazily made client."""
-
-    def __init__(self, opts: ConnectionOptions) -> None:
-        self.opts = opts
-        self.out = sys.stdout
-        self.err = sys.stderr
-        self._client: docker.DockerClient | None = None
-
-    @property
-    def host(self) -> str:
-        return resolve_host(self.opts)
-
-    @property
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            self._client = connect(self.opts)
-        return self._client
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
 
 
 def build_parser() -> CommandTree:

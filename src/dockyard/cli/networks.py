@@ -6,19 +6,15 @@ import argparse
 import ipaddress
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 
 from . import config
-from .command import Arity, CliError, CommandTree, add_bool, add_format_flag, confirm, filters_from
+from .command import Arity, Cli, CliError, CommandTree, add_bool, add_format_flag, confirm, filters_from
+from .common import natural_key, print_inspect
 from .connection import api_message, raw_get, raw_post
-from .images import print_inspect
 from .output import Context, Format, local_time, parse_iso, truncate_id, write_formatted
-from .volumes import natural_key
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 
 def go_time_nanos(iso: str) -> str:

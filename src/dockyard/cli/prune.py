@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import docker
 
-from .command import Arity, CliError, CommandTree, add_bool, confirm, filters_from
+from .command import Arity, Cli, CliError, CommandTree, add_bool, confirm, filters_from
+from .common import natural_key
 from .connection import raw_post
 from .networks import prune_networks
 from .output import human_size
-from .volumes import natural_key
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 Filters = dict[str, list[str]]
 # (space reclaimed, report text or "")
-Pruner = Callable[["Cli", Filters, bool], tuple[int, str]]
+Pruner = Callable[[Cli, Filters, bool], tuple[int, str]]
 
 
 def _listing(title: str, items: list[str]) -> str:

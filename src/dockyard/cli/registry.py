@@ -14,18 +14,15 @@ import json
 import os
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import docker
 
-from ..images import reference
+from ..util import reference
 from . import config, jsonmessage, progress
-from .command import Arity, CliError, CommandTree, add_bool
+from .command import Arity, Cli, CliError, CommandTree, add_bool
+from .common import parse_reference
 from .connection import api_message, json_stream, raw_post
-from .images import parse_reference
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 INDEX_SERVER = "https://index.docker.io/v1/"
 UNENCRYPTED_WARNING = ("WARNING! Your credentials are stored unencrypted in '{path}'.\n"

@@ -11,14 +11,10 @@ import argparse
 import ipaddress
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..tlscerts import hostaddrs, pki
-from ..tlscerts.layout import CertDir, CertDirError, default_dir
-from .command import Arity, CliError, CommandTree, add_bool
-
-if TYPE_CHECKING:
-    from .main import Cli
+from ..util.tlscerts import hostaddrs, pki
+from ..util.tlscerts.layout import CertDir, CertDirError, default_dir
+from .command import Arity, Cli, CliError, CommandTree, add_bool
 
 DEFAULT_TLS_PORT = 2376
 
@@ -102,11 +98,11 @@ def _certdir(ns: argparse.Namespace) -> CertDir:
     return CertDir((ns.dir or default_dir()).expanduser())
 
 
-def _print_sans(cli: "Cli", names: list[str], addresses: list[pki.IPAddress]) -> None:
+def _print_sans(cli: Cli, names: list[str], addresses: list[pki.IPAddress]) -> None:
     cli.out.write(f"server certificate valid for: {', '.join([*names, *map(str, addresses)])}\n")
 
 
-def _create(cli: "Cli", ns: argparse.Namespace) -> int:
+def _create(cli: Cli, ns: argparse.Namespace) -> int:
     names, addresses = _sans(ns)
     d = _certdir(ns)
     try:
@@ -125,7 +121,7 @@ def _create(cli: "Cli", ns: argparse.Namespace) -> int:
     return 0
 
 
-def _server(cli: "Cli", ns: argparse.Namespace) -> int:
+def _server(cli: Cli, ns: argparse.Namespace) -> int:
     names, addresses = _sans(ns)
     try:
         written = _certdir(ns).renew_server(names, addresses, days=ns.days)
@@ -138,7 +134,7 @@ def _server(cli: "Cli", ns: argparse.Namespace) -> int:
     return 0
 
 
-def _client(cli: "Cli", ns: argparse.Namespace) -> int:
+def _client(cli: Cli, ns: argparse.Namespace) -> int:
     if ns.days < 1:
         raise CliError("--days must be at least 1")
     try:
@@ -165,7 +161,7 @@ def docker_host(host: str, port: int = DEFAULT_TLS_PORT) -> str:
     return f"tcp://{rest}:{port}"
 
 
-def _env(cli: "Cli", ns: argparse.Namespace) -> int:
+def _env(cli: Cli, ns: argparse.Namespace) -> int:
     names = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
     if ns.unset:
         lines = [f"set -e {n}" for n in names] if ns.shell == "fish" else [f"unset {' '.join(names)}"]

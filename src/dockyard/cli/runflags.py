@@ -12,43 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from typing import Any
 
 from .command import UsageError, add_bool
-
-_RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", re.ASCII)
-_RAM_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_DURATION_NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
-def _invalid(parser: argparse.ArgumentParser, value: str, flag: str, why: str) -> UsageError:
-    return UsageError(f'invalid argument "{value}" for "{flag}" flag: {why}', parser)  # type: ignore[arg-type]
-
-
-def ram_in_bytes(text: str) -> int:
-    """go-units RAMInBytes: ``512m``, ``1g``, ``1024`` (binary multiples)."""
-    m = _RAM.fullmatch(text)
-    if not m:
-        raise ValueError(f"invalid size: '{text}'")
-    size = float(m.group(1))
-    unit = (m.group(2) or "").lower()
-    return int(size * _RAM_UNITS.get(unit, 1))
-
-
-def duration_ns(text: str) -> int:
-    """Go's time.ParseDuration for the single-unit values health flags take (``30s``, ``1m``, ``500ms``)."""
-    total = 0
-    rest = text
-    if rest == "0":
-        return 0
-    while rest:
-        m = re.match(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)", rest)
-        if not m:
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += int(float(m.group(1)) * _DURATION_NS[m.group(2)])
-        rest = rest[m.end():]
-    return total
+from .common import bytes_flag, duration_ns, int_flag, invalid_flag, ram_in_bytes
 
 
 def add_container_flags(p: argparse.ArgumentParser) -> None:
@@ -137,31 +104,11 @@ def add_container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--workdir", default="", metavar="string", help="Working directory inside the container")
 
 
-def _int(parser: argparse.ArgumentParser, value: str | None, flag: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value, 10)
-    except ValueError:
-        raise _invalid(parser, value, flag, "strconv.ParseInt: parsing " + f'"{value}": invalid syntax') from None
-
-
-def _bytes(parser: argparse.ArgumentParser, value: str | None, flag: str, allow_minus_one: bool = False) -> int | None:
-    if value is None:
-        return None
-    if allow_minus_one and value == "-1":
-        return -1
-    try:
-        return ram_in_bytes(value)
-    except ValueError as e:
-        raise _invalid(parser, value, flag, str(e)) from None
-
-
 def _duration(parser: argparse.ArgumentParser, value: str, flag: str) -> int:
     try:
         return duration_ns(value)
     except ValueError as e:
-        raise _invalid(parser, value, flag, str(e)) from None
+        raise invalid_flag(parser, value, flag, str(e)) from None
 
 
 def _read_lines(parser: argparse.ArgumentParser, path: str) -> list[str]:
@@ -237,13 +184,13 @@ def _restart(parser: argparse.ArgumentParser, value: str) -> dict[str, Any]:
 def _ulimit(parser: argparse.ArgumentParser, value: str) -> dict[str, Any]:
     name, sep, limits = value.partition("=")
     if not sep:
-        raise _invalid(parser, value, "--ulimit", f"invalid ulimit argument: {value}")
+        raise invalid_flag(parser, value, "--ulimit", f"invalid ulimit argument: {value}")
     soft, _, hard = limits.partition(":")
     try:
         s = int(soft)
         h = int(hard) if hard else s
     except ValueError:
-        raise _invalid(parser, value, "--ulimit", f"invalid ulimit argument: {value}") from None
+        raise invalid_flag(parser, value, "--ulimit", f"invalid ulimit argument: {value}") from None
     return {"Name": name, "Soft": s, "Hard": h}
 
 
@@ -270,9 +217,9 @@ def _mount(parser: argparse.ArgumentParser, spec: str) -> dict[str, Any]:
         elif key == "tmpfs-mode":
             mount.setdefault("TmpfsOptions", {})["Mode"] = int(value, 8)
         else:
-            raise _invalid(parser, spec, "--mount", f"unexpected key '{key}' in '{field}'")
+            raise invalid_flag(parser, spec, "--mount", f"unexpected key '{key}' in '{field}'")
     if not mount.get("Target"):
-        raise _invalid(parser, spec, "--mount", "target is required")
+        raise invalid_flag(parser, spec, "--mount", "target is required")
     return mount
 
 
@@ -295,7 +242,7 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
     attach = [a.lower() for a in ns.attach]
     for a in attach:
         if a not in ("stdin", "stdout", "stderr"):
-            raise _invalid(p, a, "-a, --attach", "valid streams are STDIN, STDOUT and STDERR")
+            raise invalid_flag(p, a, "-a, --attach", "valid streams are STDIN, STDOUT and STDERR")
     detach = getattr(ns, "detach", False)
     if detach and attach:
         raise UsageError("conflicting options: cannot specify both --attach and --detach", p)  # type: ignore[arg-type]
@@ -310,12 +257,12 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
                 exposed[cport] = {}
                 bindings.setdefault(cport, []).append({"HostIp": ip, "HostPort": host})
         except ValueError as e:
-            raise _invalid(p, spec, "-p, --publish", str(e)) from None
+            raise invalid_flag(p, spec, "-p, --publish", str(e)) from None
     for spec in ns.expose:
         port, _, proto = spec.partition("/")
         lo, _, hi = port.partition("-")
         if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise _invalid(p, spec, "--expose", f"invalid range format for --expose: {spec}")
+            raise invalid_flag(p, spec, "--expose", f"invalid range format for --expose: {spec}")
         for n in range(int(lo), int(hi or lo) + 1):
             exposed[f"{n}/{proto or 'tcp'}"] = {}
 
@@ -341,7 +288,7 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         healthcheck = {"Interval": _duration(p, ns.health_interval, "--health-interval"),
                        "Timeout": _duration(p, ns.health_timeout, "--health-timeout"),
                        "StartPeriod": _duration(p, ns.health_start_period, "--health-start-period"),
-                       "Retries": _int(p, ns.health_retries, "--health-retries") or 0}
+                       "Retries": int_flag(p, ns.health_retries, "--health-retries") or 0}
         if ns.health_cmd:
             healthcheck["Test"] = ["CMD-SHELL", ns.health_cmd]
 
@@ -350,13 +297,13 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         try:
             nano_cpus = int(round(float(ns.cpus) * 1e9))
         except ValueError:
-            raise _invalid(p, ns.cpus, "--cpus", "failed to parse " + ns.cpus + " as a rational number") from None
+            raise invalid_flag(p, ns.cpus, "--cpus", "failed to parse " + ns.cpus + " as a rational number") from None
 
     sysctls = {}
     for item in ns.sysctl:
         k, sep, v = item.partition("=")
         if not sep:
-            raise _invalid(p, item, "--sysctl", f"sysctl '{item}' is not allowed")
+            raise invalid_flag(p, item, "--sysctl", f"sysctl '{item}' is not allowed")
         sysctls[k] = v
 
     log_opts = {}
@@ -386,7 +333,7 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         "GroupAdd": ns.group_add or None,
         "IpcMode": ns.ipc,
         "Cgroup": "",
-        "OomScoreAdj": _int(p, ns.oom_score_adj, "--oom-score-adj") or 0,
+        "OomScoreAdj": int_flag(p, ns.oom_score_adj, "--oom-score-adj") or 0,
         "PidMode": ns.pid,
         "Privileged": ns.privileged,
         "PublishAllPorts": ns.publish_all,
@@ -396,24 +343,24 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         "Tmpfs": tmpfs or None,
         "UTSMode": ns.uts,
         "UsernsMode": ns.userns,
-        "ShmSize": _bytes(p, ns.shm_size, "--shm-size") or 0,
+        "ShmSize": bytes_flag(p, ns.shm_size, "--shm-size") or 0,
         "Sysctls": sysctls or None,
         "Runtime": ns.runtime,
         "Init": True if ns.init else None,
         "CgroupParent": ns.cgroup_parent,
-        "CpuShares": _int(p, ns.cpu_shares, "-c, --cpu-shares") or 0,
-        "Memory": _bytes(p, ns.memory, "-m, --memory") or 0,
+        "CpuShares": int_flag(p, ns.cpu_shares, "-c, --cpu-shares") or 0,
+        "Memory": bytes_flag(p, ns.memory, "-m, --memory") or 0,
         "NanoCpus": nano_cpus or 0,
-        "CpuPeriod": _int(p, ns.cpu_period, "--cpu-period") or 0,
-        "CpuQuota": _int(p, ns.cpu_quota, "--cpu-quota") or 0,
+        "CpuPeriod": int_flag(p, ns.cpu_period, "--cpu-period") or 0,
+        "CpuQuota": int_flag(p, ns.cpu_quota, "--cpu-quota") or 0,
         "CpusetCpus": ns.cpuset_cpus,
         "CpusetMems": ns.cpuset_mems,
         "Devices": [_device(d) for d in ns.device],
-        "MemoryReservation": _bytes(p, ns.memory_reservation, "--memory-reservation") or 0,
-        "MemorySwap": _bytes(p, ns.memory_swap, "--memory-swap", allow_minus_one=True) or 0,
-        "MemorySwappiness": _int(p, ns.memory_swappiness, "--memory-swappiness"),
+        "MemoryReservation": bytes_flag(p, ns.memory_reservation, "--memory-reservation") or 0,
+        "MemorySwap": bytes_flag(p, ns.memory_swap, "--memory-swap", allow_minus_one=True) or 0,
+        "MemorySwappiness": int_flag(p, ns.memory_swappiness, "--memory-swappiness"),
         "OomKillDisable": ns.oom_kill_disable,
-        "PidsLimit": _int(p, ns.pids_limit, "--pids-limit"),
+        "PidsLimit": int_flag(p, ns.pids_limit, "--pids-limit"),
         "Ulimits": [_ulimit(p, u) for u in ns.ulimit] or None,
         "Mounts": [_mount(p, m) for m in ns.mount] or None,
         "Annotations": dict(x.partition("=")[::2] for x in ns.annotation) or None,
@@ -442,7 +389,7 @@ def create_body(ns: argparse.Namespace, image: str, command: list[str]) -> dict[
         "Entrypoint": entrypoint,
         "Labels": labels,
         "StopSignal": ns.stop_signal or None,
-        "StopTimeout": _int(p, ns.stop_timeout, "--stop-timeout"),
+        "StopTimeout": int_flag(p, ns.stop_timeout, "--stop-timeout"),
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": _endpoints(network, ns.network_alias)},
     }

@@ -16,18 +16,15 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 
 from . import config
-from .command import Arity, CliError, CommandTree, add_bool
+from .command import Arity, Cli, CliError, CommandTree, add_bool
+from .common import bytes_flag, int_flag, invalid_flag
 from .connection import api_message, raw_post
 from .output import Context, Format, bytes_size, human_size, truncate_id, write_formatted
-from .runflags import _bytes, _int, _invalid
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 STATS_TABLE = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
 REDRAW_SECONDS = 0.5
@@ -304,7 +301,7 @@ def _nano_cpus(parser: argparse.ArgumentParser, value: str) -> int:
     try:
         return int(round(float(value) * 1e9))
     except ValueError:
-        raise _invalid(parser, value, "--cpus", f"failed to parse {value} as a rational number") from None
+        raise invalid_flag(parser, value, "--cpus", f"failed to parse {value} as a rational number") from None
 
 
 def cmd_update(cli: Cli, ns: argparse.Namespace) -> int:
@@ -312,24 +309,24 @@ def cmd_update(cli: Cli, ns: argparse.Namespace) -> int:
     given = [k for k in UPDATE_FLAGS if getattr(ns, k) is not None]
     if not given:
         raise CliError("you must provide one or more flags when using this command")
-    blkio = _int(p, ns.blkio_weight, "--blkio-weight") or 0
+    blkio = int_flag(p, ns.blkio_weight, "--blkio-weight") or 0
     if not 0 <= blkio <= 65535:
-        raise _invalid(p, ns.blkio_weight, "--blkio-weight", f'strconv.ParseUint: parsing "{ns.blkio_weight}": '
+        raise invalid_flag(p, ns.blkio_weight, "--blkio-weight", f'strconv.ParseUint: parsing "{ns.blkio_weight}": '
                        "value out of range")
-    pids = _int(p, ns.pids_limit, "--pids-limit") or 0
+    pids = int_flag(p, ns.pids_limit, "--pids-limit") or 0
     resources: dict[str, Any] = {
-        "CpuShares": _int(p, ns.cpu_shares, "-c, --cpu-shares") or 0,
-        "Memory": _bytes(p, ns.memory, "-m, --memory") or 0,
+        "CpuShares": int_flag(p, ns.cpu_shares, "-c, --cpu-shares") or 0,
+        "Memory": bytes_flag(p, ns.memory, "-m, --memory") or 0,
         "NanoCpus": _nano_cpus(p, ns.cpus) if ns.cpus is not None else 0,
         "BlkioWeight": blkio,
-        "CpuPeriod": _int(p, ns.cpu_period, "--cpu-period") or 0,
-        "CpuQuota": _int(p, ns.cpu_quota, "--cpu-quota") or 0,
-        "CpuRealtimePeriod": _int(p, ns.cpu_rt_period, "--cpu-rt-period") or 0,
-        "CpuRealtimeRuntime": _int(p, ns.cpu_rt_runtime, "--cpu-rt-runtime") or 0,
+        "CpuPeriod": int_flag(p, ns.cpu_period, "--cpu-period") or 0,
+        "CpuQuota": int_flag(p, ns.cpu_quota, "--cpu-quota") or 0,
+        "CpuRealtimePeriod": int_flag(p, ns.cpu_rt_period, "--cpu-rt-period") or 0,
+        "CpuRealtimeRuntime": int_flag(p, ns.cpu_rt_runtime, "--cpu-rt-runtime") or 0,
         "CpusetCpus": ns.cpuset_cpus or "",
         "CpusetMems": ns.cpuset_mems or "",
-        "MemoryReservation": _bytes(p, ns.memory_reservation, "--memory-reservation") or 0,
-        "MemorySwap": _bytes(p, ns.memory_swap, "--memory-swap", allow_minus_one=True) or 0,
+        "MemoryReservation": bytes_flag(p, ns.memory_reservation, "--memory-reservation") or 0,
+        "MemorySwap": bytes_flag(p, ns.memory_swap, "--memory-swap", allow_minus_one=True) or 0,
         "PidsLimit": pids or None,  # docker sends a pointer: absent when 0
     }
     policy: dict[str, Any] = {"Name": "", "MaximumRetryCount": 0}

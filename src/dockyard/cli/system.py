@@ -7,22 +7,20 @@ import datetime
 import platform
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 from docker.constants import DEFAULT_DOCKER_API_VERSION
 
 from .. import __version__
-from .command import Arity, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, filters_from
+from ..util import host
+from .command import Arity, Cli, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, filters_from
 from .connection import ConnectionError_, cannot_connect
 from .gotemplate import Template
 from .images import ImageContext
 from .output import (Context, Format, bytes_size, ellipsis, human_size, parse_iso, rfc3339_nano_fixed, since, tabwrite,
                      truncate_id, write_formatted)
 from .structview import StructView
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 
 # ---------------------------------------------------------------- version
@@ -82,7 +80,7 @@ def cmd_version(cli: Cli, ns: argparse.Namespace) -> int:
         "GitCommit": "",
         "GoVersion": f"python{platform.python_version()}",
         "Os": "linux",
-        "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
+        "Arch": host.go_arch(),
         "BuildTime": "",
         "Context": "default",
     }

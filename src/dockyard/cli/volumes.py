@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 
 from . import config
-from .command import Arity, CliError, CommandTree, add_bool, add_format_flag, confirm, filters_from
+from .command import Arity, Cli, CliError, CommandTree, add_bool, add_format_flag, confirm, filters_from
+from .common import natural_key, print_inspect
 from .connection import api_message, raw_get, raw_post
-from .images import print_inspect
 from .output import Context, Format, human_size, write_formatted
-
-if TYPE_CHECKING:
-    from .main import Cli
 
 
 class VolumeContext(Context):
@@ -76,11 +72,6 @@ class VolumeContext(Context):
 
 
 VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
-
-
-def natural_key(text: str) -> list[Any]:
-    """sortorder.NaturalLess: runs of digits compare as numbers."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
 def cmd_volume_ls(cli: Cli, ns: argparse.Namespace) -> None:

@@ -9,14 +9,13 @@ client names is opened below that descriptor with openat2 ``RESOLVE_IN_ROOT``
 container would see them, in the same walk that opens, so no symlink swapped in
 at any moment can lead a copy to the host's files. Reads are tar streams made
 from descriptors only (``storage.fdtar``); writes go through
-``storage.archive.extract`` working below the destination's descriptor.
+``util.archive.extract`` working below the destination's descriptor.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import datetime
 import errno
 import os
 import secrets
@@ -26,12 +25,13 @@ import threading
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterator
 
+from ..util import timefmt
 from .. import errors
 from ..runtime import spec as specmod
-from ..storage import archive as tarsafe
 from ..storage import fdtar, rootfd
 from ..storage.rootpath import resolve_parts
 from ..storage.snapshotter import is_mountpoint
+from ..util import archive as tarsafe
 from . import mountview
 
 CHUNK = 1024 * 1024
@@ -549,9 +549,7 @@ def _stat(root: int, fd: int, path: str) -> PathStat:
     if stat.S_ISLNK(st.st_mode):
         # where the link leads, as the container resolves it: for showing only, nothing is opened by it
         link = "/" + "/".join(resolve_parts(root, path, loop_message="too many links in {path}"))
-    mtime = datetime.datetime.fromtimestamp(st.st_mtime_ns // 1_000_000_000, datetime.timezone.utc)
-    nanos = st.st_mtime_ns % 1_000_000_000
-    text = mtime.strftime("%Y-%m-%dT%H:%M:%S") + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"
+    text = timefmt.rfc3339_nano(st.st_mtime_ns)
     return PathStat(name=_rebase_name(path) if path.strip("/") else "/", size=st.st_size,
                     mode=go_file_mode(st.st_mode), mtime=text, link_target=link)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..images.changes import apply_changes
 from ..storage import rootfd
-from ..storage.archive import WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+from ..util.archive import WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 from ..util.iterio import IterReader
 from .archive import TarFilter
 from .record import PAUSED, RUNNING

@@ -25,15 +25,16 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable
 
 from .. import errors
+from ..util.iterio import READ_CHUNK, line_blocks
+from ..util.timefmt import go_time
 
 log = logging.getLogger("dockyard.containers")
 
 JOURNAL = "journal.k8s"
 POSITION = "json-log.pos"
-READ_CHUNK = 1 << 20
 PUNCH_EVERY = 4 << 20
 COPY_INTERVAL = 0.25
 PARTIAL_LIMIT = 16 * 1024  # dockerd splits longer lines into partial messages of this size
@@ -105,18 +106,6 @@ def parse_size(value: str) -> int:
     if size <= 0:
         raise errors.InvalidParameter(f"invalid max-size: {value}")
     return size
-
-
-def go_time(stamp: bytes) -> bytes:
-    """``2026-11-23T09:17:59.869660410+00:00`` → ``2026-11-23T09:17:59.86966041Z`` (Go's RFC3339Nano, UTC)."""
-    if stamp.endswith(b"+00:00") or stamp.endswith(b"Z"):
-        base = stamp[:-6] if stamp.endswith(b"+00:00") else stamp[:-1]
-    else:
-        from .logs import rfc3339_utc, ts_ns
-        base = rfc3339_utc(ts_ns(stamp))[:-1]
-    if b"." in base:
-        base = base.rstrip(b"0").rstrip(b".")
-    return base + b"Z"
 
 
 def encode_string(payload: bytes) -> bytes:
@@ -376,22 +365,6 @@ class Copier:
                     os.unlink(p)
                 except FileNotFoundError:
                     pass
-
-
-def line_blocks(f: BinaryIO) -> Iterator[bytes]:
-    """Blocks of complete lines to the end of the file (a torn last line is left for later)."""
-    rest = b""
-    while True:
-        chunk = f.read(READ_CHUNK)
-        if not chunk:
-            break
-        data = rest + chunk
-        cut = data.rfind(b"\n") + 1
-        rest = data[cut:]
-        if cut:
-            yield data[:cut]
-    if rest:
-        f.seek(-len(rest), os.SEEK_CUR)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

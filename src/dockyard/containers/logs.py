@@ -8,16 +8,15 @@ for a TTY; big logs are rendered a block of lines at a time (see ``render``).
 
 from __future__ import annotations
 
-import calendar
 import gzip
 import json
 import os
 import struct
-import time
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from .jsonlog import READ_CHUNK, line_blocks
+from ..util.iterio import READ_CHUNK, line_blocks
+from ..util.timefmt import parse_ns, rfc3339_nano_fixed
 
 STDOUT, STDERR = 1, 2
 
@@ -30,34 +29,6 @@ class Options:
     until_ns: int = 0  # 0: no bound
     tail: int = -1  # -1: all
     timestamps: bool = False
-
-
-def ts_ns(stamp: bytes) -> int:
-    """Nanoseconds since the epoch of ``2026-11-23T09:17:59.869660415+00:00`` (or ``Z``)."""
-    date, _, rest = stamp.partition(b"T")
-    year, month, day = int(date[0:4]), int(date[5:7]), int(date[8:10])
-    hh, mm, ss = int(rest[0:2]), int(rest[3:5]), int(rest[6:8])
-    frac = 0
-    i = 8
-    if rest[8:9] == b".":
-        j = 9
-        while j < len(rest) and 48 <= rest[j] <= 57:
-            j += 1
-        digits = rest[9:j]
-        frac = int((digits + b"000000000")[:9])
-        i = j
-    offset = 0
-    tz = rest[i:]
-    if tz and tz[:1] in (b"+", b"-"):
-        sign = 1 if tz[:1] == b"+" else -1
-        offset = sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
-    secs = calendar.timegm((year, month, day, hh, mm, ss, 0, 0, 0)) - offset
-    return secs * 1_000_000_000 + frac
-
-
-def rfc3339_utc(ns: int) -> bytes:
-    secs, frac = divmod(ns, 1_000_000_000)
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z").encode()
 
 
 _HEADER = struct.Struct(">BxxxL").pack
@@ -103,14 +74,14 @@ def render(block: bytes, opts: Options, tty: bool) -> tuple[bytes, bool]:
         if not (opts.stdout if stream == STDOUT else opts.stderr):
             continue
         if opts.timestamps or opts.since_ns or opts.until_ns:
-            ns = ts_ns(str(entry.get("time", "")).encode())
+            ns = parse_ns(str(entry.get("time", "")).encode())
             if opts.since_ns and ns < opts.since_ns:
                 continue
             if opts.until_ns and ns > opts.until_ns:
                 past_until = True
                 break
             if opts.timestamps:
-                payload = rfc3339_utc(ns) + b" " + payload
+                payload = rfc3339_nano_fixed(ns).encode() + b" " + payload
         pieces.append(payload if tty else frame(stream, payload))
     return b"".join(pieces), past_until
 

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 from .. import errors
-from ..storage import archive as tarsafe
 from ..storage import fdtar, rootfd
+from ..util import archive as tarsafe
 from ..util.iterio import IterReader
 from ..volumes import subpath as subpathmod
 

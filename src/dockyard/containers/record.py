@@ -8,7 +8,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..api import validation
+from ..apischema import validator
 from ..util import fields
 from ..util.atomic import write_json_atomic
 
@@ -93,7 +93,7 @@ class Container:
         # (ValueError/TypeError: the restore skips and logs it), whatever wrote it: its types and
         # the API schema's, what create would have accepted
         fields.check(c)
-        wrong = validation.problem("POST /containers/create", {**c.config, "HostConfig": c.host_config})
+        wrong = validator.problem("POST /containers/create", {**c.config, "HostConfig": c.host_config})
         if wrong:
             raise ValueError(f"container {c.id}: {wrong}")
         return c

@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable
 
 from .. import errors
-from ..daemon.config import DaemonConfig
+from ..config import ContainerSettings
 from ..runtime import spec as specmod
 from ..runtime.runc import Runc
 from ..runtime.shim import Exit, ShimManager, StartError
@@ -66,7 +66,7 @@ def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int
 
 
 class ContainerService:
-    def __init__(self, config: DaemonConfig, images: Any, snapshotter: Any, publish: Publish,
+    def __init__(self, config: ContainerSettings, images: Any, snapshotter: Any, publish: Publish,
                  networks: Any = None, volumes: Any = None) -> None:
         self.config = config
         self.volumes = volumes  # volumes.service.VolumeService; containers/mounts.py does the work
@@ -957,7 +957,7 @@ def validate_restart_policy(host_config: dict[str, Any]) -> None:
                             "maximum retry count cannot be negative")
 
 
-def _merge_log_config(log_config: dict[str, Any], config: DaemonConfig) -> dict[str, Any]:
+def _merge_log_config(log_config: dict[str, Any], config: ContainerSettings) -> dict[str, Any]:
     """As dockerd: the daemon's driver when none is named, its options under the container's own."""
     kind = log_config.get("Type") or config.log_driver
     opts = dict(log_config.get("Config") or {})

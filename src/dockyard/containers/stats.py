@@ -8,12 +8,12 @@ unified directory), whichever the host mounts. Network counters come from
 
 from __future__ import annotations
 
-import datetime
 import os
 import threading
 import time
 from typing import Any
 
+from ..util import timefmt
 from .record import PAUSED, RUNNING
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -163,9 +163,6 @@ def networks(pid: int) -> dict[str, dict[str, int]]:
     return out
 
 
-def _now() -> str:
-    dt = datetime.datetime.now(datetime.timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}000Z"
 
 
 class StatsService:
@@ -178,7 +175,7 @@ class StatsService:
     def sample(self, ref: str) -> dict[str, Any]:
         """One sample without precpu (dockerd's shape, zeros for a container that does not run)."""
         c = self.containers.get(ref)
-        base: dict[str, Any] = {"name": c.name, "id": c.id, "read": _now(), "preread": ZERO_TIME,
+        base: dict[str, Any] = {"name": c.name, "id": c.id, "read": timefmt.now_fixed(), "preread": ZERO_TIME,
                                 "num_procs": 0, "pids_stats": {}, "blkio_stats": {
                                     k: None for k in ("io_service_bytes_recursive", "io_serviced_recursive",
                                                       "io_queue_recursive", "io_service_time_recursive",

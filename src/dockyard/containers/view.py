@@ -18,9 +18,10 @@ from .. import errors
 from ..model.container import config_json, host_config_json
 from ..streams.detach import parse_keys
 from ..util import filters as flt
+from ..util.timefmt import parse_seconds
 from ..util.units import human_duration
 from . import health, links, mounts
-from .record import PAUSED, RUNNING, Container, parse_iso
+from .record import PAUSED, RUNNING, Container
 
 LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task",
                           "label", "name", "network", "publish", "since", "status", "volume"})
@@ -159,7 +160,7 @@ class ContainerViews:
                 continue
             if wanted.get("label") and not flt.match_labels(c.config.get("Labels"), wanted["label"]):
                 continue
-            if exited and (c.state.running or parse_iso(c.state.started_at) == 0 or c.state.exit_code not in exited):
+            if exited and (c.state.running or parse_seconds(c.state.started_at) == 0 or c.state.exit_code not in exited):
                 continue
             if wanted.get("ancestor") and c.image_id not in ancestors:
                 continue
@@ -197,7 +198,7 @@ class ContainerViews:
             "Image": c.image_name,
             "ImageID": c.image_id,
             "Command": _command(c),
-            "Created": int(parse_iso(c.created)),
+            "Created": int(parse_seconds(c.created)),
             "Ports": ports,
             "Labels": c.config.get("Labels") or {},
             "State": c.state.status,
@@ -270,7 +271,7 @@ def exec_inspect(e: Any, pid: int) -> dict[str, Any]:
 def prune_keep(wanted: dict[str, list[str]]) -> Callable[[Container], bool]:
     """Which stopped containers `container prune` leaves (dockerd's prune filters)."""
     selector = flt.LabelSelector.of(wanted)
-    return lambda c: not selector.selects(c.config.get("Labels") or {}, parse_iso(c.created) * 1e9)
+    return lambda c: not selector.selects(c.config.get("Labels") or {}, parse_seconds(c.created) * 1e9)
 
 
 def _command(c: Container) -> str:
@@ -282,17 +283,17 @@ def status_text(c: Container) -> str:
     st = c.state
     now = time.time()
     if st.status in (RUNNING, PAUSED):
-        text = f"Up {human_duration(now - parse_iso(st.started_at))}"
+        text = f"Up {human_duration(now - parse_seconds(st.started_at))}"
         return text + " (Paused)" if st.status == PAUSED else text
     if st.status == "restarting":
-        return f"Restarting ({st.exit_code}) {human_duration(now - parse_iso(st.finished_at))} ago"
+        return f"Restarting ({st.exit_code}) {human_duration(now - parse_seconds(st.finished_at))} ago"
     if st.status == "removing":
         return "Removal In Progress"
     if st.status == "dead":
         return "Dead"
-    if parse_iso(st.finished_at) == 0:
+    if parse_seconds(st.finished_at) == 0:
         return "Created"
-    return f"Exited ({st.exit_code}) {human_duration(now - parse_iso(st.finished_at))} ago"
+    return f"Exited ({st.exit_code}) {human_duration(now - parse_seconds(st.finished_at))} ago"
 
 
 def _ports(wanted: list[str], key: str) -> set[str]:

@@ -21,7 +21,7 @@ import socket
 from dataclasses import dataclass
 from typing import MutableMapping
 
-from .config import ConfigError
+from ..config import ConfigError
 
 SD_LISTEN_FDS_START = 3
 # Far more than any unit passes; bounds the descriptors probed for a LISTEN_FDS that is garbage.

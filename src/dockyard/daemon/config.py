@@ -6,76 +6,13 @@ import argparse
 import ipaddress
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
+from ..config import (DEFAULT_CONFIG_FILE, DEFAULT_HOST, LOG_DRIVERS, LOG_LEVELS, STORAGE_DRIVERS, ConfigError,
+                      DaemonConfig)
 from ..containers import jsonlog
 from ..runtime import cgroupdriver
-
-DEFAULT_CONFIG_FILE = "/etc/dockyard/daemon.json"
-DEFAULT_HOST = "unix:///run/dockyard.sock"
-LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
-STORAGE_DRIVERS = ("overlay2", "overlay", "vfs")
-LOG_DRIVERS = ("json-file", "local", "none")
-
-
-class ConfigError(Exception):
-    pass
-
-
-@dataclass
-class DaemonConfig:
-    hosts: list[str] = field(default_factory=lambda: [DEFAULT_HOST])
-    data_root: str = "/var/lib/dockyard"
-    exec_root: str = "/run/dockyard"
-    pidfile: str = ""
-    log_level: str = "info"
-    debug: bool = False
-    storage_driver: str = ""
-    default_runtime: str = "runc"
-    runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    insecure_registries: list[str] = field(default_factory=list)
-    registry_mirrors: list[str] = field(default_factory=list)
-    max_concurrent_downloads: int = 3
-    max_concurrent_uploads: int = 5
-    bip: str = ""
-    bridge_name: str = "dockyard0"
-    default_address_pools: list[dict[str, Any]] = field(default_factory=list)
-    iptables: bool = True
-    # dockerd's default: loopback traffic to published ports goes through a proxy, so bridges keep
-    # route_localnet=0 (with false: kernel DNAT, route_localnet=1 and raw-table drops)
-    userland_proxy: bool = True
-    live_restore: bool = False
-    log_driver: str = "json-file"
-    log_opts: dict[str, str] = field(default_factory=dict)
-    group: str = "docker"
-    tls: bool = False
-    tlsverify: bool = False
-    tlscacert: str = ""
-    tlscert: str = ""
-    tlskey: str = ""
-    allow_insecure_tcp: bool = False
-    # the browser origin allowed to call the API (dockerd's --api-cors-header); others get 403
-    api_cors_header: str = ""
-    config_file: str = DEFAULT_CONFIG_FILE
-    # dockerd's --exec-opt; native.cgroupdriver sets cgroup_driver (runtime/cgroupdriver.py)
-    exec_opts: list[str] = field(default_factory=list)
-    cgroup_driver: str = "cgroupfs"
-    # dockerd's "builder" section; only entitlements.security-insecure is read (builder/entitlements.py)
-    builder: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pidfile_path(self) -> str:
-        return self.pidfile or os.path.join(self.exec_root, "dockyardd.pid")
-
-    def runtime_path(self, name: str) -> str:
-        if name in self.runtimes:
-            return str(self.runtimes[name].get("path", name))
-        if name == "runc":
-            return "runc"
-        raise ConfigError(f"unknown runtime specified {name}")
-
 
 # daemon.json key -> (attribute, type check)
 _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
@@ -96,6 +33,9 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "bridge": ("bridge_name", str),
     "default-address-pools": ("default_address_pools", list),
     "iptables": ("iptables", bool),
+    "ipv6": ("ipv6", bool),
+    "fixed-cidr-v6": ("fixed_cidr_v6", str),
+    "ip6tables": ("ip6tables", bool),
     "userland-proxy": ("userland_proxy", bool),
     "live-restore": ("live_restore", bool),
     "log-driver": ("log_driver", str),
@@ -109,6 +49,9 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "api-cors-header": ("api_cors_header", str),
     "exec-opts": ("exec_opts", list),
     "builder": ("builder", dict),
+    "cri-socket": ("cri_socket", str),
+    "cni-conf-dir": ("cni_conf_dir", str),
+    "cni-bin-dirs": ("cni_bin_dirs", list),
 }
 
 
@@ -131,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)
     p.add_argument("--bip", dest="bip")
     p.add_argument("-b", "--bridge", dest="bridge_name")
+    p.add_argument("--ipv6", dest="ipv6", type=_flag_bool, nargs="?", const=True, metavar="true|false",
+                   help="IPv6 on the default bridge (needs --fixed-cidr-v6)")
+    p.add_argument("--fixed-cidr-v6", dest="fixed_cidr_v6", help="the default bridge's IPv6 subnet")
+    p.add_argument("--ip6tables", dest="ip6tables", type=_flag_bool, nargs="?", const=True, metavar="true|false",
+                   help="ip6tables NAT and forwarding rules for IPv6 networks (default false, as dockerd 20.10)")
     p.add_argument("--userland-proxy", dest="userland_proxy", type=_flag_bool, nargs="?", const=True,
                    metavar="true|false")
     p.add_argument("--live-restore", dest="live_restore", action="store_const", const=True)
@@ -146,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the browser origin allowed to call the API ('*': any); without it browsers are refused")
     p.add_argument("--exec-opt", dest="exec_opts", action="append",
                    help="runtime execution options (native.cgroupdriver=cgroupfs|systemd)")
+    p.add_argument("--cri-socket", dest="cri_socket",
+                   help="the Kubernetes CRI's unix socket (default <exec-root>/cri.sock; '' serves no CRI)")
+    p.add_argument("--cni-conf-dir", dest="cni_conf_dir", help="the CNI network configuration directory")
+    p.add_argument("--cni-bin-dir", dest="cni_bin_dirs", action="append", help="a directory of CNI plugins")
     p.add_argument("--allow-insecure-tcp", dest="allow_insecure_tcp", action="store_const", const=True,
                    help="serve tcp:// without TLS (anyone who reaches the port is root on this host)")
     return p
@@ -237,6 +189,10 @@ def validate(c: DaemonConfig) -> None:
     for path_attr in ("data_root", "exec_root"):
         if not os.path.isabs(getattr(c, path_attr)):
             raise ConfigError(f"{path_attr.replace('_', '-')} must be an absolute path")
+    if c.cri_socket and not os.path.isabs(c.cri_socket):
+        raise ConfigError("cri-socket must be an absolute path (or empty: no CRI)")
+    if not all(isinstance(d, str) and os.path.isabs(d) for d in c.cni_bin_dirs):
+        raise ConfigError("cni-bin-dirs: expected a list of absolute paths")
     if c.storage_driver and c.storage_driver not in STORAGE_DRIVERS:
         raise ConfigError(f"unknown storage driver {c.storage_driver!r} (supported: {', '.join(STORAGE_DRIVERS)})")
     if c.log_driver not in LOG_DRIVERS:
@@ -249,6 +205,7 @@ def validate(c: DaemonConfig) -> None:
     if c.bip:
         _check_bip(c.bip)
     _check_bridge_name(c.bridge_name)
+    _check_ipv6(c)
     if c.log_driver in jsonlog.DRIVERS:
         try:
             jsonlog.validate({"Type": c.log_driver, "Config": c.log_opts})
@@ -261,7 +218,8 @@ def validate(c: DaemonConfig) -> None:
             net = ipaddress.ip_network(pool["base"])
         except ValueError:
             raise ConfigError(f"default-address-pools: invalid base {pool['base']!r}") from None
-        if not isinstance(pool["size"], int) or not net.prefixlen <= pool["size"] <= 30:
+        # room for the gateway and one container at least
+        if not isinstance(pool["size"], int) or not net.prefixlen <= pool["size"] <= (30 if net.version == 4 else 126):
             raise ConfigError(f"default-address-pools: invalid size {pool['size']!r} for {pool['base']}")
     for reg in c.insecure_registries:
         if not isinstance(reg, str) or not reg:
@@ -293,6 +251,21 @@ def _check_bip(bip: str) -> None:
         which = "network" if iface.ip == net.network_address else "broadcast"
         raise ConfigError(f"invalid bip {bip!r}: {iface.ip} is the {which} address of {net}; give the bridge's "
                           f"own address, e.g. {next(net.hosts())}/{net.prefixlen}")
+
+
+def _check_ipv6(c: DaemonConfig) -> None:
+    """dockerd's words (its network controller refuses these at start)."""
+    prefix = "Error initializing network controller: "
+    if c.fixed_cidr_v6:
+        try:
+            net = ipaddress.ip_network(c.fixed_cidr_v6, strict=False)
+        except ValueError:
+            raise ConfigError(f"{prefix}invalid CIDR address: {c.fixed_cidr_v6}") from None
+        if net.version != 6:  # dockerd takes it and hands containers IPv4 "IPv6" addresses: refused here
+            raise ConfigError(f"{prefix}fixed-cidr-v6 {c.fixed_cidr_v6} is not an IPv6 subnet")
+    elif c.ipv6:
+        raise ConfigError(f"{prefix}IPv6 is enabled for the default bridge, but no subnet is configured. Specify an "
+                          "IPv6 subnet using --fixed-cidr-v6")
 
 
 def _check_bridge_name(name: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 from ..api.app import build_app
 from ..api.http import HTTPServer
 from ..api.system import standard_headers
+from ..cri.listener import CriSocket
 from ..engine.engine import Engine
 from ..runtime import cgroupdriver
 from . import activation, sdnotify
@@ -195,6 +196,7 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
     loop.set_default_executor(executor)
     server: HTTPServer | None = None
     engine: Engine | None = None
+    cri = CriSocket(c.cri_socket_path) if c.cri_socket_path else None
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert server is not None  # nothing is served before it exists
@@ -214,8 +216,14 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
             listeners.append(await bind(ep, handle, c))
             if ep.path:
                 made.append(ep.path)
+        if cri is not None:
+            if _socket_in_use(cri.path):
+                raise cfg.ConfigError(f"CRI socket {cri.path} is in use by another process")
+            await cri.bind()
         engine = await asyncio.to_thread(Engine, c)
         server = HTTPServer(build_app(engine), standard_headers)
+        if cri is not None:
+            await cri.serve(engine)
         for ep, srv in zip(endpoints, listeners):
             if isinstance(srv, TCPListener):
                 srv.serve()
@@ -236,6 +244,8 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
             srv.close()
         if server is not None:
             await server.close_connections(REQUEST_GRACE)
+        if cri is not None:
+            await cri.close(REQUEST_GRACE)
         if engine is not None:
             try:
                 await asyncio.wait_for(asyncio.to_thread(engine.close), ENGINE_CLOSE_GRACE)

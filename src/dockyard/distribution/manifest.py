@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform as _platform
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidParameter, NotFound
+from ..util import host
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -118,12 +118,9 @@ class Platform:
         return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
 
 
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
-                 "i386": "386", "i686": "386"}
-
-
 def host_platform() -> Platform:
-    arch = _ARCH_ALIASES.get(_platform.machine().lower(), _platform.machine().lower())
+    # arm's variant stays "" as before: only arm64's v8 is implied by the machine for matching
+    arch = host.go_arch()
     return Platform("linux", arch, "v8" if arch == "arm64" else "")
 
 
@@ -151,11 +148,11 @@ def parse_platform(spec: str | None) -> Platform | None:
         os_ = "darwin" if parts[0] == "macos" else parts[0]
         if os_ in _KNOWN_OS:
             return Platform(os_, host_platform().architecture)
-        arch = _ARCH_ALIASES.get(parts[0], parts[0])
+        arch = host.go_arch(parts[0])
         if arch in _KNOWN_ARCH:
             return Platform("linux", arch)
         raise InvalidParameter(f"{_quote(spec)}: unknown operating system or architecture: invalid argument")
-    arch = _ARCH_ALIASES.get(parts[1], parts[1])
+    arch = host.go_arch(parts[1])
     variant = parts[2] if len(parts) == 3 else ""
     if arch == "arm64" and variant == "v8":
         variant = ""  # arm64 means v8 unless it says otherwise
@@ -170,7 +167,7 @@ def _quote(s: str) -> str:
 def _matches(want: Platform, p: dict[str, Any]) -> bool:
     if str(p.get("os", "")).lower() != want.os:
         return False
-    arch = _ARCH_ALIASES.get(str(p.get("architecture", "")).lower(), str(p.get("architecture", "")).lower())
+    arch = host.go_arch(str(p.get("architecture", "")).lower())
     if arch != want.architecture:
         return False
     variant = str(p.get("variant", "")).lower()

@@ -1,9 +1,9 @@
-"""How the pull/push endpoints name what they act on, on top of images.reference."""
+"""How the pull/push endpoints name what they act on, on top of util.reference."""
 
 from __future__ import annotations
 
 from ..errors import InvalidParameter
-from ..images.reference import _DIGEST, _TAG, Reference, parse
+from ..util.reference import _DIGEST, _TAG, Reference, parse
 
 
 def tag_or_digest(ref: Reference) -> str:

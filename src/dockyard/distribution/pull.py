@@ -26,9 +26,9 @@ import urllib3
 from ..errors import DockyardError, InvalidParameter, NotFound, Unavailable
 from ..images.content import ContentStore
 from ..images.layers import LayerStore, PendingLayer, chain_ids
-from ..images.reference import Reference
 from ..images.store import ImageStore
 from ..images.streams import InvalidDigest
+from ..util.reference import Reference
 from . import manifest as mf
 from .auth import AuthConfig
 from .blobindex import BlobIndex, BlobSource

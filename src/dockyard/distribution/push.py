@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 from ..errors import DockyardError, NotFound, Unauthorized, Unavailable
-from ..images.reference import Reference
 from ..images.store import Image
+from ..util.reference import Reference
 from . import manifest as mf
 from .auth import AuthConfig
 from .blobindex import BlobIndex, BlobSource

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 
 from ..errors import InvalidParameter
-from ..images.reference import DEFAULT_DOMAIN
+from ..util.reference import DEFAULT_DOMAIN
 
 DOCKER_HUB_HOST = "registry-1.docker.io"
 # What the CLI stores credentials under for Docker Hub, and sends as serveraddress.

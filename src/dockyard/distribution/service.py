@@ -12,8 +12,9 @@ import os
 import threading
 from typing import Any, Callable
 
+from ..config import RegistrySettings
 from ..errors import InvalidParameter, NotFound, Unauthorized, Unavailable
-from ..images.reference import Reference, parse
+from ..util.reference import Reference, parse
 from . import manifest as mf
 from .auth import AuthConfig
 from .blobindex import BlobIndex
@@ -31,16 +32,16 @@ Publish = Callable[[str, str, str, dict[str, str]], Any]
 
 
 class Distribution:
-    def __init__(self, data_root: str, mirrors: list[str], insecure: list[str], max_downloads: int,
-                 max_uploads: int, images: ImageParts, publish: Publish) -> None:
+    def __init__(self, data_root: str, settings: RegistrySettings, images: ImageParts, publish: Publish) -> None:
         self.images = images
         self.publish = publish
-        self.registries = RegistryConfig(mirrors, insecure)
-        self.transport = Transport(pool_size=max(max_downloads, max_uploads) + 2)
+        self.registries = RegistryConfig(settings.mirrors, settings.insecure)
+        self.transport = Transport(pool_size=max(settings.max_concurrent_downloads,
+                                                 settings.max_concurrent_uploads) + 2)
         self.sessions = Sessions(self.registries, self.transport)
         self.index = BlobIndex(os.path.join(data_root, "distribution", "blobindex.json"))
-        self.puller = Puller(self.sessions, images, self.index, max_downloads)
-        self.pusher = Pusher(self.sessions, images, self.index, max_uploads)
+        self.puller = Puller(self.sessions, images, self.index, settings.max_concurrent_downloads)
+        self.pusher = Pusher(self.sessions, images, self.index, settings.max_concurrent_uploads)
 
     def close(self) -> None:
         self.transport.close()

@@ -9,7 +9,7 @@ import time
 from typing import Any, Callable
 
 from ..builder.service import BuildService
-from ..daemon.config import DaemonConfig
+from ..config import DaemonConfig
 from ..distribution.auth import AuthConfig
 from ..containers import mounts
 from ..containers.archive import ContainerFiles
@@ -20,11 +20,11 @@ from ..containers.stats import StatsService
 from ..containers.service import ContainerService
 from ..containers.view import ContainerViews
 from ..distribution.service import Distribution
-from ..images.reference import parse as parse_reference
 from ..images.service import ImageService
 from ..network.service import NetworkService
 from ..storage.drivers import open_snapshotter
-from . import hostinfo
+from ..util import host as hostinfo
+from ..util.reference import parse as parse_reference
 from .memory import bound_allocator_retention
 from ..volumes.service import VolumeService
 from .events import EventBus
@@ -47,12 +47,10 @@ class Engine(Surface):
         self.events = EventBus()
         self.snapshotter = open_snapshotter(config.data_root, config.storage_driver)
         self.images = ImageService(config.data_root, self.snapshotter, self.events.publish)
-        self.distribution = Distribution(config.data_root, config.registry_mirrors, config.insecure_registries,
-                                         config.max_concurrent_downloads, config.max_concurrent_uploads,
-                                         self.images, self.events.publish)
-        self.networks = NetworkService(config, self.events.publish)
+        self.distribution = Distribution(config.data_root, config.registry(), self.images, self.events.publish)
+        self.networks = NetworkService(config.network(), self.events.publish)
         self.volumes = VolumeService(config.data_root, self.events.publish)
-        self.containers = ContainerService(config, self.images, self.snapshotter, self.events.publish,
+        self.containers = ContainerService(config.containers(), self.images, self.snapshotter, self.events.publish,
                                            networks=self.networks, volumes=self.volumes)
         self.volumes.set_usage_check(lambda name: mounts.users(self.containers.all(), name))
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)

@@ -12,7 +12,7 @@ import socket
 import threading
 from typing import IO, Any, Callable, Iterator
 
-from ..builder.builder import Options as BuildOptions
+from ..builder.options import Options as BuildOptions
 from ..builder.service import BuildService
 from ..containers import links, update
 from ..containers import view as container_view
@@ -27,7 +27,7 @@ from ..distribution.auth import AuthConfig
 from ..distribution.names import from_image_and_tag
 from ..distribution.service import Distribution
 from ..images import view as image_view
-from ..images.reference import Reference, parse as parse_reference
+from ..util.reference import Reference, parse as parse_reference
 from ..images.service import ImageService
 from ..network import view as network_view
 from ..network.service import NetworkService

@@ -11,9 +11,8 @@ import posixpath
 from typing import Any
 
 from .. import errors
-from ..builder.parser import INSTRUCTIONS, Node, ParseError, parse
-from ..builder.shell import Lexer
-from ..builder.stages import flag
+from ..dockerfile.parser import INSTRUCTIONS, Node, ParseError, flag, parse
+from ..dockerfile.shell import Lexer
 
 ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR")
 ONBUILD_REFUSED = ("FROM", "MAINTAINER")

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import IO, Callable, Iterable, Iterator
 
 from .. import errors
-from ..storage.archive import extract
 from ..storage.snapshotter import TAR_SPLIT, Snapshotter
 from ..storage.vfs import copy_tree
+from ..util.archive import extract
 from ..util.iterio import IterReader
 from .streams import HashingReader, Peekable, compression_of, decompressed
 from .tarsplit import Recorder, replay

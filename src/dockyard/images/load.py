@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .. import errors
-from ..storage.archive import ForwardReader
-from . import reference as refs
+from ..util import host
+from ..util import reference as refs
+from ..util.archive import ForwardReader
 from .layers import LayerStore, PendingLayer
 from .streams import HashingReader, compression_of, corrupt_data_errors, decompressed
 
@@ -282,9 +283,8 @@ class ArchiveReader:
 
     @staticmethod
     def _pick_platform(descs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from ..engine import hostinfo
 
-        arch = hostinfo.architecture()
+        arch = host.go_arch()
         usable = [d for d in descs if (d.get("annotations") or {}).get("vnd.docker.reference.type")
                   != "attestation-manifest"]
         matching = [d for d in usable if (d.get("platform") or {}).get("architecture") == arch

@@ -12,7 +12,7 @@ import json
 import tarfile
 from typing import Iterator
 
-from . import reference as refs
+from ..util import reference as refs
 from .content import ContentStore
 from .layers import LayerStore
 from .store import Image

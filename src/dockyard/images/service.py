@@ -9,17 +9,20 @@ image), ``resolve`` and ``layer_chain``, and make images with
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
 import threading
+import time
 from typing import IO, Any, Callable, Iterator
 
+from ..util import timefmt
 from .. import errors
+from ..util import host
 from ..storage.snapshotter import Snapshotter
 from ..util.filters import LabelSelector, match_labels
-from . import pathmatch, reference as refs
+from ..util import reference as refs
+from . import pathmatch
 from .changes import apply_changes
 from .content import ContentStore
 from .layers import LayerStore, PendingLayer, chain_id
@@ -36,7 +39,7 @@ Publish = Callable[[str, str, str, dict[str, str]], Any]
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return timefmt.rfc3339_nano(time.time_ns())
 
 
 class ImageService:
@@ -367,8 +370,7 @@ class ImageService:
                 for key in ("container", "container_config", "id", "parent"):
                     config.pop(key, None)
             else:
-                from ..engine import hostinfo
-                config = {"architecture": hostinfo.architecture(), "os": "linux", "config": {},
+                config = {"architecture": host.go_arch(), "os": "linux", "config": {},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
             config["created"] = created
             config["docker_version"] = _version()

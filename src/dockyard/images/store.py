@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
+from ..util import reference as refs
 from ..util.atomic import write_json_atomic
-from . import reference as refs
 from .content import ContentStore
 from .layers import chain_ids
 

@@ -28,7 +28,7 @@ log = logging.getLogger("dockyard.network.dns")
 
 ADDRESS = "127.0.0.11"
 TTL = 600
-# container id, lower-case name -> addresses (None: not ours, forward it; []: no such name)
+# container id, lower-case name -> IPv4 and IPv6 addresses (None: not ours, forward it; []: no such name)
 Resolve = Callable[[str, str], list[str] | None]
 Upstreams = Callable[[str], list[str]]
 
@@ -115,8 +115,12 @@ class DnsServer:
         reply.flags |= dns.flags.AA | dns.flags.RA
         if not addresses:
             reply.set_rcode(dns.rcode.NXDOMAIN)
-        elif q.rdtype == dns.rdatatype.A:
-            reply.answer.append(dns.rrset.from_text_list(q.name, TTL, "IN", "A", addresses))
+        elif q.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            # a name known here without an address of the kind asked: NOERROR and no answer, as libnetwork's
+            v6 = q.rdtype == dns.rdatatype.AAAA
+            wanted = [a for a in addresses if (":" in a) == v6]
+            if wanted:
+                reply.answer.append(dns.rrset.from_text_list(q.name, TTL, "IN", "AAAA" if v6 else "A", wanted))
         _send(sock, reply.to_wire(), peer)
 
     def _forward(self, sock: socket.socket, container_id: str, data: bytes, peer: tuple[str, int],

@@ -29,6 +29,19 @@ def choose_subnet(pools: list[dict[str, Any]], taken: Iterable[IPv4Net]) -> IPv4
     raise errors.Forbidden("all predefined address pools have been fully subnetted")
 
 
+def choose_subnet6(pools: list[dict[str, Any]], taken: Iterable[ipaddress.IPv6Network]) -> ipaddress.IPv6Network | None:
+    """The first free subnet of the IPv6 entries of default-address-pools (dockerd has no IPv6 pool of its own)."""
+    taken = list(taken)
+    for pool in pools:
+        base = ipaddress.ip_network(pool["base"])
+        if base.version != 6:
+            continue
+        for candidate in base.subnets(new_prefix=int(pool["size"])):
+            if not any(candidate.overlaps(t) for t in taken):
+                return candidate
+    return None
+
+
 def gateway_for(subnet: IPv4Net) -> ipaddress.IPv4Address:
     return subnet.network_address + 1
 

@@ -1,6 +1,6 @@
-"""IPv6 on bridge networks (a first step): an explicit subnet, the gateway on the bridge, an address and a
-default route per container. No NAT and no forwarding rules yet: what leaves the bridge is routed as the
-host routes it."""
+"""IPv6 on bridge networks: an explicit subnet (or the daemon's fixed-cidr-v6 for the default bridge), the
+gateway on the bridge, an address and a default route per container. The ip6tables rules (with the daemon's
+ip6tables option) are in iptables.py."""
 
 from __future__ import annotations
 
@@ -12,19 +12,23 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import errors
-from . import netns
+from . import ipam, netns
 
 AF_INET6 = 10
 IFA_F_NODAD = 0x02  # the address is usable at once, not "tentative" while duplicate detection runs
 
 
-def config(ipam_configs: list[dict[str, Any]]) -> tuple[str, str, bool]:
-    """(subnet, gateway, gateway given) of the first IPv6 entry of an IPAM Config; dockyard has no IPv6 pool
-    to choose from."""
+def config(ipam_configs: list[dict[str, Any]], pools: list[dict[str, Any]],
+           taken: list[ipaddress.IPv6Network]) -> tuple[str, str, bool]:
+    """(subnet, gateway, gateway shown) of the first IPv6 entry of an IPAM Config, else of a subnet from the IPv6
+    entries of default-address-pools (dockerd shows the gateway of such a one in IPAM Config)."""
     entries = [c for c in ipam_configs if ":" in str(c.get("Subnet") or "")]
     if not entries:
-        raise errors.InvalidParameter("IPv6 networks need an explicit IPv6 subnet in IPAM Config: dockyard has "
-                                      "no default IPv6 pool (fixed-cidr-v6) yet")
+        chosen = ipam.choose_subnet6(pools, taken)
+        if chosen is None:  # dockerd 20.10 has no IPv6 pool but those (fixed-cidr-v6 is the default bridge's only)
+            raise errors.NotFound("could not find an available, non-overlapping IPv6 address pool among the "
+                                  "defaults to assign to the network")
+        return str(chosen), str(chosen.network_address + 1), True
     try:
         subnet = ipaddress.IPv6Network(entries[0]["Subnet"], strict=False)
     except ValueError:
@@ -40,6 +44,26 @@ def config(ipam_configs: list[dict[str, Any]]) -> tuple[str, str, bool]:
     else:
         gateway = subnet.network_address + 1
     return str(subnet), str(gateway), bool(entries[0].get("Gateway"))
+
+
+def default_bridge(fixed_cidr_v6: str) -> tuple[str, str]:
+    """(subnet, gateway) of the default bridge from the daemon's fixed-cidr-v6 ("": no IPv6)."""
+    if not fixed_cidr_v6:
+        return "", ""
+    subnet = ipaddress.IPv6Network(fixed_cidr_v6, strict=False)
+    return str(subnet), str(subnet.network_address + 1)
+
+
+def mac_derived(subnet: ipaddress.IPv6Network) -> bool:
+    """dockerd makes a default-bridge container's address from its MAC when the subnet leaves 48 host bits."""
+    return subnet.prefixlen <= 80
+
+
+def address_from_mac(subnet: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
+    """The subnet's prefix with the MAC in the last six bytes (02:42:ac:11:00:02 -> PREFIX::242:ac11:2)."""
+    raw = bytearray(subnet.network_address.packed)
+    raw[10:] = bytes.fromhex(mac.replace(":", ""))
+    return ipaddress.IPv6Address(bytes(raw))
 
 
 def ensure_address(bridge: str, address: ipaddress.IPv6Interface) -> bool:

@@ -54,11 +54,14 @@ def reserve(binding: Binding, target: str, listen: bool) -> tuple[int, socket.so
     container; while it listens no other socket can bind the port anyway.
     """
     tcp = binding.proto != "udp"
+    v6 = ":" in binding.host_ip
     lo, hi = binding.host_ports
     last: OSError | None = None
     for port in range(lo, hi + 1) if lo else [0]:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
         try:
+            if v6:  # "::" is IPv6 only: the port on 0.0.0.0 is the IPv4 binding's
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if listen and tcp:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((binding.host_ip, port))
@@ -74,6 +77,22 @@ def reserve(binding: Binding, target: str, listen: bool) -> tuple[int, socket.so
         f"failed to set up container networking: driver failed programming external connectivity on "
         f"endpoint {target}: failed to bind host port for {binding.host_ip}:{shown}:{binding.port}/"
         f"{binding.proto}: {reason}")
+
+
+def ipv6_twin(binding: Binding, host_port: int) -> Binding | None:
+    """dockerd's IPv6 binding beside one on every IPv4 address (0.0.0.0): on ``::``, same host port."""
+    if binding.host_ip != "0.0.0.0":
+        return None
+    return Binding(binding.proto, binding.port, "::", (host_port, host_port))
+
+
+def ipv6_available() -> bool:
+    """False on a host without IPv6 (the module absent or disabled), where dockerd publishes on IPv4 only."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6", encoding="ascii") as f:
+            return socket.has_ipv6 and f.read().strip() == "0"
+    except OSError:
+        return False
 
 
 def settings(ports: list[dict[str, Any]], exposed: dict[str, Any] | None) -> dict[str, Any]:

@@ -233,7 +233,8 @@ class UdpProxy(Proxy):
                             if not admit():
                                 continue  # other ports hold every slot: UDP loses the datagram
                             try:
-                                up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                                up = socket.socket(socket.AF_INET6 if ":" in self.target[0] else socket.AF_INET,
+                                                   socket.SOCK_DGRAM)
                             except OSError:
                                 slots.release()
                                 continue

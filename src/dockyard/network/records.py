@@ -58,7 +58,8 @@ class Network:
     user_subnet: bool = False  # --subnet given (IPAM Config shows it as given)
     subnet6: str = ""  # set on an EnableIPv6 network
     gateway6: str = ""
-    gateway6_given: bool = False  # IPAM Config shows the IPv6 gateway only when it was asked for, as dockerd
+    # IPAM Config shows the IPv6 gateway only when it was asked for or the subnet came from a pool, as dockerd
+    gateway6_given: bool = False
     gateway6_added: bool = False
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
 

@@ -20,10 +20,11 @@ import threading
 from typing import Any, Callable
 
 from .. import errors
-from ..daemon.config import ConfigError, DaemonConfig
+from ..config import ConfigError, NetworkSettings
 from . import dns as dnsmod
 from . import endpoints, ipam, iptables, ipv6, links, netns, ports, proxy
 from .records import Endpoint, Network
+from ..util import timefmt
 from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.network")
@@ -35,19 +36,14 @@ BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 SPECIAL_MODES = ("host", "none")
 
 
-def _now() -> str:
-    from ..containers.record import now_iso
-    return now_iso()
-
-
 class NetworkService:
-    def __init__(self, config: DaemonConfig, publish: Publish) -> None:
+    def __init__(self, config: NetworkSettings, publish: Publish) -> None:
         self.config = config
         self._publish = publish
         self.root = os.path.join(config.data_root, "network", "networks")
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         self.netns_dir = os.path.join(config.exec_root, "netns")
-        self.iptables = iptables.Iptables(config.iptables)
+        self.iptables = iptables.Iptables(config.iptables, config.ip6tables)
         self._lock = threading.RLock()
         self._networks: dict[str, Network] = {}
         self._port_holders: dict[str, list[socket.socket | proxy.Proxy]] = {}  # what keeps each port
@@ -99,9 +95,10 @@ class NetworkService:
             raise errors.NotFound(f"could not find plugin {ipam_cfg['Driver']} in v1 plugin registry: "
                                   f"plugin not found")
         configs = [c for c in (ipam_cfg.get("Config") or []) if c.get("Subnet") and ":" not in c["Subnet"]]
-        subnet6, gateway6, gateway6_given = ipv6.config(ipam_cfg.get("Config") or []) if body.get("EnableIPv6") \
-            else ("", "", False)
         with self._lock:
+            subnet6, gateway6, gateway6_given = ("", "", False) if not body.get("EnableIPv6") else ipv6.config(
+                ipam_cfg.get("Config") or [], self.config.default_address_pools,
+                [ipaddress.IPv6Network(n.subnet6) for n in self._networks.values() if n.subnet6])
             # whatever CheckDuplicate says: a daemon speaking API 1.44 refuses duplicates at every version
             # (CHANGELOG v1.44, "unversioned"), where dockerd 20.10 made one with a warning
             if any(n.name == name for n in self._networks.values()):
@@ -114,7 +111,7 @@ class NetworkService:
                 raise errors.Forbidden(f"bridge name {bridge} is already in use by another network")
             cfg = configs[0] if configs else {}
             subnet, gateway, ip_range = self._ipam_config(cfg)
-            n = Network(id=net_id, name=name, created=_now(), internal=bool(body.get("Internal")),
+            n = Network(id=net_id, name=name, created=timefmt.now_fixed(), internal=bool(body.get("Internal")),
                         attachable=bool(body.get("Attachable")), labels=dict(body.get("Labels") or {}),
                         options=options, subnet=str(subnet), gateway=str(gateway),
                         ip_range=str(ip_range) if ip_range else "", bridge=bridge,
@@ -200,8 +197,10 @@ class NetworkService:
         n.gateway_added |= added
         if n.subnet6:
             n.gateway6_added |= ipv6.ensure_address(n.bridge, self._gateway6(n))
+            if self.config.iptables:
+                iptables.enable_ip6_forward()
         rules = self._network_rules(n)
-        drops = iptables.internal_drop_rules(n.bridge) if n.internal else []
+        drops = self._drop_rules(n)
         self.iptables.delete(self._other_mode(rules, self._network_rules(n, not self.config.userland_proxy)))
         self.iptables.delete(rules + drops)  # left by a daemon that died: never twice
         self.iptables.add(rules)
@@ -211,7 +210,7 @@ class NetworkService:
         """Only what bringing it up added: an adopted bridge stays, and so does one another daemon uses."""
         if n.driver != "bridge":
             return
-        self.iptables.delete(self._network_rules(n) + (iptables.internal_drop_rules(n.bridge) if n.internal else []))
+        self.iptables.delete(self._network_rules(n) + self._drop_rules(n))
         if n.bridge_created:
             if not links.bridge_ports(n.bridge):  # else another daemon's veths are on it: theirs too now
                 links.delete_link(n.bridge)
@@ -232,7 +231,15 @@ class NetworkService:
 
     def _network_rules(self, n: Network, userland_proxy: bool | None = None) -> list[iptables.Rule]:
         proxied = self.config.userland_proxy if userland_proxy is None else userland_proxy
-        return iptables.network_rules(n.bridge, n.subnet, n.internal, proxied)
+        rules = iptables.network_rules(n.bridge, n.subnet, n.internal, proxied)
+        return rules + (iptables.network_rules6(n.bridge, n.subnet6, n.internal) if n.subnet6 else [])
+
+    @staticmethod
+    def _drop_rules(n: Network) -> list[iptables.Rule]:
+        if not n.internal:
+            return []
+        rules = iptables.internal_drop_rules(n.bridge)
+        return rules + (iptables.internal_drop_rules(n.bridge, 6) if n.subnet6 else [])
 
     @staticmethod
     def _other_mode(rules: list[iptables.Rule], other: list[iptables.Rule]) -> list[iptables.Rule]:
@@ -331,12 +338,16 @@ class NetworkService:
             addr = ipam.allocate(subnet, ipaddress.ip_network(n.ip_range) if n.ip_range else None,  # type: ignore[arg-type]
                                  used, ep.static_ip)
             ep.address = f"{addr}/{subnet.prefixlen}"  # reserved before the (slower) plumbing
+            mac = ep.mac_wanted or links.mac_for(addr)  # type: ignore[arg-type]
             if n.subnet6:
-                subnet6 = ipaddress.ip_network(n.subnet6)
+                subnet6 = ipaddress.IPv6Network(n.subnet6)
                 used6 = {ipaddress.ip_address(n.gateway6)} | {
                     ipaddress.ip_interface(e.address6).ip for e in n.endpoints.values() if e.address6}
                 try:
-                    addr6 = ipam.allocate(subnet6, None, used6, ep.static_ip6)  # type: ignore[arg-type]
+                    if n.name == "bridge" and ipv6.mac_derived(subnet6) and not ep.static_ip6:
+                        addr6 = ipv6.address_from_mac(subnet6, mac)
+                    else:
+                        addr6 = ipam.allocate(subnet6, None, used6, ep.static_ip6)  # type: ignore[arg-type]
                 except BaseException:
                     ep.address = ""
                     raise
@@ -357,7 +368,7 @@ class NetworkService:
             ep.address = ep.address6 = ""
             raise
         ep.ifname = ifname
-        ep.mac = ep.mac_wanted or links.mac_for(addr)  # type: ignore[arg-type]
+        ep.mac = mac
         ep.endpoint_id = secrets.token_hex(32)
 
     def _add_interface(self, n: Network, ep: Endpoint, path: str, ifname: str, first: bool) -> str:
@@ -382,11 +393,16 @@ class NetworkService:
         socks: list[socket.socket] = []
         published: list[dict[str, Any]] = []
         try:
+            target = container.name.lstrip("/") + f" ({ep.endpoint_id[:12]})"
             for b in bindings:
-                host_port, sock = ports.reserve(b, container.name.lstrip("/") + f" ({ep.endpoint_id[:12]})",
-                                                listen=self.config.userland_proxy)
+                host_port, sock = ports.reserve(b, target, listen=self.config.userland_proxy)
                 socks.append(sock)
                 published.append({"proto": b.proto, "port": b.port, "host_ip": b.host_ip, "host_port": host_port})
+                # dockerd's: the proxy carries [::] to a container without IPv6 on its IPv4 address
+                twin = ports.ipv6_twin(b, host_port) if ep.address6 or self.config.userland_proxy else None
+                if twin is not None and ports.ipv6_available():
+                    socks.append(ports.reserve(twin, target, listen=self.config.userland_proxy)[1])
+                    published.append({"proto": b.proto, "port": b.port, "host_ip": "::", "host_port": host_port})
             rules = [r for p in published for r in self._port_rules(n, ep, p)]
             try:
                 self.iptables.add(rules)
@@ -408,11 +424,18 @@ class NetworkService:
         """The reserved socket, served by the userland proxy unless the daemon runs without it."""
         if not self.config.userland_proxy:
             return sock
-        return proxy.start(p["proto"], sock, (str(ipaddress.ip_interface(ep.address).ip), p["port"]))
+        # a port on an IPv6 host address reaches a container without IPv6 on its IPv4 address, as docker-proxy
+        address = ep.address6 if ":" in p["host_ip"] and ep.address6 else ep.address
+        return proxy.start(p["proto"], sock, (str(ipaddress.ip_interface(address).ip), p["port"]))
 
     def _port_rules(self, n: Network, ep: Endpoint, p: dict[str, Any],
                     userland_proxy: bool | None = None) -> list[iptables.Rule]:
         proxied = self.config.userland_proxy if userland_proxy is None else userland_proxy
+        if ":" in p["host_ip"]:  # IPv6: DNAT to the container's IPv6 address; without one the proxy carries it
+            if not ep.address6:
+                return []
+            return iptables.port_rules6(n.bridge, p["proto"], p["host_ip"], p["host_port"],
+                                        str(ipaddress.ip_interface(ep.address6).ip), p["port"])
         return iptables.port_rules(n.bridge, p["proto"], p["host_ip"], p["host_port"],
                                    str(ipaddress.ip_interface(ep.address).ip), p["port"], proxied)
 
@@ -424,6 +447,8 @@ class NetworkService:
         lines = [HOSTS, self.extra_hosts(container.host_config)]
         for n, ep in members:
             lines.append(f"{ipaddress.ip_interface(ep.address).ip}\t{names}\n")
+            if ep.address6:
+                lines.append(f"{ipaddress.ip_interface(ep.address6).ip}\t{names}\n")
         write_atomic(hosts_path, "".join(lines), durable=False)
         if user_defined:
             write_atomic(resolv_path, _resolv_conf(self._upstreams.get(container.id, [])), durable=False)
@@ -506,8 +531,9 @@ class NetworkService:
                 with self._lock:
                     n.endpoints.pop(container.id, None)
                 raise
-            _append(container.hosts_path,
-                    f"{ipaddress.ip_interface(ep.address).ip}\t{container.config.get('Hostname') or container.id[:12]}\n")
+            hostname = container.config.get("Hostname") or container.id[:12]
+            _append(container.hosts_path, "".join(f"{ipaddress.ip_interface(a).ip}\t{hostname}\n"
+                                                  for a in (ep.address, ep.address6) if a))
         with self._lock:
             n.save(self.root)
         if running:
@@ -560,6 +586,9 @@ class NetworkService:
             if n.name == "bridge":
                 for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
                     settings[key] = s[key]
+                # IPv6 on the default bridge (daemon ipv6, fixed-cidr-v6)
+                for key in ("GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPv6Gateway"):
+                    settings[key] = s[key]
         return settings
 
     def port_summary(self, container: Any) -> list[dict[str, Any]]:
@@ -586,6 +615,8 @@ class NetworkService:
                          *(a.lower() for a in other.aliases), *linked.get(other.name.lower(), ())}
                 if wanted in names or name in names:
                     found.append(str(ipaddress.ip_interface(other.address).ip))
+                    if other.address6:  # AAAA answers; a name without one on this network gets none
+                        found.append(str(ipaddress.ip_interface(other.address6).ip))
         if found or internal_only:
             return found  # an internal network has no way out: nothing to forward to
         return None
@@ -609,15 +640,18 @@ class NetworkService:
             self._networks_default_bridge()
         for name, driver in (("host", "host"), ("none", "null")):
             if name not in names:
-                n = Network(id=secrets.token_hex(32), name=name, created=_now(), driver=driver)
+                n = Network(id=secrets.token_hex(32), name=name, created=timefmt.now_fixed(), driver=driver)
                 self._networks[n.id] = n
                 n.save(self.root)
         for n in self._networks.values():
             if n.name == "bridge" and self.config.bip:
                 iface = ipaddress.ip_interface(self.config.bip)
                 n.subnet, n.gateway = str(iface.network), str(iface.ip)
+            if n.name == "bridge":
+                self._default_bridge_ipv6(n)
             try:
                 self._bring_up(n)
+                n.save(self.root)  # what it added (the default bridge's IPv6 gateway too), for the next start
             except links.NotABridge as e:
                 if n.name == "bridge":  # -b eth0: every container would be plugged into the host's interface
                     raise ConfigError(f"error creating default \"bridge\" network: {e}") from None
@@ -636,7 +670,7 @@ class NetworkService:
             taken = ours + ([] if mine else links.host_networks())
             subnet = ipam.choose_subnet(self.config.default_address_pools, taken)
             gateway = ipam.gateway_for(subnet)  # type: ignore[arg-type]
-        n = Network(id=secrets.token_hex(32), name="bridge", created=_now(), subnet=str(subnet),
+        n = Network(id=secrets.token_hex(32), name="bridge", created=timefmt.now_fixed(), subnet=str(subnet),
                     gateway=str(gateway), bridge=self.config.bridge_name,
                     options={"com.docker.network.bridge.default_bridge": "true",
                              "com.docker.network.bridge.enable_icc": "true",
@@ -647,6 +681,20 @@ class NetworkService:
         self._networks[n.id] = n
         n.save(self.root)
         log.info("default bridge network on %s: %s (gateway %s)", n.bridge, n.subnet, n.gateway)
+
+    def _default_bridge_ipv6(self, n: Network) -> None:
+        """The default bridge's IPv6 as the daemon is configured now (fixed-cidr-v6, the gateway its first
+        address); a daemon started again without it takes the gateway it added off the bridge."""
+        subnet6, gateway6 = ipv6.default_bridge(self.config.fixed_cidr_v6 if self.config.ipv6 else "")
+        if (n.subnet6, n.gateway6) == (subnet6, gateway6):
+            return
+        if n.subnet6:
+            self.iptables.delete(iptables.network_rules6(n.bridge, n.subnet6, n.internal))
+        if n.gateway6_added:
+            ipv6.remove_address(n.bridge, self._gateway6(n))
+            n.gateway6_added = False
+        n.subnet6, n.gateway6 = subnet6, gateway6
+        n.save(self.root)
 
     def _restore_endpoints(self, n: Network) -> None:
         """Live containers keep their addresses, ports and DNS; the dead ones' are cleaned by detach."""

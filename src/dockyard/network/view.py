@@ -8,8 +8,8 @@ import logging
 from typing import Any, Callable
 
 from .. import errors
-from ..containers.record import parse_iso
 from ..util import filters as flt
+from ..util.timefmt import parse_seconds
 from .records import Network
 
 LIST_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
@@ -50,7 +50,7 @@ def matches(n: Network, wanted: dict[str, list[str]]) -> bool:
 def prune_keep(wanted: dict[str, list[str]]) -> Callable[[Network], bool]:
     """Which unused networks `network prune` leaves."""
     selector = flt.LabelSelector.of(wanted)
-    return lambda n: not selector.selects(n.labels, parse_iso(n.created) * 1e9)
+    return lambda n: not selector.selects(n.labels, parse_seconds(n.created) * 1e9)
 
 
 def resource(n: Network, containers: bool) -> dict[str, Any]:

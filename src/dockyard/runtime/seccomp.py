@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 from typing import Any
 
 from .. import errors
+from ..util import host
 
 # GOARCH (image configs, platform.machine() mapped) -> libseccomp's name, as moby's goToNative
 GO_TO_NATIVE = {"386": "x86", "amd64": "amd64", "arm": "arm", "arm64": "arm64", "loong64": "loongarch64",
@@ -35,11 +35,6 @@ ACTIONS = {"SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SC
 OPERATORS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
              "SCMP_CMP_MASKED_EQ"}
 _PASSED_KEYS = ("defaultAction", "defaultErrnoRet", "flags", "listenerPath", "listenerMetadata")
-
-
-def go_arch() -> str:
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "armv7l": "arm"}.get(machine, machine)
 
 
 def _kernel() -> tuple[int, int]:
@@ -100,7 +95,7 @@ def load(text: str) -> dict[str, Any]:
                     not all(isinstance(filt.get(k) or [], list) and all(isinstance(x, str) for x in filt.get(k) or [])
                             for k in ("caps", "arches")) or not isinstance(filt.get("minKernel") or "", str):
                 raise errors.InvalidParameter(f"Decoding seccomp profile failed: bad '{cond}' filter")
-    render(profile, set(), go_arch())  # the errors rendering finds are the client's too: now, at create
+    render(profile, set(), host.go_arch())  # the errors rendering finds are the client's too: now, at create
     return profile
 
 
@@ -124,7 +119,7 @@ def render(profile: dict[str, Any], capabilities: set[str], arch: str | None = N
     if profile.get("architectures") and profile.get("archMap"):
         raise errors.InvalidParameter("both 'architectures' and 'archMap' are specified in the seccomp profile, "
                                       "use either 'architectures' or 'archMap'")
-    native = GO_TO_NATIVE.get(arch or go_arch(), arch or go_arch())
+    native = GO_TO_NATIVE.get(arch or host.go_arch(), arch or host.go_arch())
     out: dict[str, Any] = {k: profile[k] for k in _PASSED_KEYS if profile.get(k) not in (None, "", [])}
     architectures = list(profile.get("architectures") or [])
     for entry in profile.get("archMap") or []:

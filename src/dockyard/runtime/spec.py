@@ -17,11 +17,9 @@ from typing import Any
 
 from .. import errors
 from ..storage import rootfd
-from . import cgroupdriver, devices, lsm, seccomp, seccomp_default
+from . import cgroupdriver, devices, lsm, mountspec, seccomp, seccomp_default, secopts
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-INIT_BINARIES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/bin/tini")
-INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
 CGROUP_PARENT = "/dockyard"
 
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -50,25 +48,6 @@ RLIMITS = {
     "stack": "RLIMIT_STACK",
 }
 
-# (type, major, minor, path, mode) of the devices every container gets
-DEFAULT_DEVICES = [("c", 1, 3, "/dev/null"), ("c", 1, 5, "/dev/zero"), ("c", 1, 7, "/dev/full"),
-                   ("c", 1, 8, "/dev/random"), ("c", 1, 9, "/dev/urandom"), ("c", 5, 0, "/dev/tty")]
-DEFAULT_DEVICE_RULES = [
-    {"allow": False, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
-    {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-]
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000
@@ -109,34 +88,6 @@ def normalize_cap(name: str) -> str:
     if cap not in ALL_CAPS:
         raise errors.InvalidParameter(f"unknown capability: \"{name}\"")
     return cap
-
-
-_SKIPPED_DEV_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
-
-
-def host_devices() -> list[dict[str, Any]]:
-    """Every device node under the host's /dev, as dockerd gives a privileged container."""
-    out: list[dict[str, Any]] = []
-    for dirpath, dirnames, filenames in os.walk("/dev"):
-        if dirpath == "/dev":
-            dirnames[:] = [d for d in dirnames if d not in _SKIPPED_DEV_DIRS]
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if path == "/dev/console":
-                continue
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISCHR(st.st_mode):
-                kind = "c"
-            elif stat.S_ISBLK(st.st_mode):
-                kind = "b"
-            else:
-                continue
-            out.append({"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
-                        "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
-    return out
 
 
 def available_caps() -> list[str]:
@@ -324,7 +275,7 @@ def validate_host_config(host_config: dict[str, Any]) -> None:
     oom = hc.get("OomScoreAdj") or 0
     if not -1000 <= oom <= 1000:
         raise errors.InvalidParameter(f"Invalid value {oom}, range for oom score adj is [-1000, 1000]")
-    security_opts(hc)
+    secopts.parse(hc)
     devices.validate(hc)
     for key in ("MaskedPaths", "ReadonlyPaths"):
         paths = hc.get(key)
@@ -454,52 +405,6 @@ def resolve_user(rootfs: str, spec: str, group_add: list[str] | None = None) -> 
     return User(uid, gid, sorted(set(extra)), home)
 
 
-@dataclass
-class SecurityOpts:
-    """``HostConfig.SecurityOpt`` as dockerd's parseSecurityOpt reads it."""
-
-    no_new_privileges: bool = False
-    seccomp: str = ""  # "": the default profile; "unconfined"; else a custom profile's JSON text
-    apparmor: str = ""
-    unconfined_paths: bool = False  # systempaths=unconfined (the docker CLI sends empty MaskedPaths instead)
-
-
-def security_opts(host_config: dict[str, Any]) -> SecurityOpts:
-    """Parsed and checked: an option that cannot take effect here is a 400, never silently dropped."""
-    out = SecurityOpts()
-    opts = host_config.get("SecurityOpt") or []
-    if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
-        raise errors.InvalidParameter("invalid SecurityOpt: expected a list of strings")
-    for opt in opts:
-        if opt == "no-new-privileges":
-            out.no_new_privileges = True
-            continue
-        if opt == "disable":  # dockerd's shorthand for label=disable
-            continue
-        sep = "=" if "=" in opt else ":"
-        key, found, value = opt.partition(sep)
-        if not found:
-            raise errors.InvalidParameter(f"invalid --security-opt 1: {opt!r}")
-        if key == "no-new-privileges":
-            if value.lower() not in ("1", "t", "true", "0", "f", "false"):
-                raise errors.InvalidParameter(f"invalid --security-opt 2: {opt!r}")
-            out.no_new_privileges = value.lower() in ("1", "t", "true")
-        elif key == "seccomp":
-            out.seccomp = "" if value == "builtin" else value
-            if out.seccomp not in ("", "unconfined"):
-                seccomp.load(out.seccomp)
-        elif key == "apparmor":
-            lsm.validate_apparmor(value)
-            out.apparmor = value
-        elif key == "label":
-            lsm.validate_label(value)
-        elif key == "systempaths" and value == "unconfined":
-            out.unconfined_paths = True
-        else:
-            raise errors.InvalidParameter(f"invalid --security-opt 2: {opt!r}")
-    return out
-
-
 def _swap_accounting() -> bool:
     if cgroup_version() == "2":
         return True
@@ -548,51 +453,8 @@ def resources(host_config: dict[str, Any]) -> dict[str, Any]:
     if hc.get("Privileged"):
         res["devices"] = [{"allow": True, "access": "rwm"}]
     else:
-        res["devices"] = list(DEFAULT_DEVICE_RULES)
+        res["devices"] = list(devices.DEFAULT_DEVICE_RULES)
     return res
-
-
-def _mounts(host_config: dict[str, Any], files: Files, init_binary: str | None,
-            extra_mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    privileged = bool(host_config.get("Privileged"))
-    shm = host_config.get("ShmSize") or DEFAULT_SHM_SIZE
-    mounts: list[dict[str, Any]] = [
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
-    ]
-    for dest, path in (("/etc/resolv.conf", files.resolv_conf), ("/etc/hostname", files.hostname),
-                       ("/etc/hosts", files.hosts)):
-        if path:
-            mounts.append({"destination": dest, "type": "bind", "source": path, "options": ["rbind", "rprivate"]})
-    for dest, opts in (host_config.get("Tmpfs") or {}).items():
-        options = ["nosuid", "nodev", "noexec"]
-        for opt in filter(None, (opts or "").split(",")):
-            if opt in ("exec", "suid", "dev"):
-                options = [o for o in options if o != "no" + opt]
-            options.append(opt)
-        mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options})
-    mounts += extra_mounts
-    if init_binary:
-        mounts.append({"destination": INIT_PATH_IN_CONTAINER, "type": "bind", "source": init_binary,
-                       "options": ["bind", "ro"]})
-    return mounts
-
-
-def init_binary() -> str | None:
-    for path in INIT_BINARIES:
-        if os.path.exists(path):
-            return os.path.realpath(path)
-    return None
 
 
 def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], config: dict[str, Any],
@@ -614,17 +476,17 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
     hostname = config.get("Hostname") or (socket.gethostname() if host_net or host_uts else container_id[:12])
     args = command(config, image_config)
     use_init = bool(hc.get("Init"))
-    init = init_binary() if use_init else None
+    init = mountspec.init_binary() if use_init else None
     if use_init and not init:
         raise errors.SystemError_("docker-init (tini) is not installed on this host")
     if init:
-        args = [INIT_PATH_IN_CONTAINER, "--", *args]
+        args = [mountspec.INIT_PATH_IN_CONTAINER, "--", *args]
     user = resolve_user(rootfs, config.get("User") or image_config.get("User") or "", hc.get("GroupAdd"))
     workdir = config.get("WorkingDir") or image_config.get("WorkingDir") or "/"
     if not workdir.startswith("/"):
         raise errors.InvalidParameter(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
     caps = capabilities(hc)
-    secopts = security_opts(hc)
+    opts = secopts.parse(hc)
     privileged = bool(hc.get("Privileged"))
 
     namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
@@ -647,9 +509,9 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "env": merged_env(config, image_config, hostname, tty),
         "cwd": workdir,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": secopts.no_new_privileges,
+        "noNewPrivileges": opts.no_new_privileges,
     }
-    apparmor = lsm.apparmor_profile(secopts.apparmor, privileged)
+    apparmor = lsm.apparmor_profile(opts.apparmor, privileged)
     if apparmor:
         process["apparmorProfile"] = apparmor
     rlimits = ulimits(hc)
@@ -667,22 +529,22 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "resources": resources(hc),
     }
     if privileged:
-        linux["devices"] = host_devices()
+        linux["devices"] = devices.host_devices()
     else:
         # as dockerd: a privileged container has every host device already, so Devices apply to others only
         user_devs, user_rules = devices.user_devices(hc)
         linux["devices"] = [
             {"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}
-            for kind, major, minor, path in DEFAULT_DEVICES] + user_devs
+            for kind, major, minor, path in devices.DEFAULT_DEVICES] + user_devs
         linux["resources"]["devices"] += user_rules
-        unconfined_paths = secopts.unconfined_paths
+        unconfined_paths = opts.unconfined_paths
         masked, readonly = hc.get("MaskedPaths"), hc.get("ReadonlyPaths")
         linux["maskedPaths"] = [] if unconfined_paths else masked_paths() if masked is None else list(masked)
         linux["readonlyPaths"] = [] if unconfined_paths else list(READONLY_PATHS if readonly is None else readonly)
-        if secopts.seccomp == "":
+        if opts.seccomp == "":
             linux["seccomp"] = seccomp_default.profile(set(caps), arch)
-        elif secopts.seccomp != "unconfined":
-            custom = seccomp.render(seccomp.load(secopts.seccomp), set(caps), arch)
+        elif opts.seccomp != "unconfined":
+            custom = seccomp.render(seccomp.load(opts.seccomp), set(caps), arch)
             if custom is not None:
                 linux["seccomp"] = custom
     own_netns = not host_net and not network_mode.startswith("container:")
@@ -698,6 +560,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "process": process,
         "root": {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))},
         **({} if host_uts else {"hostname": hostname}),
-        "mounts": _mounts(hc, files, init, extra_mounts or []),
+        "mounts": mountspec.oci_mounts(hc, hc.get("ShmSize") or DEFAULT_SHM_SIZE, files.resolv_conf, files.hostname,
+                                        files.hosts, init, extra_mounts or []),
         "linux": linux,
     }

@@ -13,8 +13,8 @@ import stat
 import tarfile
 from typing import Iterator
 
+from ..util.archive import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 from . import fdtar, rootfd
-from .archive import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 
 
 def _whiteout(tw: fdtar.TreeTar, arcname: str) -> Iterator[bytes]:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .. import errors
+from ..util.archive import Whiteouts
 from ..util.atomic import write_json_atomic
-from .archive import Whiteouts
 
 LAYER_META = "layer.json"
 SNAPSHOT_META = "snapshot.json"

@@ -1,8 +1,11 @@
-"""Adapters between iterators of byte chunks and file-like readers."""
+"""Adapters between iterators of byte chunks and file-like readers, and reading files in blocks of lines."""
 
 from __future__ import annotations
 
-from typing import Iterator
+import os
+from typing import BinaryIO, Iterator
+
+READ_CHUNK = 1 << 20
 
 
 class IterReader:
@@ -28,3 +31,19 @@ class IterReader:
         else:
             data, self._buf = self._buf[:n], self._buf[n:]
         return data
+
+
+def line_blocks(f: BinaryIO) -> Iterator[bytes]:
+    """Blocks of complete lines to the end of the file (a torn last line is left for later)."""
+    rest = b""
+    while True:
+        chunk = f.read(READ_CHUNK)
+        if not chunk:
+            break
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield data[:cut]
+    if rest:
+        f.seek(-len(rest), os.SEEK_CUR)

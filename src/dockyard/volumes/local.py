@@ -7,15 +7,16 @@ filesystem on `_data` at first use and unmounts it after the last, as dockerd's 
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 
+from ..util import timefmt
 from .. import errors
 from ..util import fields
 from ..util.atomic import write_json_atomic
@@ -95,7 +96,7 @@ class LocalDriver:
         validate_name(name)
         validate_options(name, options)
         vol = Volume(name=name, labels=dict(labels), options=dict(options),
-                     created_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                     created_at=timefmt.rfc3339(time.time()))
         os.makedirs(self.mountpoint(name), mode=0o755, exist_ok=True)
         self.save(vol)
         return vol

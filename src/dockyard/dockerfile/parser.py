@@ -174,3 +174,12 @@ def _read_heredocs(node: Node, lines: list[str], i: int) -> int:
 def heredoc_only(node: Node) -> bool:
     """The instruction's arguments are one here-document and nothing else (``RUN <<EOF``)."""
     return bool(_HEREDOC.fullmatch(node.rest.strip()))
+
+
+def flag(node: Node, name: str) -> str | None:
+    """The value of ``--name`` on the instruction: the last one given, "" when bare, None when absent."""
+    value = None
+    for key, v in node.flags:
+        if key == name:
+            value = v if v is not None else ""
+    return value

@@ -1,4 +1,4 @@
-"""Facts about the host that `docker info` and `docker version` report."""
+"""Facts about the host: what `docker info` and `docker version` report, and the one machine → GOARCH table."""
 
 from __future__ import annotations
 
@@ -35,10 +35,26 @@ def os_version() -> str:
     return ""
 
 
+# uname's machine (and Debian's names for it) -> (GOARCH, variant): the names image platforms use
+_MACHINES = {"x86_64": ("amd64", ""), "x86-64": ("amd64", ""), "aarch64": ("arm64", "v8"), "arm64": ("arm64", "v8"),
+             "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "armhf": ("arm", "v7"), "armel": ("arm", "v6"),
+             "i386": ("386", ""), "i686": ("386", "")}
+
+
+def go_arch(machine: str | None = None) -> str:
+    """The Go-style architecture name (amd64, arm64) of ``machine`` (this host's by default)."""
+    machine = (platform.machine() if machine is None else machine).lower()
+    return _MACHINES.get(machine, (machine, ""))[0]
+
+
+def arch_variant(machine: str | None = None) -> str:
+    """The platform variant images name for ``machine`` (``v8`` for arm64), "" where there is none."""
+    machine = (platform.machine() if machine is None else machine).lower()
+    return _MACHINES.get(machine, (machine, ""))[1]
+
+
 def architecture() -> str:
-    """The Go-style architecture name (amd64, arm64) that image platforms use."""
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+    return go_arch()
 
 
 def hostname() -> str:

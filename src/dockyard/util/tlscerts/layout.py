@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from ..atomic import write_atomic
 from . import pki
-from ..util.atomic import write_atomic
 
 CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
 CLIENT_CERT, CLIENT_KEY = "cert.pem", "key.pem"

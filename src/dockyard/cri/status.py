@@ -1,0 +1,55 @@
+"""The engine's error kinds as gRPC status codes, the way containerd's errdefs.ToGRPC maps its own."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Awaitable, Callable, TypeVar
+
+import grpc
+
+from .. import errors
+
+CODES: dict[type[errors.DockyardError], grpc.StatusCode] = {
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.InvalidParameter: grpc.StatusCode.INVALID_ARGUMENT,
+    # what dockyard calls a conflict (in use, wrong state) is a precondition to gRPC; a name already
+    # taken is raised as AlreadyExists below
+    errors.Conflict: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Unauthorized: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.NotImplementedYet: grpc.StatusCode.UNIMPLEMENTED,
+}
+
+
+class AlreadyExists(errors.Conflict):
+    """A conflict on a name or ID that is already taken: gRPC's ALREADY_EXISTS."""
+
+
+def code_of(err: errors.DockyardError) -> grpc.StatusCode:
+    if isinstance(err, AlreadyExists):
+        return grpc.StatusCode.ALREADY_EXISTS
+    for kind in type(err).__mro__:
+        if kind in CODES:
+            return CODES[kind]
+    return grpc.StatusCode.UNKNOWN
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Method = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+
+
+def rpc(method: Method[Req, Resp]) -> Method[Req, Resp]:
+    """An RPC whose engine errors reach the client as their gRPC codes, never as UNKNOWN tracebacks."""
+
+    @functools.wraps(method)
+    async def call(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await method(self, request, context)
+        except errors.DockyardError as e:
+            await context.abort(code_of(e), str(e))
+            raise  # abort raises; this keeps type checkers aware that nothing is returned
+
+    return call
+
