@@ -88,3 +88,11 @@ def link_aliases(wanted: list[str]) -> dict[str, set[str]]:
         target, _, alias = link.partition(":")
         out.setdefault(target.lstrip("/").lower(), set()).add((alias or target).lstrip("/").lower())
     return out
+
+
+def free_ifname(members: list[tuple[Network, Endpoint]]) -> str:
+    used = {ep.ifname for _, ep in members if ep.ifname}
+    i = 0
+    while f"eth{i}" in used:
+        i += 1
+    return f"eth{i}"

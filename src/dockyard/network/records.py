@@ -10,6 +10,8 @@ from typing import Any
 from ..util import fields
 from ..util.atomic import write_json_atomic
 
+BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
+
 
 @dataclass
 class Endpoint:

@@ -20,10 +20,12 @@ import threading
 from typing import Any, Callable
 
 from .. import errors
-from ..config import ConfigError, NetworkSettings
+from ..config import NetworkSettings
 from . import dns as dnsmod
-from . import endpoints, ipam, iptables, ipv6, links, netns, ports, proxy
-from .records import Endpoint, Network
+from . import endpoints, ipam, iptables, ipv6, links, netfiles, netns, ports, proxy
+from .publishing import PortPublishing
+from .records import BRIDGE_NAME_OPT, Endpoint, Network
+from .restore import NetworkRestore
 from ..util import timefmt
 from ..util.atomic import write_atomic
 
@@ -32,11 +34,10 @@ log = logging.getLogger("dockyard.network")
 Publish = Callable[[str, str, str, dict[str, str]], Any]
 HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
          "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
-BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 SPECIAL_MODES = ("host", "none")
 
 
-class NetworkService:
+class NetworkService(PortPublishing, NetworkRestore):
     def __init__(self, config: NetworkSettings, publish: Publish) -> None:
         self.config = config
         self._publish = publish
@@ -384,61 +385,6 @@ class NetworkService:
                 raise
         return host_end
 
-    def _publish_ports(self, n: Network, ep: Endpoint, container: Any) -> None:
-        bindings = ports.wanted(container.host_config, container.config.get("ExposedPorts"))
-        if not bindings:
-            return
-        if n.internal:
-            return
-        socks: list[socket.socket] = []
-        published: list[dict[str, Any]] = []
-        try:
-            target = container.name.lstrip("/") + f" ({ep.endpoint_id[:12]})"
-            for b in bindings:
-                host_port, sock = ports.reserve(b, target, listen=self.config.userland_proxy)
-                socks.append(sock)
-                published.append({"proto": b.proto, "port": b.port, "host_ip": b.host_ip, "host_port": host_port})
-                # dockerd's: the proxy carries [::] to a container without IPv6 on its IPv4 address
-                twin = ports.ipv6_twin(b, host_port) if ep.address6 or self.config.userland_proxy else None
-                if twin is not None and ports.ipv6_available():
-                    socks.append(ports.reserve(twin, target, listen=self.config.userland_proxy)[1])
-                    published.append({"proto": b.proto, "port": b.port, "host_ip": "::", "host_port": host_port})
-            rules = [r for p in published for r in self._port_rules(n, ep, p)]
-            try:
-                self.iptables.add(rules)
-            except iptables.IptablesError as e:
-                # a chain deleted under the daemon: the chains, jumps and network rules made again
-                log.warning("network %s: %s; setting up its rules again", n.name, e)
-                self.iptables.reset()
-                with self._lock:
-                    self._bring_up(n)
-                self.iptables.add(rules)
-        except BaseException:
-            for s in socks:
-                s.close()
-            raise
-        ep.ports = published
-        self._port_holders[container.id] = [self._hold(ep, p, s) for p, s in zip(published, socks)]
-
-    def _hold(self, ep: Endpoint, p: dict[str, Any], sock: socket.socket) -> socket.socket | proxy.Proxy:
-        """The reserved socket, served by the userland proxy unless the daemon runs without it."""
-        if not self.config.userland_proxy:
-            return sock
-        # a port on an IPv6 host address reaches a container without IPv6 on its IPv4 address, as docker-proxy
-        address = ep.address6 if ":" in p["host_ip"] and ep.address6 else ep.address
-        return proxy.start(p["proto"], sock, (str(ipaddress.ip_interface(address).ip), p["port"]))
-
-    def _port_rules(self, n: Network, ep: Endpoint, p: dict[str, Any],
-                    userland_proxy: bool | None = None) -> list[iptables.Rule]:
-        proxied = self.config.userland_proxy if userland_proxy is None else userland_proxy
-        if ":" in p["host_ip"]:  # IPv6: DNAT to the container's IPv6 address; without one the proxy carries it
-            if not ep.address6:
-                return []
-            return iptables.port_rules6(n.bridge, p["proto"], p["host_ip"], p["host_port"],
-                                        str(ipaddress.ip_interface(ep.address6).ip), p["port"])
-        return iptables.port_rules(n.bridge, p["proto"], p["host_ip"], p["host_port"],
-                                   str(ipaddress.ip_interface(ep.address).ip), p["port"], proxied)
-
     def _write_files(self, container: Any, members: list[tuple[Network, Endpoint]], hosts_path: str,
                      resolv_path: str, user_defined: bool) -> None:
         hostname = container.config.get("Hostname") or container.id[:12]
@@ -451,7 +397,7 @@ class NetworkService:
                 lines.append(f"{ipaddress.ip_interface(ep.address6).ip}\t{names}\n")
         write_atomic(hosts_path, "".join(lines), durable=False)
         if user_defined:
-            write_atomic(resolv_path, _resolv_conf(self._upstreams.get(container.id, [])), durable=False)
+            write_atomic(resolv_path, netfiles.resolv_conf(self._upstreams.get(container.id, [])), durable=False)
 
     def extra_hosts(self, host_config: dict[str, Any]) -> str:
         """``--add-host`` entries as hosts-file lines, in libnetwork's order and form (``IP\tNAME``, after
@@ -522,7 +468,7 @@ class NetworkService:
         if running:
             path = self.ns_path(container.id)
             try:
-                self._plug(n, ep, path, _free_ifname(members), first=not any(e.address for _, e in members))
+                self._plug(n, ep, path, endpoints.free_ifname(members), first=not any(e.address for _, e in members))
                 if n.user_defined:
                     if not self._upstreams.get(container.id):
                         self._upstreams[container.id] = dnsmod.host_nameservers()
@@ -532,7 +478,7 @@ class NetworkService:
                     n.endpoints.pop(container.id, None)
                 raise
             hostname = container.config.get("Hostname") or container.id[:12]
-            _append(container.hosts_path, "".join(f"{ipaddress.ip_interface(a).ip}\t{hostname}\n"
+            netfiles.append(container.hosts_path, "".join(f"{ipaddress.ip_interface(a).ip}\t{hostname}\n"
                                                   for a in (ep.address, ep.address6) if a))
         with self._lock:
             n.save(self.root)
@@ -624,104 +570,6 @@ class NetworkService:
     def _dns_upstreams(self, container_id: str) -> list[str]:
         return self._upstreams.get(container_id) or dnsmod.host_nameservers()
 
-    # -- restart, close ------------------------------------------------------------------
-    def _load(self) -> None:
-        for entry in sorted(os.listdir(self.root)):
-            if not entry.endswith(".json"):
-                continue
-            try:
-                n = Network.load(os.path.join(self.root, entry))
-            except (OSError, ValueError, TypeError) as e:
-                log.warning("skipping unreadable network record %s: %s", entry, e)
-                continue
-            self._networks[n.id] = n
-        names = {n.name for n in self._networks.values()}
-        if "bridge" not in names:
-            self._networks_default_bridge()
-        for name, driver in (("host", "host"), ("none", "null")):
-            if name not in names:
-                n = Network(id=secrets.token_hex(32), name=name, created=timefmt.now_fixed(), driver=driver)
-                self._networks[n.id] = n
-                n.save(self.root)
-        for n in self._networks.values():
-            if n.name == "bridge" and self.config.bip:
-                iface = ipaddress.ip_interface(self.config.bip)
-                n.subnet, n.gateway = str(iface.network), str(iface.ip)
-            if n.name == "bridge":
-                self._default_bridge_ipv6(n)
-            try:
-                self._bring_up(n)
-                n.save(self.root)  # what it added (the default bridge's IPv6 gateway too), for the next start
-            except links.NotABridge as e:
-                if n.name == "bridge":  # -b eth0: every container would be plugged into the host's interface
-                    raise ConfigError(f"error creating default \"bridge\" network: {e}") from None
-                log.error("bringing up network %s: %s", n.name, e)
-            except Exception as e:
-                log.error("bringing up network %s (%s): %s", n.name, n.bridge, e)
-            self._restore_endpoints(n)
-
-    def _networks_default_bridge(self) -> None:
-        if self.config.bip:
-            iface = ipaddress.ip_interface(self.config.bip)
-            subnet, gateway = iface.network, iface.ip
-        else:
-            ours = [ipaddress.ip_network(n.subnet) for n in self._networks.values() if n.subnet]
-            mine = links.link_index(self.config.bridge_name) is not None
-            taken = ours + ([] if mine else links.host_networks())
-            subnet = ipam.choose_subnet(self.config.default_address_pools, taken)
-            gateway = ipam.gateway_for(subnet)  # type: ignore[arg-type]
-        n = Network(id=secrets.token_hex(32), name="bridge", created=timefmt.now_fixed(), subnet=str(subnet),
-                    gateway=str(gateway), bridge=self.config.bridge_name,
-                    options={"com.docker.network.bridge.default_bridge": "true",
-                             "com.docker.network.bridge.enable_icc": "true",
-                             "com.docker.network.bridge.enable_ip_masquerade": "true",
-                             "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                             BRIDGE_NAME_OPT: self.config.bridge_name,
-                             "com.docker.network.driver.mtu": "1500"})
-        self._networks[n.id] = n
-        n.save(self.root)
-        log.info("default bridge network on %s: %s (gateway %s)", n.bridge, n.subnet, n.gateway)
-
-    def _default_bridge_ipv6(self, n: Network) -> None:
-        """The default bridge's IPv6 as the daemon is configured now (fixed-cidr-v6, the gateway its first
-        address); a daemon started again without it takes the gateway it added off the bridge."""
-        subnet6, gateway6 = ipv6.default_bridge(self.config.fixed_cidr_v6 if self.config.ipv6 else "")
-        if (n.subnet6, n.gateway6) == (subnet6, gateway6):
-            return
-        if n.subnet6:
-            self.iptables.delete(iptables.network_rules6(n.bridge, n.subnet6, n.internal))
-        if n.gateway6_added:
-            ipv6.remove_address(n.bridge, self._gateway6(n))
-            n.gateway6_added = False
-        n.subnet6, n.gateway6 = subnet6, gateway6
-        n.save(self.root)
-
-    def _restore_endpoints(self, n: Network) -> None:
-        """Live containers keep their addresses, ports and DNS; the dead ones' are cleaned by detach."""
-        for ep in n.endpoints.values():
-            path = self.ns_path(ep.container_id)
-            if not ep.address or not netns.exists(path):
-                continue
-            if ep.ports:
-                rules = [r for p in ep.ports for r in self._port_rules(n, ep, p)]
-                other = [r for p in ep.ports for r in self._port_rules(n, ep, p, not self.config.userland_proxy)]
-                self.iptables.delete(self._other_mode(rules, other))
-                self.iptables.delete(rules)
-                self.iptables.add(rules)
-                for p in ep.ports:
-                    b = ports.Binding(p["proto"], p["port"], p["host_ip"], (p["host_port"], p["host_port"]))
-                    try:
-                        sock = ports.reserve(b, ep.name, listen=self.config.userland_proxy)[1]
-                    except errors.DockyardError as e:
-                        log.warning("restoring published port of %s: %s", ep.name, e)
-                        continue
-                    self._port_holders.setdefault(ep.container_id, []).append(self._hold(ep, p, sock))
-            if n.user_defined:
-                try:
-                    self.dns.listen(ep.container_id, path)
-                except OSError as e:
-                    log.warning("restoring the DNS listener of %s: %s", ep.name, e)
-
     def close(self) -> None:
         """Stop DNS and the proxies; bridges this daemon made for its own networks go when nothing is on them.
 
@@ -743,33 +591,3 @@ class NetworkService:
                     self._bring_down(n)
                 except Exception as e:
                     log.warning("tearing down network %s: %s", n.name, e)
-
-
-def _free_ifname(members: list[tuple[Network, Endpoint]]) -> str:
-    used = {ep.ifname for _, ep in members if ep.ifname}
-    i = 0
-    while f"eth{i}" in used:
-        i += 1
-    return f"eth{i}"
-
-
-def _resolv_conf(upstreams: list[str]) -> str:
-    search = options = ""
-    try:
-        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("search "):
-                    search = line
-                elif line.startswith("options "):
-                    options = line.strip()[len("options "):]
-    except OSError:
-        pass
-    opts = " ".join(o for o in (options.split() + ["ndots:0"]) if not o.startswith("ndots:") or o == "ndots:0")
-    return (f"# Generated by dockyard: the embedded DNS server\nnameserver {dnsmod.ADDRESS}\n{search}"
-            f"options {opts}\n\n# ExtServers: [{' '.join(upstreams)}]\n")
-
-
-def _append(path: str, text: str) -> None:
-    """In place: the file is bind-mounted into the running container."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
