@@ -14,8 +14,7 @@ from .. import __version__
 from ..util import host as hostinfo
 from ..engine.engine import Engine
 from ..engine.events import Event
-from . import filters as flt
-from .containers import list_containers
+from ..util import filters as flt
 from .http import Request, Response, StreamResponse, json_response
 from .router import API_VERSION, MIN_API_VERSION, Route, get, head
 
@@ -90,7 +89,7 @@ def routes(engine: Engine) -> list[Route]:
         types = set(request.qlist("type"))
         usage = await asyncio.to_thread(engine.disk_usage)
         # the same rows as `GET /containers/json?all=1&size=1`
-        usage["containers"] = await asyncio.to_thread(list_containers, engine, True, -1, {}, True) \
+        usage["containers"] = await asyncio.to_thread(engine.list_containers, True, -1, {}, True) \
             if not types or "container" in types else []
         out: dict[str, Any] = {"LayersSize": usage["layers_size"]}
         for key, field in (("image", "Images"), ("container", "Containers"), ("volume", "Volumes"),

@@ -18,6 +18,7 @@ from ..containers.exec import ExecService
 from ..containers.health import HealthMonitor
 from ..containers.stats import StatsService
 from ..containers.service import ContainerService
+from ..containers.view import ContainerViews
 from ..distribution.service import Distribution
 from ..images.service import ImageService
 from ..network.service import NetworkService
@@ -27,12 +28,15 @@ from ..util.reference import parse as parse_reference
 from .memory import bound_allocator_retention
 from ..volumes.service import VolumeService
 from .events import EventBus
+from .surface import Surface
 from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.engine")
 
 
-class Engine:
+class Engine(Surface):
+    """The engine's parts, wired; a front-end calls the ``Surface`` they implement."""
+
     def __init__(self, config: DaemonConfig) -> None:
         bound_allocator_retention()
         self.config = config
@@ -59,6 +63,10 @@ class Engine:
         self.container_files = ContainerFiles(self.containers)
         self.committer = Committer(self.containers, self.images, self.snapshotter)
         self.builds = BuildService(config.data_root, self)
+        self.container_views = ContainerViews(
+            self.containers, self.snapshotter, self.networks, self.health, self.execs.of_container,
+            lambda ref: self.images.resolve(ref).id,
+            lambda image_id: [child.id for child in self.images.store.children(image_id)])
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
