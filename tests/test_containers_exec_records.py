@@ -19,7 +19,7 @@ import pytest
 
 from dockyard.containers.exec import ExecService
 from dockyard.containers.lifecycle import Lifecycle
-from dockyard.containers.record import RUNNING
+from dockyard.containers.state import RUNNING
 from inprocess_engine import engine_with_busybox, sleeper
 
 EXECS = 1000

@@ -8,6 +8,7 @@ import shutil
 import socket
 from typing import Any
 
+from ..util import timefmt
 from .. import errors
 from ..runtime import spec as specmod
 from ..util.atomic import write_atomic
@@ -17,7 +18,7 @@ from . import jsonlog
 from . import links as linksmod
 from . import mounts as mountsmod
 from .ops import ContainerOps
-from .record import Container, now_iso
+from .record import Container
 from .stop import parse_signal
 
 
@@ -74,7 +75,7 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
         os.makedirs(os.path.join(directory, "rootfs"), mode=0o710)
         if snapshot is None:
             svc.snapshotter.prepare(container_id, image.top_layer)
-        c = Container(id=container_id, name=full, created=now_iso(), image_id=image.id, image_name=image_ref,
+        c = Container(id=container_id, name=full, created=timefmt.now_fixed(), image_id=image.id, image_name=image_ref,
                       config=config, host_config=host_config, path=args[0], args=args[1:],
                       runtime=runtime_name)
         c.mounts = mountsmod.materialize(mount_plan, svc.volumes)

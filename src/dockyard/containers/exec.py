@@ -32,7 +32,7 @@ from typing import Any, Callable
 from .. import errors
 from ..runtime import spec as specmod
 from ..runtime.task import ExecFiles, Stdio3, Task
-from .record import PAUSED, RUNNING
+from .state import PAUSED, RUNNING
 
 Publish = Callable[[str, str, str, dict[str, str]], Any]
 CONSOLE_TIMEOUT = 30.0

@@ -26,8 +26,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from ..util import timefmt
 from .. import errors
-from .record import iso, parse_iso
 
 log = logging.getLogger("dockyard.health")
 
@@ -220,7 +220,7 @@ class HealthMonitor:
                 code, output = -1, str(e)
             if stop.is_set():
                 return  # the container stopped meanwhile: this result means nothing
-            self._record(c, Result(iso(start), iso(time.time()), code, output), start)
+            self._record(c, Result(timefmt.fixed_from_seconds(start), timefmt.fixed_from_seconds(time.time()), code, output), start)
 
     def _interval(self, container_id: str) -> float:
         try:
@@ -231,7 +231,7 @@ class HealthMonitor:
         interval = hc.get("Interval") or DEFAULT_INTERVAL
         start_period = hc.get("StartPeriod") or 0
         h = self.get(container_id)
-        since_start = (time.time() - parse_iso(c.state.started_at)) * SECOND
+        since_start = (time.time() - timefmt.parse_seconds(c.state.started_at)) * SECOND
         if since_start < start_period and h is not None and h.Status == STARTING:
             interval = hc.get("StartInterval") or DEFAULT_START_INTERVAL
         return interval / SECOND
@@ -249,7 +249,7 @@ class HealthMonitor:
                 h.FailingStreak = 0
                 h.Status = HEALTHY
             else:
-                in_start_period = (started - parse_iso(c.state.started_at)) * SECOND < (hc.get("StartPeriod") or 0)
+                in_start_period = (started - timefmt.parse_seconds(c.state.started_at)) * SECOND < (hc.get("StartPeriod") or 0)
                 if not (h.Status == STARTING and in_start_period):
                     h.FailingStreak += 1
                     if h.FailingStreak >= retries:

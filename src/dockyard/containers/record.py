@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -11,30 +10,9 @@ from typing import Any
 from ..apischema import validator
 from ..util import fields
 from ..util.atomic import write_json_atomic
-from .state import CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, ZERO_TIME, State
+from .state import State
 
-# the state's names are read from here by most of the engine
-__all__ = ["CREATED", "DEAD", "EXITED", "PAUSED", "REMOVING", "RESTARTING", "RUNNING", "ZERO_TIME", "State",
-           "RECORD", "Container", "iso", "now_iso", "parse_iso"]
 RECORD = "config.v2.json"
-
-
-def now_iso() -> str:
-    return iso(datetime.datetime.now(datetime.timezone.utc).timestamp())
-
-
-def iso(ts: float) -> str:
-    dt = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}000Z"
-
-
-def parse_iso(value: str) -> float:
-    if not value or value.startswith("0001-"):
-        return 0.0
-    main, _, frac = value.rstrip("Z").partition(".")
-    # fromisoformat rather than strptime: a tenth of the cost, and `ps` parses one per container
-    dt = datetime.datetime.fromisoformat(main).replace(tzinfo=datetime.timezone.utc)
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
 
 
 @dataclass

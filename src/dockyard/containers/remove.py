@@ -10,7 +10,8 @@ from .. import errors
 from . import links as linksmod
 from . import mounts as mountsmod
 from .ops import ContainerOps
-from .record import PAUSED, RESTARTING, RUNNING, Container
+from .record import Container
+from .state import PAUSED, RESTARTING, RUNNING
 from .start import each, teardown, unmount
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..util import timefmt
 from .. import errors
 from .ops import ContainerOps
-from .record import EXITED, RESTARTING, Container, parse_iso
+from .record import Container
+from .state import EXITED, RESTARTING
 from .start import start_locked
 
 
@@ -28,7 +30,7 @@ def wanted_at_boot(c: Container) -> bool:
     """Whether the policy restarts a stopped container when the daemon starts (dockerd's ShouldRestart)."""
     policy = c.host_config.get("RestartPolicy") or {}
     name = policy.get("Name") or "no"
-    if name == "no" or parse_iso(c.state.finished_at) == 0:
+    if name == "no" or timefmt.parse_seconds(c.state.finished_at) == 0:
         return False
     if name == "always":
         return True  # even after `docker stop`: dockerd brings these back when it starts
@@ -72,7 +74,7 @@ class RestartManager:
             return
         if not wanted_after_exit(c):
             return
-        delay = backoff(c.state.restart_count, parse_iso(c.state.finished_at) - parse_iso(c.state.started_at))
+        delay = backoff(c.state.restart_count, timefmt.parse_seconds(c.state.finished_at) - timefmt.parse_seconds(c.state.started_at))
         with svc.table.op_lock(c.id):
             if c.state.status != EXITED or c.state.stopped_by_user:
                 return

@@ -12,7 +12,8 @@ from typing import Callable
 from .. import errors
 from . import mounts as mountsmod
 from .ops import ContainerOps
-from .record import PAUSED, RECORD, REMOVING, RESTARTING, Container
+from .record import RECORD, Container
+from .state import PAUSED, REMOVING, RESTARTING
 from .restart import wanted_at_boot
 from .start import each, teardown, unmount
 

@@ -34,7 +34,8 @@ from . import stop as stopmod
 from .attachgate import AttachGate
 from .lifecycle import Lifecycle
 from .monitor import ExitMonitor
-from .record import PAUSED, RUNNING, Container
+from .record import Container
+from .state import PAUSED, RUNNING
 from .restart import RestartManager
 from .state import WaitResult
 from .stop import parse_signal

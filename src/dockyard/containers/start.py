@@ -6,13 +6,15 @@ import logging
 import threading
 from typing import Callable
 
+from ..util import timefmt
 from .. import errors
 from ..runtime import spec as specmod
 from ..runtime.shim import Exit, StartError
 from . import links as linksmod
 from . import mounts as mountsmod
 from .ops import ContainerOps
-from .record import CREATED, DEAD, PAUSED, REMOVING, RUNNING, Container, iso, now_iso
+from .record import Container
+from .state import CREATED, DEAD, PAUSED, REMOVING, RUNNING
 
 
 log = logging.getLogger("dockyard.containers")
@@ -91,7 +93,7 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
     except errors.DockyardError as e:
         fail_start(svc, c, str(e))
         raise
-    c.state.set_running(pid, now_iso())
+    c.state.set_running(pid, timefmt.now_fixed())
     svc.save(c)
     if copier:
         svc.log_copy.add(c.id, copier)
@@ -141,7 +143,7 @@ def teardown(svc: ContainerOps, c: Container, exit_: Exit) -> None:
     svc.attach_gate.close(c.id)
     each(c, "tearing down", svc.task(c).delete, lambda: unmount(svc, c), lambda: svc.networks.detach(c.id),
          lambda: svc.log_copy.discard(c.id))
-    c.state.set_exited(exit_.code, exit_.oom_killed, iso(exit_.at), exit_.error)
+    c.state.set_exited(exit_.code, exit_.oom_killed, timefmt.fixed_from_seconds(exit_.at), exit_.error)
     svc.save_quietly(c)
     if exit_.oom_killed:
         svc.event(c, "oom")

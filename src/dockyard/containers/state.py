@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
+from ..util import timefmt
 
 # Docker's states (State.Status)
 CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
     "created", "running", "paused", "restarting", "removing", "exited", "dead")
-ZERO_TIME = "0001-01-01T00:00:00Z"
 NOT_RUNNING, NEXT_EXIT, REMOVED = "not-running", "next-exit", "removed"
 CONDITIONS = ("", NOT_RUNNING, NEXT_EXIT, REMOVED)
 
@@ -41,8 +41,8 @@ class State:
     exit_code: int = 0
     error: str = ""
     oom_killed: bool = False
-    started_at: str = ZERO_TIME
-    finished_at: str = ZERO_TIME
+    started_at: str = timefmt.ZERO_TIME
+    finished_at: str = timefmt.ZERO_TIME
     restart_count: int = 0
     stopped_by_user: bool = False
 
@@ -60,7 +60,7 @@ class State:
         """The task runs: a new run, which keeps nothing of the last one but its restart count."""
         with self._cond:
             self._check("set_running", CREATED, EXITED, RESTARTING)
-            self.status, self.pid, self.started_at, self.finished_at = RUNNING, pid, started_at, ZERO_TIME
+            self.status, self.pid, self.started_at, self.finished_at = RUNNING, pid, started_at, timefmt.ZERO_TIME
             self.exit_code, self.error, self.oom_killed, self.stopped_by_user = 0, "", False, False
 
     def set_exited(self, code: int, oom_killed: bool, finished_at: str, error: str = "") -> None:

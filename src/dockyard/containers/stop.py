@@ -7,7 +7,8 @@ import signal as signals
 
 from .. import errors
 from .ops import ContainerOps
-from .record import PAUSED, RUNNING, Container
+from .record import Container
+from .state import PAUSED, RUNNING
 
 
 DEFAULT_STOP_TIMEOUT = 10

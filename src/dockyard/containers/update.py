@@ -7,7 +7,7 @@ from typing import Any
 from .. import errors
 from ..runtime import spec as specmod
 from .create import validate_restart_policy
-from .record import PAUSED, RUNNING
+from .state import PAUSED, RUNNING
 
 RESOURCE_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "CpuShares", "CpuQuota", "CpuPeriod", "NanoCpus",
                  "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight", "KernelMemory")

@@ -21,7 +21,8 @@ from ..util import filters as flt
 from ..util.timefmt import parse_seconds
 from ..util.units import human_duration
 from . import health, links, mounts
-from .record import PAUSED, RUNNING, Container
+from .record import Container
+from .state import PAUSED, RUNNING
 
 LIST_FILTERS = frozenset({"ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task",
                           "label", "name", "network", "publish", "since", "status", "volume"})

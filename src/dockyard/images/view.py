@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 from typing import Any, Callable
 
 from ..util import filters as flt
+from ..util import timefmt
 from .service import ImageService, ref_matches
 from .store import Image
 
 LIST_FILTERS = frozenset({"dangling", "reference", "label", "before", "since", "until"})
 PRUNE_FILTERS = frozenset({"dangling", "until", "label", "label!"})
-ZERO_TIME = "0001-01-01T00:00:00Z"
 log = logging.getLogger("dockyard.images")
 _CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Volumes", "WorkingDir",
                 "Entrypoint", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell")
@@ -29,7 +28,7 @@ def inspect(image: Image, driver: str, layer_dirs: list[str], virtual_size: bool
         "RepoDigests": list(image.repo_digests),
         "Parent": image.parent,
         "Comment": cfg.get("comment", ""),
-        "Created": cfg.get("created") or ZERO_TIME,
+        "Created": cfg.get("created") or timefmt.ZERO_TIME,
         "DockerVersion": cfg.get("docker_version", ""),
         "Author": cfg.get("author", ""),
         "Config": container_config(cfg.get("config") or {}),
@@ -38,7 +37,7 @@ def inspect(image: Image, driver: str, layer_dirs: list[str], virtual_size: bool
         "Size": image.size,
         "GraphDriver": _graph_driver(driver, layer_dirs),
         "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"), "Layers": image.diff_ids},
-        "Metadata": {"LastTagTime": _rfc3339(image.last_tag_time) if image.last_tag_time else ZERO_TIME},
+        "Metadata": {"LastTagTime": timefmt.rfc3339_nano(round(image.last_tag_time * 1e6) * 1000) if image.last_tag_time else timefmt.ZERO_TIME},
     }
     if cfg.get("variant"):
         out["Variant"] = cfg["variant"]
@@ -78,10 +77,6 @@ def _graph_driver(name: str, dirs: list[str]) -> dict[str, Any]:
     if len(dirs) > 1:
         data["LowerDir"] = ":".join(reversed(dirs[:-1]))
     return {"Name": name, "Data": data}
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def rows(svc: ImageService, wanted: dict[str, list[str]], all_images: bool, with_shared_size: bool,

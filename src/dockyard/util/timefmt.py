@@ -34,6 +34,11 @@ def rfc3339(ts: float) -> str:
     return _seconds(int(ts)) + "Z"
 
 
+def fixed_from_seconds(ts: float) -> str:
+    """``RFC3339NanoFixed`` of a ``time.time()`` value, to the microsecond a float holds exactly."""
+    return rfc3339_nano_fixed(round(ts * 1_000_000) * 1000)
+
+
 def now_fixed() -> str:
     return rfc3339_nano_fixed(time.time_ns())
 
