@@ -11,8 +11,9 @@ import pytest
 
 from dockyard import errors
 from dockyard.containers.record import Container
-from dockyard.containers.state import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, ZERO_TIME,
+from dockyard.containers.state import (CREATED, DEAD, EXITED, PAUSED, REMOVING, RESTARTING, RUNNING,
                                        IllegalTransition, State)
+from dockyard.util.timefmt import ZERO_TIME
 
 STATUSES = (CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD)
 T0, T1 = "2026-01-01T00:00:00.000000000Z", "2026-01-01T00:00:05.000000000Z"
