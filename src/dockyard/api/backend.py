@@ -11,6 +11,8 @@ import socket
 import threading
 from typing import IO, Any, Callable, Iterator, Protocol
 
+from ..config import DaemonConfig
+from ..engine.events import Event
 from ..streams.attach import ContainerStdio
 from ..streams.exec import ExecSession
 from ..streams.logs import LogSource
@@ -141,3 +143,27 @@ class DistributionBackend(Protocol):
 class BuildBackend(Protocol):
     def build_image(self, body: IO[bytes], opts: Any, emit: Emit, cancel: threading.Event) -> str: ...
     def prune_build_cache(self, wanted: Filters, until_ns: int | None, keep_storage: int) -> tuple[list[str], int]: ...
+
+
+class EventSource(Protocol):
+    """The event bus: a subscriber is called on the publishing thread, so it must only hand the event on."""
+
+    def subscribe(self, deliver: Callable[[Event], None], since_nano: int | None = None) -> list[Event]: ...
+    def unsubscribe(self, deliver: Callable[[Event], None]) -> None: ...
+    def history(self, since_nano: int) -> list[Event]: ...
+
+
+class SystemBackend(Protocol):
+    """`/version`, `/info`, `/events`, `/system/df`: the daemon's identity, settings and counts."""
+
+    id: str
+    started_at: float
+    config: DaemonConfig
+    events: EventSource
+
+    def runtime_versions(self) -> dict[str, tuple[str, str]]: ...
+    def counts(self) -> dict[str, int]: ...
+    def storage_driver_name(self) -> str: ...
+    def storage_driver_status(self) -> list[list[str]]: ...
+    def disk_usage(self) -> dict[str, Any]: ...
+    def list_containers(self, all_: bool, limit: int, wanted: Filters, size: bool) -> list[dict[str, Any]]: ...

@@ -10,11 +10,11 @@ import time
 from typing import Any, AsyncIterator
 
 from .. import __version__
-from ..engine.engine import Engine
 from ..engine.events import Event
 from ..util import filters as flt
 from ..util import host as hostinfo
 from ..util import timefmt
+from .backend import SystemBackend
 from .http import Request, Response, StreamResponse, json_response
 from .router import API_VERSION, MIN_API_VERSION, Route, get, head
 
@@ -33,7 +33,7 @@ def standard_headers() -> list[tuple[str, str]]:
     ]
 
 
-def routes(engine: Engine) -> list[Route]:
+def routes(engine: SystemBackend) -> list[Route]:
     async def ping(request: Request) -> Response:
         return Response(200, b"" if request.method == "HEAD" else b"OK", "text/plain; charset=utf-8", [
             ("Builder-Version", "1"),
@@ -113,7 +113,7 @@ def _iso(ts: float) -> str:
     return timefmt.rfc3339_nano(round(ts * 1e6) * 1000)
 
 
-def system_info(engine: Engine) -> dict[str, Any]:
+def system_info(engine: SystemBackend) -> dict[str, Any]:
     c = engine.config
     counts = engine.counts()
     runtimes = {name: {"path": c.runtime_path(name)} for name in {"runc", *c.runtimes}}
@@ -248,7 +248,7 @@ def _id_or_name(event: Event, values: list[str]) -> bool:
 EVENTS_PENDING = 1024
 
 
-async def _event_stream(engine: Engine, wanted: dict[str, list[str]], since_ns: int | None,
+async def _event_stream(engine: SystemBackend, wanted: dict[str, list[str]], since_ns: int | None,
                         until_ns: int | None) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event] = asyncio.Queue(EVENTS_PENDING)

@@ -12,13 +12,13 @@ import subprocess
 import threading
 from typing import IO, Any, Callable
 
-from ..util import timefmt
 from .. import errors
+from ..util import timefmt
 from .builder import Builder
-from .options import VIEW_PREFIX, Emit, Options
 from .cache import BuildCache
 from .cachemounts import TYPE as CACHE_MOUNT, CacheMounts
 from .context import receive
+from .options import VIEW_PREFIX, Emit, Options
 from .runstep import reap
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import docker
 from docker.constants import DEFAULT_DOCKER_API_VERSION
 
-from ..util import timefmt
 from .. import __version__
+from ..util import timefmt
 from ..util import host
 from .command import Arity, Cli, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, filters_from
 from .connection import ConnectionError_, cannot_connect

@@ -25,12 +25,12 @@ import threading
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterator
 
-from ..util import timefmt
 from .. import errors
 from ..runtime import spec as specmod
 from ..storage import fdtar, rootfd
 from ..storage.rootpath import resolve_parts
 from ..storage.snapshotter import is_mountpoint
+from ..util import timefmt
 from ..util import archive as tarsafe
 from . import mountview
 

@@ -8,9 +8,10 @@ import shutil
 import socket
 from typing import Any
 
-from ..util import timefmt
 from .. import errors
+from ..model import container as model
 from ..runtime import spec as specmod
+from ..util import timefmt
 from ..util.atomic import write_atomic
 from . import defaults as defaultsmod
 from . import health as healthmod
@@ -66,7 +67,7 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
         config["Hostname"] = container_id[:12]
     config["Image"] = image_ref
     host_config.setdefault("NetworkMode", "bridge" if network_mode == "default" else network_mode)
-    host_config.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+    host_config.setdefault("RestartPolicy", model.to_json(model.RestartPolicy()))
     host_config["Runtime"] = runtime_name
     full = svc.table.reserve_name(name, container_id)  # held while the rest is prepared
     directory = svc.directory(container_id)

@@ -26,8 +26,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from ..util import timefmt
 from .. import errors
+from ..util import timefmt
 
 log = logging.getLogger("dockyard.health")
 

@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+from ..streams.duplex import frame
 from ..util.iterio import READ_CHUNK, line_blocks
 from ..util.timefmt import parse_ns, rfc3339_nano_fixed
 
@@ -31,12 +32,8 @@ class Options:
     timestamps: bool = False
 
 
+# streams.duplex.frame's header, as a struct for the fast path that frames many lines at once
 _HEADER = struct.Struct(">BxxxL").pack
-
-
-def frame(stream: int, payload: bytes) -> bytes:
-    """The Engine API's multiplexed frame: stream, three zero bytes, big-endian length."""
-    return bytes((stream, 0, 0, 0)) + len(payload).to_bytes(4, "big") + payload
 
 
 _STREAMS = {"stdout": STDOUT, "stderr": STDERR}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..util import timefmt
 from .. import errors
+from ..util import timefmt
 from .ops import ContainerOps
 from .record import Container
-from .state import EXITED, RESTARTING
 from .start import start_locked
+from .state import EXITED, RESTARTING
 
 
 log = logging.getLogger("dockyard.containers")

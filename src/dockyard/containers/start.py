@@ -6,10 +6,10 @@ import logging
 import threading
 from typing import Callable
 
-from ..util import timefmt
 from .. import errors
 from ..runtime import spec as specmod
 from ..runtime.shim import Exit, StartError
+from ..util import timefmt
 from . import links as linksmod
 from . import mounts as mountsmod
 from .ops import ContainerOps

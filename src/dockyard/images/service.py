@@ -16,12 +16,12 @@ import threading
 import time
 from typing import IO, Any, Callable, Iterator
 
-from ..util import timefmt
 from .. import errors
-from ..util import host
 from ..storage.snapshotter import Snapshotter
-from ..util.filters import LabelSelector, match_labels
+from ..util import timefmt
+from ..util import host
 from ..util import reference as refs
+from ..util.filters import LabelSelector, match_labels
 from . import pathmatch
 from .changes import apply_changes
 from .content import ContentStore

@@ -21,13 +21,13 @@ from typing import Any, Callable
 
 from .. import errors
 from ..config import NetworkSettings
+from ..util import timefmt
+from ..util.atomic import write_atomic
 from . import dns as dnsmod
 from . import endpoints, ipam, iptables, ipv6, links, netfiles, netns, ports, proxy
 from .publishing import PortPublishing
 from .records import BRIDGE_NAME_OPT, Endpoint, Network
 from .restore import NetworkRestore
-from ..util import timefmt
-from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.network")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
+from ..model import container as model
 from ..storage import rootfd
 from . import cgroupdriver, devices, lsm, mountspec, seccomp, seccomp_default, secopts
 
@@ -48,7 +49,6 @@ RLIMITS = {
     "stack": "RLIMIT_STACK",
 }
 
-DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000
 
@@ -560,7 +560,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "process": process,
         "root": {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))},
         **({} if host_uts else {"hostname": hostname}),
-        "mounts": mountspec.oci_mounts(hc, hc.get("ShmSize") or DEFAULT_SHM_SIZE, files.resolv_conf, files.hostname,
+        "mounts": mountspec.oci_mounts(hc, hc.get("ShmSize") or model.DEFAULT_SHM_SIZE, files.resolv_conf, files.hostname,
                                         files.hosts, init, extra_mounts or []),
         "linux": linux,
     }

@@ -16,8 +16,8 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 
-from ..util import timefmt
 from .. import errors
+from ..util import timefmt
 from ..util import fields
 from ..util.atomic import write_json_atomic
 
