@@ -84,12 +84,18 @@ class _ClientStream:
 
 
 class SpdyClient:
-    def __init__(self, url: str, protocols: list[str], upgrade: str = "SPDY/3.1") -> None:
-        self.sock, host, target = _connect(url)
-        lines = [f"POST {target} HTTP/1.1", f"Host: {host}", "Connection: Upgrade", f"Upgrade: {upgrade}",
-                 "Content-Length: 0", *(f"X-Stream-Protocol-Version: {p}" for p in protocols)]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.response, self._buf = _read_head(self.sock)
+    def __init__(self, url: str, protocols: list[str], upgrade: str = "SPDY/3.1",
+                 tunnel: "WsTunnel | None" = None) -> None:
+        """SPDY on an upgraded HTTP connection, or in the messages of a WebSocket (``tunnel``)."""
+        if tunnel is not None:
+            self.sock: socket.socket | WsTunnel = tunnel
+            self.response, self._buf = Response(101, {}, b""), b""
+        else:
+            self.sock, host, target = _connect(url)
+            lines = [f"POST {target} HTTP/1.1", f"Host: {host}", "Connection: Upgrade", f"Upgrade: {upgrade}",
+                     "Content-Length: 0", *(f"X-Stream-Protocol-Version: {p}" for p in protocols)]
+            self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            self.response, self._buf = _read_head(self.sock)
         self._deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, zdict=DICTIONARY)
         self._inflate = zlib.decompressobj(zdict=DICTIONARY)
         self._lock = threading.Lock()
@@ -280,3 +286,21 @@ class WsClient:
         if isinstance(message, str):
             return int(message[0]), base64.b64decode(message[1:])
         return message[0], message[1:]
+
+
+class WsTunnel:
+    """A WebSocket's binary messages as a socket's bytes, for SPDY tunnelled in them."""
+
+    def __init__(self, ws: WsClient) -> None:
+        self.ws = ws
+
+    def sendall(self, data: bytes) -> None:
+        self.ws.send_raw(data)
+
+    def recv(self, size: int) -> bytes:
+        message = self.ws.messages.get(timeout=TIMEOUT)
+        assert not isinstance(message, str)
+        return message or b""
+
+    def close(self) -> None:
+        self.ws.close()

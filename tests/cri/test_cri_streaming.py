@@ -23,7 +23,7 @@ from dockyard import errors
 from dockyard.cri.streaming.tokens import RequestCache
 
 from .conftest import Cri, connect, cri_socket
-from .streamclient import SpdyClient, WsClient, plain_get, resize_message
+from .streamclient import SpdyClient, WsClient, WsTunnel, plain_get, resize_message
 
 V4 = "v4.channel.k8s.io"
 ECHO_PORT = 8080
@@ -269,10 +269,16 @@ def test_attach_spdy_and_websocket(sd: Daemon, cri: Cri) -> None:
 
 # -- port forward -----------------------------------------------------------------------------------
 
-def test_port_forward_spdy(cri: Cri, echo_pod: str) -> None:
+@pytest.mark.parametrize("transport", ["spdy", "spdy-in-websocket"])
+def test_port_forward_spdy(cri: Cri, echo_pod: str, transport: str) -> None:
     url = cri.runtime.PortForward(cri_pb.PortForwardRequest(pod_sandbox_id=echo_pod, port=[ECHO_PORT])).url
     assert "/portforward/" in url
-    client = SpdyClient(url, ["portforward.k8s.io"])
+    if transport == "spdy":
+        client = SpdyClient(url, ["portforward.k8s.io"])
+    else:  # client-go's port-forward over WebSockets: the SPDY connection in binary messages
+        ws = WsClient(url, ["SPDY/3.1+portforward.k8s.io"])
+        assert ws.protocol == "SPDY/3.1+portforward.k8s.io"
+        client = SpdyClient(url, [], tunnel=WsTunnel(ws))
     assert client.response.status == 101
     try:
         for request_id in ("0", "1"):  # one connection, any number of forwarded connections

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Coroutine
+from typing import Any, Coroutine, Protocol
 
 from ... import errors
 from ...api.http import RawStream
@@ -25,7 +25,8 @@ from .remotecommand import STREAM_CREATION_TIMEOUT
 log = logging.getLogger("dockyard.cri.streaming")
 
 SPDY_PROTOCOLS = ["portforward.k8s.io"]
-WEBSOCKET_PROTOCOLS = ["", websocket.V4_CHANNEL, websocket.V4_BASE64_CHANNEL]
+TUNNEL_PROTOCOL = websocket.SPDY_TUNNEL_PREFIX + SPDY_PROTOCOLS[0]
+WEBSOCKET_PROTOCOLS = ["", websocket.V4_CHANNEL, websocket.V4_BASE64_CHANNEL, TUNNEL_PROTOCOL]
 DATA, ERROR = "data", "error"
 
 
@@ -64,7 +65,14 @@ class _Pair:
     complete: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def over_spdy(raw: RawStream, request: PortForwardRequest, runtime: Runtime) -> None:
+class Transport(Protocol):
+    async def read(self) -> bytes: ...
+    async def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+async def over_spdy(raw: Transport, request: PortForwardRequest, runtime: Runtime) -> None:
+    """A SPDY connection on the upgraded HTTP connection, or tunnelled in a WebSocket's messages."""
     conn = spdy.Connection(raw.read, raw.write)
     pairs: dict[str, _Pair] = {}
     tasks: set[asyncio.Task[None]] = set()

@@ -156,6 +156,11 @@ class StreamServer:
             if protocol is None:
                 return _unsupported(request.headers.get("sec-websocket-protocol", ""),
                                     portforward.WEBSOCKET_PROTOCOLS[1:])
+            if protocol == portforward.TUNNEL_PROTOCOL:
+                async def tunnel_session(raw: RawStream) -> None:
+                    await portforward.over_spdy(websocket.Tunnel(raw), pending, runtime)
+
+                return HijackResponse(tunnel_session, head=websocket.handshake_head(request.headers, protocol))
             try:
                 ports = portforward.parse_ports(request.qlist("port")) or pending.ports
             except errors.InvalidParameter as e:

@@ -4,6 +4,9 @@ Each message starts with its channel's number: one byte (``channel.k8s.io`` and 
 versions), or an ASCII digit followed by base64 of the data (``base64.channel.k8s.io``, text
 messages). ``v5.channel.k8s.io`` adds a way to close one channel: the message ``[255, channel]``, which
 is how a client says its stdin ended without closing the whole connection.
+
+``SPDY/3.1+portforward.k8s.io`` is no channel protocol: it carries a whole SPDY connection in binary
+messages (client-go's port-forward over WebSockets); ``Tunnel`` is that byte stream.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ BASE64_CHANNEL = "base64.channel.k8s.io"
 V4_CHANNEL = "v4.channel.k8s.io"
 V4_BASE64_CHANNEL = "v4.base64.channel.k8s.io"
 V5_CHANNEL = "v5.channel.k8s.io"
+SPDY_TUNNEL_PREFIX = "SPDY/3.1+"
 CLOSE_SIGNAL = 255
 
 
@@ -159,5 +163,51 @@ class ChannelConnection:
             try:
                 await self.raw.write(self.ws.send(CloseConnection(code=1000)))
             except (ConnectionError, OSError):
+                pass
+        self.raw.close()
+
+
+class Tunnel:
+    """The bytes of the binary messages each way, as a stream: what a tunnelled SPDY connection reads
+    and writes."""
+
+    def __init__(self, raw: RawStream) -> None:
+        self.raw = raw
+        self.ws = Connection(ConnectionType.SERVER)
+        self._input = bytearray()
+        self._closed = False
+
+    async def read(self) -> bytes:
+        """The next bytes of the client's messages; b"" once it closed."""
+        while not self._input and not self._closed:
+            data = await self.raw.read()
+            try:
+                self.ws.receive_data(data or None)
+                for event in self.ws.events():
+                    if isinstance(event, BytesMessage):
+                        self._input += event.data
+                    elif isinstance(event, Ping):
+                        await self.raw.write(self.ws.send(event.response()))
+                    elif isinstance(event, CloseConnection):
+                        self._closed = True
+                        await self.raw.write(self.ws.send(event.response()))
+            except (LocalProtocolError, RemoteProtocolError) as e:
+                log.warning("WebSocket: %s", e)
+                self._closed = True
+            if not data:
+                self._closed = True
+        out = bytes(self._input)
+        self._input.clear()
+        return out
+
+    async def write(self, data: bytes) -> None:
+        await self.raw.write(self.ws.send(BytesMessage(data=data)))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.raw.writer.write(self.ws.send(CloseConnection(code=1000)))
+            except (ConnectionError, OSError, LocalProtocolError):
                 pass
         self.raw.close()
