@@ -202,12 +202,16 @@ class EngineRuntime:
 
         directions = {asyncio.create_task(to_pod()), asyncio.create_task(from_pod())}
         try:
-            done, pending = await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+            _, pending = await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
             if pending:
                 await asyncio.wait(pending, timeout=FORWARD_GRACE)
             for task in directions:
-                if task.done() and not task.cancelled() and isinstance(task.exception(), OSError):
-                    raise task.exception()  # type: ignore[misc]
+                failure = task.exception() if task.done() and not task.cancelled() else None
+                if isinstance(failure, OSError):
+                    # told on the port's error stream, as containerd tells a failed copy
+                    raise errors.Unavailable(f"forwarding port {port}: {failure}")
+                if failure is not None:
+                    raise failure
         finally:
             for task in directions:
                 task.cancel()
