@@ -9,6 +9,8 @@ engine's); a port-forward's "pod" is a container's network namespace (``Containe
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -168,6 +170,18 @@ def test_spdy_ping_is_answered(cri: Cri, box: str) -> None:
         assert client.pings.get(timeout=30) == 1
         client.send(s["stdin"], b"", fin=True)
         assert client.read_all(s["error"])
+    finally:
+        client.close()
+
+
+def test_spdy_garbage_ends_the_connection(cri: Cri, box: str) -> None:
+    """A frame of another SPDY version is a protocol error: GOAWAY, and the connection is closed."""
+    client, s = spdy_session(exec_url(cri, box, ["sleep", "1000"], stdin=True), ["error", "stdin", "stdout",
+                                                                                  "stderr"])
+    try:
+        client._send(b"\x80\x02\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01")  # a SPDY/2 PING
+        assert client.goaway.wait(30)
+        assert client.closed.wait(30)
     finally:
         client.close()
 
@@ -387,4 +401,15 @@ def test_stream_address_flag(tmp_path: Path) -> None:
     bad = subprocess.run([DOCKYARDD, "--cri-stream-address", "localhost", "--data-root", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "cri-stream-address" in bad.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        (tmp_path / "taken").mkdir()
+        d = make_daemon(tmp_path / "taken", ["--cri-stream-address", f"127.0.0.1:{taken.getsockname()[1]}"])
+        try:
+            with pytest.raises(RuntimeError, match="failed to listen on 127.0.0.1:.* for streaming"):
+                d.start()
+        finally:
+            d.stop()  # it exited before making anything but its socket's directory
+            shutil.rmtree(os.path.dirname(d.socket), ignore_errors=True)
 
