@@ -16,7 +16,7 @@ import base64
 import binascii
 import logging
 
-from wsproto.connection import Connection, ConnectionType
+from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
 
@@ -123,9 +123,8 @@ class ChannelConnection:
                     elif isinstance(event, Ping):
                         await self.raw.write(self.ws.send(event.response()))
                     elif isinstance(event, CloseConnection):
-                        if not self.closed:  # the client began the closing handshake: answer it
-                            self.closed = True
-                            await self.raw.write(self.ws.send(event.response()))
+                        self.closed = True
+                        await _answer_close(self.raw, self.ws, event)
                 if not data:
                     break
         except (ConnectionError, OSError):
@@ -190,7 +189,7 @@ class Tunnel:
                         await self.raw.write(self.ws.send(event.response()))
                     elif isinstance(event, CloseConnection):
                         self._closed = True
-                        await self.raw.write(self.ws.send(event.response()))
+                        await _answer_close(self.raw, self.ws, event)
             except (LocalProtocolError, RemoteProtocolError) as e:
                 log.warning("WebSocket: %s", e)
                 self._closed = True
@@ -211,3 +210,10 @@ class Tunnel:
             except (ConnectionError, OSError, LocalProtocolError):
                 pass
         self.raw.close()
+
+
+async def _answer_close(raw: RawStream, ws: Connection, event: CloseConnection) -> None:
+    """The closing handshake's answer, when the client began it (not when it only went away, nor when
+    it answers ours)."""
+    if ws.state is ConnectionState.REMOTE_CLOSING:
+        await raw.write(ws.send(event.response()))
