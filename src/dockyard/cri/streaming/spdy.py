@@ -31,9 +31,8 @@ VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
 FLAG_FIN = 0x01
 # RST_STREAM status codes
-PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, CANCEL, INTERNAL_ERROR = 1, 2, 3, 5, 6
+PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, CANCEL = 1, 2, 3, 5
 GOAWAY_OK = 0
-SETTINGS_INITIAL_WINDOW_SIZE = 7
 
 DEFAULT_WINDOW = 64 * 1024
 MAX_DATA = 32 * 1024  # our data frames: small enough to interleave streams
@@ -136,7 +135,6 @@ class Stream:
         self._data: asyncio.Queue[bytes] = asyncio.Queue()
         self._remote_closed = False
         self.local_closed = False
-        self.replied = False
         self._unacked = 0  # bytes taken by the reader since the last WINDOW_UPDATE
         if fin:
             self._end()
@@ -303,7 +301,6 @@ class Connection:
             await stream.reset(REFUSED_STREAM)
             return
         await self._send(control_frame(SYN_REPLY, 0, struct.pack(">I", stream_id) + self._codec.compress([])))
-        stream.replied = True
 
     def forget(self, stream: Stream) -> None:
         """A stream done with on both sides: its id stays taken, its buffers go."""
