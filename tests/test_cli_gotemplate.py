@@ -11,6 +11,7 @@ from dockyard.cli import output
 from dockyard.cli.gotemplate import TemplateError, go_float, render
 from dockyard.cli.images import image_rows
 from dockyard.cli.system import get_timestamp, parse_go_duration
+from dockyard.util import timefmt
 
 DATA = {"Name": "web", "Config": {"Env": ["A=1", "B=2"], "Labels": {"b": "2", "a": "1"}, "Cmd": None},
         "Count": 3, "Empty": [], "Flag": False, "Size": 1982563}
@@ -156,18 +157,18 @@ def test_time_formats(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     try:
-        assert output.rfc3339_nano_fixed(1_700_000_000_000_000_123) == "2023-11-14T22:13:20.000000123Z"
-        assert output.rfc3339(1_700_000_000) == "2023-11-14T22:13:20Z"
-        assert output.go_time_string(1_700_000_000) == "2023-11-14 22:13:20 +0000 UTC"
+        assert timefmt.rfc3339_nano_fixed_local(1_700_000_000_000_000_123) == "2023-11-14T22:13:20.000000123Z"
+        assert timefmt.rfc3339_local(1_700_000_000) == "2023-11-14T22:13:20Z"
+        assert timefmt.go_time_string(1_700_000_000) == "2023-11-14 22:13:20 +0000 UTC"
         monkeypatch.setenv("TZ", "Europe/Berlin")
         time.tzset()
-        assert output.rfc3339(1_700_000_000) == "2023-11-14T23:13:20+01:00"
-        assert output.go_time_string(1_700_000_000) == "2023-11-14 23:13:20 +0100 CET"
+        assert timefmt.rfc3339_local(1_700_000_000) == "2023-11-14T23:13:20+01:00"
+        assert timefmt.go_time_string(1_700_000_000) == "2023-11-14 23:13:20 +0100 CET"
     finally:
         monkeypatch.undo()
         time.tzset()
-    assert output.parse_iso("2023-11-14T22:13:20Z") == 1_700_000_000
-    assert output.parse_iso("2023-11-14T22:13:20.5+00:00") == 1_700_000_000.5
+    assert timefmt.parse_seconds("2023-11-14T22:13:20Z") == 1_700_000_000
+    assert timefmt.parse_seconds("2023-11-14T22:13:20.5+00:00") == 1_700_000_000.5
 
 
 def test_typed_nils() -> None:

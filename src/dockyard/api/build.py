@@ -8,9 +8,9 @@ from typing import Any
 
 from ..builder import cachemounts
 from ..builder.options import Options, StepError
-from ..engine.engine import Engine
 from ..errors import InvalidParameter
-from . import filters as flt
+from ..util import filters as flt
+from .backend import BuildBackend
 from .http import AnyResponse, Request, json_response
 from .images import BodyReader
 from .router import Route, post
@@ -72,13 +72,13 @@ def _extra_hosts(request: Request) -> list[tuple[str, str]]:
     return out
 
 
-def routes(engine: Engine) -> list[Route]:
+def routes(backend: BuildBackend) -> list[Route]:
     async def build(request: Request) -> AnyResponse:
         opts = _options(request)
         if (request.q("version") or "1") != "1":
             raise InvalidParameter("BuildKit is not supported by this daemon: use the classic builder (version=1)")
         reader = BodyReader(request, asyncio.get_running_loop())
-        return await progress_stream(lambda emit, cancel: engine.builds.build(reader, opts, emit, cancel),
+        return await progress_stream(lambda emit, cancel: backend.build_image(reader, opts, emit, cancel),
                                      _line, _error_line, close=reader.aclose)
 
     async def prune(request: Request) -> AnyResponse:
@@ -93,7 +93,7 @@ def routes(engine: Engine) -> list[Route]:
         keep = request.q("keep-storage") or request.q("reserved-space") or "0"  # reserved-space: API 1.48
         if not keep.isdigit():
             raise InvalidParameter(f"invalid keep-storage value {keep!r}")
-        deleted, reclaimed = await asyncio.to_thread(engine.builds.prune_all, f, until_ns, int(keep))
+        deleted, reclaimed = await asyncio.to_thread(backend.prune_build_cache, f, until_ns, int(keep))
         return json_response({"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
     return [

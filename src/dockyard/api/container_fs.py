@@ -7,8 +7,7 @@ import base64
 import json
 
 from .. import errors
-from ..containers.archive import PathStat
-from ..engine.engine import Engine
+from .backend import ContainerFilesBackend, PathStat
 from .http import Request, Response, StreamResponse, empty_response, json_response
 from .images import BodyReader, _consume, _iterate_in_thread
 from .router import Route, get, head, post, put
@@ -20,10 +19,7 @@ def _stat_header(st: PathStat) -> list[tuple[str, str]]:
     return [(STAT_HEADER, base64.b64encode(json.dumps(st.as_json()).encode()).decode())]
 
 
-def routes(engine: Engine) -> list[Route]:
-    files = engine.container_files
-    committer = engine.committer
-
+def routes(backend: ContainerFilesBackend) -> list[Route]:
     def _path(request: Request) -> str:
         path = request.q("path")
         if not path:
@@ -31,28 +27,27 @@ def routes(engine: Engine) -> list[Route]:
         return path
 
     async def stat(request: Request) -> Response:
-        st = await asyncio.to_thread(files.stat, request.params["name"], _path(request))
+        st = await asyncio.to_thread(backend.stat_path, request.params["name"], _path(request))
         return Response(200, b"", None, _stat_header(st))
 
     async def get_archive(request: Request) -> StreamResponse:
-        st, chunks = await asyncio.to_thread(files.read, request.params["name"], _path(request))
+        st, chunks = await asyncio.to_thread(backend.read_archive, request.params["name"], _path(request))
         return StreamResponse(_iterate_in_thread(lambda: chunks), content_type="application/x-tar",
                               headers=_stat_header(st))
 
     async def put_archive(request: Request) -> Response:
         name, path = request.params["name"], _path(request)
         reader = BodyReader(request, asyncio.get_running_loop())
-        await _consume(request, reader, lambda: files.write(
-            name, path, reader, copy_uid_gid=request.qbool("copyUIDGID"),
-            no_overwrite_dir_non_dir=request.qbool("noOverwriteDirNonDir")))
+        await _consume(request, reader, lambda: backend.write_archive(
+            name, path, reader, request.qbool("copyUIDGID"), request.qbool("noOverwriteDirNonDir")))
         return empty_response(200)
 
     async def export(request: Request) -> StreamResponse:
-        chunks = await asyncio.to_thread(files.export, request.params["name"])
+        chunks = await asyncio.to_thread(backend.export_container, request.params["name"])
         return StreamResponse(_iterate_in_thread(lambda: chunks), content_type="application/x-tar")
 
     async def changes(request: Request) -> Response:
-        return json_response(await asyncio.to_thread(committer.changes, request.params["name"]))
+        return json_response(await asyncio.to_thread(backend.container_changes, request.params["name"]))
 
     async def commit(request: Request) -> Response:
         config = await request.json(default=None)
@@ -63,7 +58,7 @@ def routes(engine: Engine) -> list[Route]:
             raise errors.InvalidParameter("No container name or ID supplied")
         pause = request.q("pause") in (None, "") or request.qbool("pause")
         image_id = await asyncio.to_thread(
-            committer.commit, container, request.q("repo") or "", request.q("tag") or "",
+            backend.commit_container, container, request.q("repo") or "", request.q("tag") or "",
             request.q("comment") or "", request.q("author") or "", pause, request.qlist("changes"), config)
         return json_response({"Id": image_id}, 201)
 

@@ -7,26 +7,24 @@ import json
 from typing import Any, AsyncIterator
 
 from .. import errors
-from ..containers import update as updatemod
-from ..engine.engine import Engine
+from .backend import ContainerStatsBackend
 from .http import Request, Response, StreamResponse, json_response
 from .router import Route, get, post
 
 INTERVAL = 1.0  # dockerd's collector interval
 
 
-def routes(engine: Engine) -> list[Route]:
-    svc = engine.stats
-
+def routes(backend: ContainerStatsBackend) -> list[Route]:
     async def stats(request: Request) -> Response | StreamResponse:
-        c = engine.containers.get(request.params["name"])
+        name = request.params["name"]
         if not request.qbool("stream", True):
-            return json_response(await asyncio.to_thread(svc.stats, c.id, request.qbool("one-shot")))
+            return json_response(await asyncio.to_thread(backend.container_stats, name, request.qbool("one-shot")))
+        container_id = await asyncio.to_thread(backend.find_container, name)  # a 404 before the stream starts
 
         async def body() -> AsyncIterator[bytes]:
             previous: dict[str, Any] | None = None
             while True:
-                sample = await asyncio.to_thread(svc.next, c.id, previous)
+                sample = await asyncio.to_thread(backend.next_container_stats, container_id, previous)
                 previous = sample
                 yield (json.dumps(sample) + "\n").encode()
                 await asyncio.sleep(INTERVAL)
@@ -37,8 +35,7 @@ def routes(engine: Engine) -> list[Route]:
         body = await request.json(default={})
         if not isinstance(body, dict):
             raise errors.InvalidParameter("invalid JSON: expected an object")
-        warnings = await asyncio.to_thread(updatemod.update, engine.containers, engine.events.publish,
-                                           request.params["name"], body)
+        warnings = await asyncio.to_thread(backend.update_container, request.params["name"], body)
         return json_response({"Warnings": warnings})
 
     return [

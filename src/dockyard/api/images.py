@@ -5,23 +5,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import logging
 import queue
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from .. import errors
-from ..engine.engine import Engine
-from ..images.service import ref_matches
-from ..images.store import Image
-from . import filters as flt
+from ..images.view import LIST_FILTERS, PRUNE_FILTERS
+from ..util import filters as flt
 from ..apischema import validator
+from .backend import ImageBackend
 from .http import AnyResponse, Request, Response, StreamResponse, json_response
 from .router import Handler, Route, delete, get, post, version_at_least
 
-LIST_FILTERS = frozenset({"dangling", "reference", "label", "before", "since", "until"})
-PRUNE_FILTERS = frozenset({"dangling", "until", "label", "label!"})
-log = logging.getLogger("dockyard.api")
 STREAM_QUEUE = 8  # chunks buffered between a worker thread and the connection
 
 
@@ -180,145 +175,57 @@ async def _iterate_in_thread(make: Callable[[], Iterator[bytes]]) -> AsyncIterat
         stop.set()
 
 
-def image_inspect(engine: Engine, image: Image, request: Request) -> dict[str, Any]:
-    cfg = image.config
-    container_config = cfg.get("config") or {}
-    out: dict[str, Any] = {
-        "Id": image.id,
-        "RepoTags": list(image.repo_tags),
-        "RepoDigests": list(image.repo_digests),
-        "Parent": image.parent,
-        "Comment": cfg.get("comment", ""),
-        "Created": cfg.get("created") or "0001-01-01T00:00:00Z",
-        "DockerVersion": cfg.get("docker_version", ""),
-        "Author": cfg.get("author", ""),
-        "Config": _image_config(container_config),
-        "Architecture": cfg.get("architecture", ""),
-        "Os": cfg.get("os", ""),
-        "Size": image.size,
-        "GraphDriver": _graph_driver(engine, image),
-        "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"), "Layers": image.diff_ids},
-        "Metadata": {"LastTagTime": _rfc3339(image.last_tag_time) if image.last_tag_time
-                     else "0001-01-01T00:00:00Z"},
-    }
-    if cfg.get("variant"):
-        out["Variant"] = cfg["variant"]
-    if cfg.get("os.version"):
-        out["OsVersion"] = cfg["os.version"]
-    if not version_at_least(request, "1.44"):
-        out["VirtualSize"] = image.size
-    if not version_at_least(request, "1.45"):
-        out["Container"] = cfg.get("container", "")
-        out["ContainerConfig"] = _image_config(cfg.get("container_config") or {})
-    return out
+def _config_problem(config: dict[str, Any]) -> str | None:
+    """What is wrong with an image's container config, as create's schema reads it (None: nothing)."""
+    return validator.problem("POST /containers/create", config)
 
 
-def _image_config(c: dict[str, Any]) -> dict[str, Any]:
-    keys = ("User", "ExposedPorts", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Volumes", "WorkingDir",
-            "Entrypoint", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell")
-    out = {k: c[k] for k in keys if c.get(k) is not None}
-    out.setdefault("Env", None)
-    out.setdefault("Cmd", None)
-    out.setdefault("Entrypoint", None)
-    out.setdefault("WorkingDir", "")
-    out.setdefault("User", "")
-    out.setdefault("Labels", None)
-    out.setdefault("OnBuild", None)
-    out.setdefault("Volumes", None)
-    return out
-
-
-def _graph_driver(engine: Engine, image: Image) -> dict[str, Any]:
-    name = engine.snapshotter.name
-    if not image.chain_ids:
-        return {"Name": name, "Data": None}
-    dirs = engine.images.layer_chain(image.id)
-    top = dirs[-1]
-    layer_dir = top.rsplit("/", 1)[0]
-    if name != "overlay2":
-        return {"Name": name, "Data": {"Dir": top}}
-    data = {"MergedDir": layer_dir + "/merged", "UpperDir": top, "WorkDir": layer_dir + "/work"}
-    if len(dirs) > 1:
-        data["LowerDir"] = ":".join(reversed(dirs[:-1]))
-    return {"Name": name, "Data": data}
-
-
-def _rfc3339(ts: float) -> str:
-    import datetime
-
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
+def routes(backend: ImageBackend, pull: Handler | None = None) -> list[Route]:
     """``pull`` serves ``POST /images/create?fromImage=`` (the distribution routes own it)."""
-    svc = engine.images
 
     async def list_images(request: Request) -> Response:
         f = flt.parse(request.q("filters"), LIST_FILTERS)
         # the pre-1.25 `filter` parameter is a reference pattern
         if request.q("filter"):
             f.setdefault("reference", []).append(request.q("filter") or "")
-        dangling = flt.bool_value(f.get("dangling", []), "dangling")
-        until = flt.parse_timestamp(f["until"][-1], "until") if f.get("until") else None
-        images = svc.list(all_images=request.qbool("all"), dangling=dangling, references=f.get("reference"),
-                          labels=f.get("label"), before=(f.get("before") or [None])[-1],
-                          since=(f.get("since") or [None])[-1], until_ns=until)
-        with_shared = request.qbool("shared-size")
-        counts = svc.layer_use_counts() if with_shared else None
-        out = []
-        for image in images:
-            # an image config of the wrong types (a crafted `docker load`) would break every client's list
-            wrong = validator.problem("POST /containers/create", image.config.get("config") or {})
-            if wrong:
-                log.warning("skipping image %s in the list: %s", image.id, wrong)
-                continue
-            try:
-                s = svc.summary(image, shared_size=svc.shared_size(image, counts) if with_shared else -1)
-            except Exception:  # one bad record must not take the list from every client
-                log.exception("skipping image %s in the list", image.id)
-                continue
-            if f.get("reference"):
-                # as dockerd: an image found by its references lists only those that matched
-                for key in ("RepoTags", "RepoDigests"):
-                    s[key] = [r for r in s[key] or [] if any(ref_matches(p, r) for p in f["reference"])]
+        # the image index is copy-on-write, read without a lock: a thread hop would cost more than the list
+        rows = backend.list_images(f, request.qbool("all"), request.qbool("shared-size"), _config_problem)
+        for row in rows:
             if not version_at_least(request, "1.44"):
-                s["VirtualSize"] = image.size
+                row["VirtualSize"] = row["Size"]
             if not request.qbool("digests") and not version_at_least(request, "1.25"):
-                s.pop("RepoDigests", None)
-            out.append(s)
-        return json_response(out)
+                row.pop("RepoDigests", None)
+        return json_response(rows)
 
     async def inspect(request: Request) -> Response:
-        image = svc.resolve(request.params["name"])
-        return json_response(image_inspect(engine, image, request))
+        # off the loop: the layer chain is read from disk
+        legacy = (not version_at_least(request, "1.44"), not version_at_least(request, "1.45"))
+        return json_response(await asyncio.to_thread(backend.inspect_image, request.params["name"], legacy))
 
     async def history(request: Request) -> Response:
-        return json_response(await asyncio.to_thread(svc.history, request.params["name"]))
+        return json_response(await asyncio.to_thread(backend.image_history, request.params["name"]))
 
     async def tag(request: Request) -> Response:
         repo = request.q("repo")
         if not repo:
             raise errors.InvalidParameter("repository name must have at least one component")
-        await asyncio.to_thread(svc.tag, request.params["name"], repo, request.q("tag"))
+        await asyncio.to_thread(backend.tag_image, request.params["name"], repo, request.q("tag"))
         return Response(201, b"", None)
 
     async def remove(request: Request) -> Response:
-        records = await asyncio.to_thread(svc.delete, request.params["name"], request.qbool("force"),
+        records = await asyncio.to_thread(backend.delete_image, request.params["name"], request.qbool("force"),
                                           not request.qbool("noprune"))
         return json_response(records)
 
     async def prune(request: Request) -> Response:
         f = flt.parse(request.q("filters"), PRUNE_FILTERS)
-        dangling = flt.bool_value(f.get("dangling", []), "dangling")
-        until = flt.parse_timestamp(f["until"][-1], "until") if f.get("until") else None
-        deleted, reclaimed = await asyncio.to_thread(svc.prune, True if dangling is None else dangling, until,
-                                                     f.get("label"), f.get("label!"))
+        deleted, reclaimed = await asyncio.to_thread(backend.prune_images, f)
         return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
     async def load(request: Request) -> Response | StreamResponse:
         reader = BodyReader(request, asyncio.get_running_loop())
         try:
-            lines = await _consume(request, reader, lambda: svc.load(reader))
+            lines = await _consume(request, reader, lambda: backend.load_images(reader))
         except errors.DockyardError as e:
             if isinstance(e, errors.InvalidParameter):
                 # dockerd answers 200 and reports the failure in the JSON stream
@@ -339,10 +246,10 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         return _save(request, names)
 
     def _save(request: Request, names: list[str]) -> StreamResponse:
-        # resolve now so a missing image is a 404 before the stream starts
+        # resolved now so a missing image is a 404 before the stream starts
         for name in names:
-            svc.resolve(name)
-        return StreamResponse(_iterate_in_thread(lambda: svc.save(names)), content_type="application/x-tar")
+            backend.image_exists(name)
+        return StreamResponse(_iterate_in_thread(lambda: backend.save_images(names)), content_type="application/x-tar")
 
     async def create(request: Request) -> AnyResponse:
         src = request.q("fromSrc")
@@ -355,12 +262,12 @@ def routes(engine: Engine, pull: Handler | None = None) -> list[Route]:
         changes = request.qlist("changes")
         reader = BodyReader(request, asyncio.get_running_loop())
         try:
-            image = await _consume(request, reader, lambda: svc.import_image(
+            image_id = await _consume(request, reader, lambda: backend.import_image(
                 reader, request.q("repo"), request.q("tag"), changes, request.q("message") or "", src))
         except errors.InvalidParameter as e:
             await request.drain()
             return Response(200, _error_line(e), "application/json")
-        return Response(200, _line({"status": image.id}), "application/json")
+        return Response(200, _line({"status": image_id}), "application/json")
 
     return [
         get("/images/json", list_images),

@@ -8,8 +8,7 @@ message that says so, where dockerd would fetch from a registry.
 from __future__ import annotations
 
 from .. import errors
-from ..util import reference
-from . import filters
+from ..util import filters, reference
 from .http import Request, Response, json_response
 from .router import Route, delete, get, post
 

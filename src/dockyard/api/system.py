@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import os
 import platform
@@ -11,11 +10,11 @@ import time
 from typing import Any, AsyncIterator
 
 from .. import __version__
-from ..util import host as hostinfo
 from ..engine.engine import Engine
 from ..engine.events import Event
-from . import filters as flt
-from .containers import list_containers
+from ..util import filters as flt
+from ..util import host as hostinfo
+from ..util import timefmt
 from .http import Request, Response, StreamResponse, json_response
 from .router import API_VERSION, MIN_API_VERSION, Route, get, head
 
@@ -90,7 +89,7 @@ def routes(engine: Engine) -> list[Route]:
         types = set(request.qlist("type"))
         usage = await asyncio.to_thread(engine.disk_usage)
         # the same rows as `GET /containers/json?all=1&size=1`
-        usage["containers"] = await asyncio.to_thread(list_containers, engine, True, -1, {}, True) \
+        usage["containers"] = await asyncio.to_thread(engine.list_containers, True, -1, {}, True) \
             if not types or "container" in types else []
         out: dict[str, Any] = {"LayersSize": usage["layers_size"]}
         for key, field in (("image", "Images"), ("container", "Containers"), ("volume", "Volumes"),
@@ -111,7 +110,7 @@ def routes(engine: Engine) -> list[Route]:
 
 
 def _iso(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return timefmt.rfc3339_nano(round(ts * 1e6) * 1000)
 
 
 def system_info(engine: Engine) -> dict[str, Any]:
@@ -142,7 +141,7 @@ def system_info(engine: Engine) -> dict[str, Any]:
         "NFd": _count_fds(),
         "OomKillDisable": hostinfo.cgroup_version() == "1",
         "NGoroutines": 0,
-        "SystemTime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "SystemTime": timefmt.rfc3339_nano(time.time_ns()),
         "LoggingDriver": c.log_driver,
         "CgroupDriver": c.cgroup_driver,
         "CgroupVersion": hostinfo.cgroup_version(),

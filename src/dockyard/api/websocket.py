@@ -17,9 +17,11 @@ from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMes
 from wsproto.utilities import generate_accept_token
 
 from .. import errors
-from ..containers import logs as logmod
-from ..engine.engine import Engine
-from . import containers as containers_api
+from ..streams import attach as attachmod
+from ..streams import logs as logstream
+from ..streams.detach import keys_or_default
+from ..streams.duplex import raw
+from .backend import StdioBackend
 from .http import HijackResponse, RawStream, Request
 from .router import Route, get, version_at_least
 
@@ -27,7 +29,7 @@ WS_VERSION = "13"
 
 
 class WebSocketStream:
-    """The client's side of an attach as a byte stream: what ``containers._pump`` reads and writes."""
+    """The client's side of an attach as a byte stream (a ``streams.duplex.Duplex``)."""
 
     def __init__(self, raw: RawStream, binary: bool) -> None:
         self.raw = raw
@@ -89,39 +91,34 @@ def _payloads(framed: bytes) -> list[bytes]:
     return out
 
 
-def routes(engine: Engine) -> list[Route]:
-    svc = engine.containers
-
+def routes(backend: StdioBackend) -> list[Route]:
     async def attach_ws(request: Request) -> HijackResponse:
-        c = svc.get(request.params["name"])
+        c = await asyncio.to_thread(backend.container_stdio, request.params["name"])
         key = request.headers.get("sec-websocket-key", "")
         if request.headers.get("upgrade", "").lower() != "websocket" or not key:
             raise errors.InvalidParameter("not a websocket handshake: 'upgrade' header is not 'websocket'")
         if request.headers.get("sec-websocket-version", "") != WS_VERSION:
             raise errors.InvalidParameter(f"unsupported websocket version (wants {WS_VERSION})")
-        keys = request.q("detachKeys")
-        detach = containers_api._detach_keys(keys) if keys is not None else containers_api.DETACH_KEYS
+        keys = keys_or_default(request.q("detachKeys"))
         if version_at_least(request, "1.42"):
             want_stdin = request.qbool("stdin")
-            streams = {1: request.qbool("stdout"), 2: request.qbool("stderr")}
+            stdout, stderr = request.qbool("stdout"), request.qbool("stderr")
         else:  # before API 1.42 dockerd attached all three, whatever the query said
-            want_stdin, streams = True, {1: True, 2: True}
-        tty = bool(c.config.get("Tty"))
-        fut = svc.attach_socket(c.id) if request.qbool("stream") else None
-        replay = request.qbool("logs")
+            want_stdin, stdout, stderr = True, True, True
+        # in a thread: the attach socket waits for the container's lock, which a start or an exit holds long
+        fut = await asyncio.to_thread(backend.attach_socket, c.id) if request.qbool("stream") else None
+        opts = attachmod.AttachOptions(c, want_stdin, stdout, stderr, keys)
+        replay = request.qbool("logs") and c.logged
         binary = version_at_least(request, "1.28")  # dockerd sent text frames before 1.28
 
-        async def handler(raw: RawStream) -> None:
-            ws = WebSocketStream(raw, binary)
+        async def handler(raw_stream: RawStream) -> None:
+            ws = WebSocketStream(raw_stream, binary)
             try:
-                if replay and c.log_path:
-                    reader = await asyncio.to_thread(
-                        svc.log_reader, c.id, logmod.Options(stdout=streams[1], stderr=streams[2]))
-                    # rendered framed, one frame per log entry: each entry's payload is a message
-                    reader.tty = False
+                if replay:
+                    # framed, one frame per log entry: each entry's payload is a message
+                    reader = await asyncio.to_thread(backend.open_log, c.id, stdout, stderr, framed=True)
                     try:
-                        chunks = reader.backlog()
-                        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                        async for chunk in logstream.backlog(reader):
                             for payload in _payloads(chunk):
                                 await ws.write(payload)
                     finally:
@@ -132,9 +129,7 @@ def routes(engine: Engine) -> list[Route]:
                     sock = await asyncio.wrap_future(fut)
                 except errors.DockyardError:
                     return
-                stdin = want_stdin and bool(c.config.get("OpenStdin"))
-                await containers_api._pump(c, sock, ws, stdin, streams, tty, detach,  # type: ignore[arg-type]
-                                           mux=False)
+                await attachmod.pump(sock, ws, opts, raw)  # a WebSocket is never multiplexed
             except (ConnectionError, OSError):
                 pass
             finally:

@@ -26,13 +26,13 @@ import ipaddress
 import os
 import secrets
 import shutil
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import errors
 from ..runtime import spec as specmod
+from ..runtime.task import StepTask
 from ..util.atomic import write_json_atomic
 
 log = logging.getLogger("dockyard.build")
@@ -181,9 +181,7 @@ class StepRunner:
                     host_config={"NetworkMode": self.mode, "Privileged": privileged}, files=net.files,
                     netns_path=net.netns,
                     extra_mounts=mounts)
-                with open(os.path.join(bundle, "config.json"), "w", encoding="utf-8") as f:
-                    json.dump(spec, f)
-                return self._runc_run(container_id, bundle, out, cancel)
+                return self._run_task(StepTask(self._runtime, container_id, bundle), spec, out, cancel)
             finally:
                 snap.unmount(rootfs)
                 released = True
@@ -192,21 +190,18 @@ class StepRunner:
                 shutil.rmtree(bundle, ignore_errors=True)  # never through a rootfs still mounted
                 marker.drop()
 
-    def _runc_run(self, container_id: str, bundle: str, out: Callable[[str], None], cancel: threading.Event) -> int:
-        runtime = self._runtime
-        log_path = os.path.join(bundle, "runc.log")
+    def _run_task(self, task: StepTask, spec: dict[str, Any], out: Callable[[str], None],
+                  cancel: threading.Event) -> int:
+        log_path = os.path.join(task.bundle.path, "runc.log")
         # runc's own errors go to its log; the process's stdout and stderr share one pipe, as in the build output
-        proc = subprocess.Popen(
-            [runtime.binary, *runtime.global_args, "--log", log_path, "--log-format", "json", "run",
-             "--bundle", bundle, container_id],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=bundle)
+        proc = task.run(spec, log_path)
         stop = threading.Event()
 
         def watch_cancel() -> None:
             while not stop.wait(0.1):
                 if cancel.is_set():
                     with contextlib.suppress(Exception):
-                        runtime.kill(container_id, 9, all_processes=True)
+                        task.kill(9, all_processes=True)
                     return
 
         watcher = threading.Thread(target=watch_cancel, daemon=True)
@@ -222,7 +217,7 @@ class StepRunner:
                 proc.kill()
                 proc.wait()
             with contextlib.suppress(Exception):
-                runtime.delete(container_id, force=True)
+                task.delete()
         if cancel.is_set():
             raise errors.InvalidParameter("build cancelled")
         failure = _runc_failure(log_path)
@@ -258,8 +253,8 @@ def _reap_one(engine: Any, record: dict[str, Any]) -> None:
         engine.networks.unregister(str(record["network"]))
         return
     container_id, rootfs = str(record["container"]), str(record["rootfs"])
-    runtime = engine.containers.runtime(str(record["runtime"]))
-    runtime.delete(container_id, force=True)  # SIGKILL to the step's init (its own pid namespace), then wait
+    bundle = os.path.dirname(rootfs)
+    StepTask(engine.containers.runtime(str(record["runtime"])), container_id, bundle).delete()
     engine.snapshotter.unmount(rootfs)
     try:
         engine.containers.get(container_id)  # a failed step kept as a container owns its snapshot

@@ -13,12 +13,12 @@ from typing import Any
 
 import docker
 
+from ..util import timefmt
 from . import config
 from .command import Arity, Cli, CommandTree, add_bool, add_filter_flag, add_format_flag, filters_from
 from .common import familiar_name
 from .connection import raw_get
-from .output import Context, Format, ellipsis, go_time_string, human_duration, human_size, truncate_id, \
-    write_formatted
+from .output import Context, Format, ellipsis, human_duration, human_size, truncate_id, write_formatted
 
 
 def _go_quote(text: str) -> str:
@@ -123,7 +123,7 @@ class ContainerContext(Context):
         return _go_quote(ellipsis(command, 20) if self.trunc else command)
 
     def CreatedAt(self) -> str:
-        return go_time_string(self.c.get("Created", 0))
+        return timefmt.go_time_string(self.c.get("Created", 0))
 
     def RunningFor(self) -> str:
         now = datetime.datetime.now(datetime.timezone.utc).timestamp()

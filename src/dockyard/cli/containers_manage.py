@@ -16,10 +16,11 @@ from typing import Any, Iterator
 
 import docker
 
+from ..util import timefmt
 from .command import Arity, Cli, CliError, CommandTree, add_bool, confirm, filters_from
 from .common import duration_ns, print_inspect
 from .connection import api_message, raw_get, raw_post
-from .output import human_size, parse_iso, tabwrite
+from .output import human_size, tabwrite
 
 
 def _each(cli: Cli, names: list[str], action: Any, echo: bool = True) -> int:
@@ -153,7 +154,7 @@ def timestamp_param(value: str, now: float | None = None) -> str:
         text += "T00:00:00"
     try:
         if re.search(r"(Z|[+-]\d{2}:\d{2})$", text):
-            t = parse_iso(text)
+            t = timefmt.parse_seconds(text)
         else:
             t = datetime.datetime.fromisoformat(text).astimezone().timestamp()
     except ValueError:

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO, Iterator
 
 import docker
 
+from ..util import timefmt
 from .. import errors as engine_errors
 from ..util import reference
 from . import config, jsonmessage
@@ -17,8 +18,7 @@ from .command import (Arity, Cli, CliError, CommandTree, add_bool, add_filter_fl
                       filters_from)
 from .common import parse_reference, print_inspect
 from .connection import api_message, json_stream, raw_get, raw_post
-from .output import (Context, Format, ellipsis, go_time_string, human_size, rfc3339, since, truncate_id,
-                     write_formatted)
+from .output import Context, Format, ellipsis, human_size, since, truncate_id, write_formatted
 
 CHUNK = 1 << 20
 
@@ -56,7 +56,7 @@ class ImageContext(Context):
         return since(self.i.get("Created", 0))
 
     def CreatedAt(self) -> str:
-        return go_time_string(self.i.get("Created", 0))
+        return timefmt.go_time_string(self.i.get("Created", 0))
 
     def Size(self) -> str:
         return human_size(self.i.get("Size", 0), 3)
@@ -141,7 +141,7 @@ class HistoryContext(Context):
         return truncate_id(self.h["Id"]) if self.trunc else self.h["Id"]
 
     def CreatedAt(self) -> str:
-        return rfc3339(self.h.get("Created", 0))
+        return timefmt.rfc3339_local(self.h.get("Created", 0))
 
     def CreatedSince(self) -> str:
         return since(self.h.get("Created", 0)) if self.human else self.CreatedAt()

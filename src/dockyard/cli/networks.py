@@ -10,11 +10,12 @@ from typing import Any
 
 import docker
 
+from ..util import timefmt
 from . import config
 from .command import Arity, Cli, CliError, CommandTree, add_bool, add_format_flag, confirm, filters_from
 from .common import natural_key, print_inspect
 from .connection import api_message, raw_get, raw_post
-from .output import Context, Format, local_time, parse_iso, truncate_id, write_formatted
+from .output import Context, Format, truncate_id, write_formatted
 
 
 def go_time_nanos(iso: str) -> str:
@@ -23,7 +24,8 @@ def go_time_nanos(iso: str) -> str:
         return "0001-01-01 00:00:00 +0000 UTC"
     m = re.search(r"\.(\d+)", iso)
     frac = ("." + m.group(1)[:9]).rstrip("0").rstrip(".") if m else ""
-    t = local_time(int(parse_iso(re.sub(r"\.\d+", "", iso))))  # whole seconds exactly, not through a float
+    # whole seconds exactly, not through a float
+    t = timefmt.local_time(int(timefmt.parse_seconds(re.sub(r"\.\d+", "", iso))))
     return t.strftime("%Y-%m-%d %H:%M:%S") + frac + t.strftime(" %z ") + (t.tzname() or "")
 
 

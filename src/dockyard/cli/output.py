@@ -192,61 +192,6 @@ def since(ts: float, now: Callable[[], float] | None = None) -> str:
     return human_duration(current - ts) + " ago"
 
 
-def local_time(ts: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).astimezone()
-
-
-def go_time_string(ts: float) -> str:
-    """Go's ``time.Time.String()`` for whole seconds: ``2023-11-14 22:13:20 +0000 UTC``."""
-    t = local_time(ts)
-    return t.strftime("%Y-%m-%d %H:%M:%S %z ") + (t.tzname() or "")
-
-
-def rfc3339(ts: float) -> str:
-    """``time.RFC3339`` in local time: ``2023-11-14T22:13:20Z``."""
-    return _zone(local_time(ts).strftime("%Y-%m-%dT%H:%M:%S"), local_time(ts))
-
-
-def rfc3339_nano_fixed(ns: int) -> str:
-    """jsonmessage.RFC3339NanoFixed: nine fraction digits, local zone."""
-    t = local_time(ns // 1_000_000_000)
-    return _zone(t.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}", t)
-
-
-def _zone(text: str, t: datetime.datetime) -> str:
-    offset = t.utcoffset() or datetime.timedelta(0)
-    if not offset:
-        return text + "Z"
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    minutes = abs(minutes)
-    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-def parse_iso(text: str) -> float:
-    """The daemon's RFC 3339 timestamps (nanoseconds allowed) as a Unix time."""
-    if not text:
-        return 0.0
-    main, _, rest = text.partition(".")
-    frac = ""
-    zone = ""
-    if rest:
-        i = 0
-        while i < len(rest) and rest[i].isdigit():
-            i += 1
-        frac, zone = rest[:i], rest[i:]
-    else:
-        for sep in ("Z", "+", "-"):
-            k = main.find(sep, 10)
-            if k >= 0:
-                main, zone = main[:k], main[k:]
-                break
-    if zone in ("Z", "z", ""):
-        zone = "+00:00"
-    t = datetime.datetime.fromisoformat(main + zone)
-    return t.timestamp() + (float("0." + frac) if frac else 0.0)
-
-
 def truncate_id(image_id: str) -> str:
     """stringid.TruncateID: drop the algorithm, keep 12 characters."""
     _, _, rest = image_id.rpartition(":")
@@ -263,5 +208,4 @@ def ellipsis(text: str, width: int) -> str:
 
 
 __all__ = ["Context", "Format", "write_formatted", "render_template", "indented_json", "tabwrite", "human_size",
-           "bytes_size", "human_duration", "since", "go_time_string", "rfc3339", "rfc3339_nano_fixed",
-           "parse_iso", "truncate_id", "ellipsis", "go_json"]
+           "bytes_size", "human_duration", "since", "truncate_id", "ellipsis", "go_json"]

@@ -12,14 +12,14 @@ from typing import Any
 import docker
 from docker.constants import DEFAULT_DOCKER_API_VERSION
 
+from ..util import timefmt
 from .. import __version__
 from ..util import host
 from .command import Arity, Cli, CliError, CommandTree, add_bool, add_filter_flag, add_format_flag, filters_from
 from .connection import ConnectionError_, cannot_connect
 from .gotemplate import Template
 from .images import ImageContext
-from .output import (Context, Format, bytes_size, ellipsis, human_size, parse_iso, rfc3339_nano_fixed, since, tabwrite,
-                     truncate_id, write_formatted)
+from .output import Context, Format, bytes_size, ellipsis, human_size, since, tabwrite, truncate_id, write_formatted
 from .structview import StructView
 
 
@@ -65,7 +65,7 @@ SERVER_ALIASES = {"APIVersion": "ApiVersion"}
 def _ansic(iso: str) -> str:
     """docker reformats build times to Go's time.ANSIC: ``Mon Jan  2 15:04:05 2006``."""
     try:
-        t = datetime.datetime.fromtimestamp(parse_iso(iso), datetime.timezone.utc)
+        t = datetime.datetime.fromtimestamp(timefmt.parse_seconds(iso), datetime.timezone.utc)
     except ValueError:
         return iso
     return t.strftime("%a %b ") + f"{t.day:2d}" + t.strftime(" %H:%M:%S %Y")
@@ -362,8 +362,8 @@ def cmd_df(cli: Cli, ns: argparse.Namespace) -> None:
     out.write(DF_CACHE_HEADER + "\n")
     for b in cache:
         out.write(tabwrite(f"{b.get('ID', '')[:12]}\t{b.get('Type', '')}\t{human_size(b.get('Size', 0))}\t"
-                           f"{since(parse_iso(b.get('CreatedAt', '')))}\t"
-                           f"{since(parse_iso(b.get('LastUsedAt', ''))) if b.get('LastUsedAt') else ''}\t"
+                           f"{since(timefmt.parse_seconds(b.get('CreatedAt', '')))}\t"
+                           f"{since(timefmt.parse_seconds(b.get('LastUsedAt', ''))) if b.get('LastUsedAt') else ''}\t"
                            f"{b.get('UsageCount', 0)}\t{'true' if b.get('Shared') else 'false'}\n"))
 
 
@@ -455,9 +455,9 @@ def _parse_date(value: str, in_location: bool) -> datetime.datetime:
 def event_line(ev: dict[str, Any]) -> str:
     """docker's prettyPrintEvent."""
     if ev.get("timeNano"):
-        head = rfc3339_nano_fixed(int(ev["timeNano"])) + " "
+        head = timefmt.rfc3339_nano_fixed_local(int(ev["timeNano"])) + " "
     elif ev.get("time"):
-        head = rfc3339_nano_fixed(int(ev["time"]) * 1_000_000_000) + " "
+        head = timefmt.rfc3339_nano_fixed_local(int(ev["time"]) * 1_000_000_000) + " "
     else:
         head = ""
     actor = ev.get("Actor") or {}

@@ -17,7 +17,7 @@ from ..storage import rootfd
 from ..util.archive import WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 from ..util.iterio import IterReader
 from .archive import TarFilter
-from .record import PAUSED, RUNNING
+from .state import PAUSED, RUNNING
 
 MODIFIED, ADDED, DELETED = 0, 1, 2
 # mount points and files dockerd's init layer holds

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..model import container as model
 from ..runtime import spec as specmod
 
 
@@ -13,12 +14,12 @@ def apply(host_config: dict[str, Any], shareable_ipc: bool) -> None:
     "shareable" (dockerd's router keeps it for them)."""
     hc = host_config
     if not hc.get("ShmSize"):
-        hc["ShmSize"] = specmod.DEFAULT_SHM_SIZE
+        hc["ShmSize"] = model.DEFAULT_SHM_SIZE
     pids = hc.get("PidsLimit")
     if isinstance(pids, int) and pids <= 0:
         hc["PidsLimit"] = None  # 0 and -1 both mean unlimited: dockerd stores no limit
     if not hc.get("IpcMode"):
-        hc["IpcMode"] = "shareable" if shareable_ipc else "private"
+        hc["IpcMode"] = model.LEGACY_IPC_MODE if shareable_ipc else model.DEFAULT_IPC_MODE
     if not hc.get("CgroupnsMode"):
         hc["CgroupnsMode"] = "private" if specmod.cgroup_version() == "2" else "host"
     if hc.get("Privileged"):

@@ -5,14 +5,17 @@ foreground: runc joins the container's namespaces and cgroup, hands its own
 stdio (pipes) to the process or, with a TTY, sends the PTY master over a
 console socket, and exits with the process's status. The process lives in the
 container's pid namespace, so it dies with the container's init.
+
+Records follow dockerd's exec store: a finished exec stays inspectable until
+the garbage collection after next finds it still finished (two sweeps,
+``GC_INTERVAL`` apart, as moby's execCommandGC); a container's never-started
+execs go when it exits, and all of its execs when it is removed.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import fcntl
-import json
 import os
 import secrets
 import select
@@ -28,11 +31,12 @@ from typing import Any, Callable
 
 from .. import errors
 from ..runtime import spec as specmod
-from ..runtime.runc import error_message
-from .record import PAUSED, RUNNING
+from ..runtime.task import ExecFiles, Stdio3, Task
+from .state import PAUSED, RUNNING
 
 Publish = Callable[[str, str, str, dict[str, str]], Any]
 CONSOLE_TIMEOUT = 30.0
+GC_INTERVAL = 300.0  # moby's execCommandGC ticker
 REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exec_reaper.py")
 
 
@@ -57,6 +61,7 @@ class Exec:
     pid: int = 0
     master: int | None = None  # the PTY master while a TTY session is open (for resize)
     error: str = ""  # the runtime refused to start the process (dockerd writes it to the stream)
+    can_remove: bool = False  # seen finished by one garbage collection: the next one drops it
     done: concurrent.futures.Future[int] = field(default_factory=concurrent.futures.Future)
 
 
@@ -71,13 +76,26 @@ class Session:
 
 
 class ExecService:
-    def __init__(self, containers: Any, publish: Publish) -> None:
+    def __init__(self, containers: Any, publish: Publish, gc_interval: float = GC_INTERVAL) -> None:
         self.containers = containers
         self._publish = publish
         self._lock = threading.Lock()
         self._execs: dict[str, Exec] = {}
         self.spec_dir = os.path.join(containers.config.exec_root, "exec")
         os.makedirs(self.spec_dir, mode=0o700, exist_ok=True)
+        containers.lifecycle.register(exited=self._forget_unstarted, removed=self.forget_container)
+        self._closed = threading.Event()
+        self._gc = threading.Thread(target=self._collect, args=(gc_interval,), name="exec-gc", daemon=True)
+        self._gc.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._gc.join(5)
+
+    def count(self) -> int:
+        """Exec records held (the engine's debug counts)."""
+        with self._lock:
+            return len(self._execs)
 
     # -- records ------------------------------------------------------------------
     def get(self, exec_id: str) -> Exec:
@@ -101,9 +119,27 @@ class ExecService:
             return [e.id for e in self._execs.values() if e.container_id == container_id and e.exit_code is None]
 
     def forget_container(self, container_id: str) -> None:
+        """Every exec of a removed container (the lifecycle's ``removed`` hook)."""
         with self._lock:
             for eid in [e.id for e in self._execs.values() if e.container_id == container_id]:
                 del self._execs[eid]
+
+    def _forget_unstarted(self, container_id: str) -> None:
+        """The execs a stopped container can no longer start (the lifecycle's ``exited`` hook), as
+        dockerd's Cleanup unregisters the execs still in the container's store."""
+        with self._lock:
+            for eid in [e.id for e in self._execs.values() if e.container_id == container_id and not e.started]:
+                del self._execs[eid]
+
+    def _collect(self, interval: float) -> None:
+        """Drop finished execs, each after a second sweep still finds it finished (inspectable meanwhile)."""
+        while not self._closed.wait(interval):
+            with self._lock:
+                for e in list(self._execs.values()):
+                    if e.can_remove:
+                        del self._execs[e.id]
+                    elif e.exit_code is not None:
+                        e.can_remove = True
 
     def create(self, ref: str, body: dict[str, Any]) -> Exec:
         c = self.containers.get(ref)
@@ -156,41 +192,32 @@ class ExecService:
                                 f"Container {c.id} is paused, unpause the container before exec")
         if c.state.status != RUNNING:
             raise errors.Conflict(f"container {c.id} is not running")
-        spec_path = os.path.join(self.spec_dir, e.id + ".json")
-        log_path = os.path.join(self.spec_dir, e.id + ".log")
-        pid_path = os.path.join(self.spec_dir, e.id + ".pid")
-        with open(spec_path, "w", encoding="utf-8") as f:
-            json.dump(self._process(c, e), f)
-        runtime = self.containers.runtime(c.runtime)
-        args = [runtime.binary, *runtime.global_args, "--log", log_path, "--log-format", "json", "exec",
-                "--process", spec_path, "--pid-file", pid_path]
+        task = self.containers.task(c)
+        files = self._files(e)
+        process = self._process(c, e, task)
         console: socket.socket | None = None
         console_path = ""
         if e.tty and not detach:
-            console_path = os.path.join(self.containers.shims.socket_dir, "x" + e.id[:12])
+            console_path = os.path.join(task.console_dir(), "x" + e.id[:12])
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             console.bind(console_path)
             console.listen(1)
-            args += ["--tty", "--detach", "--console-socket", console_path]
-        args.append(c.id)
-        if console is not None:
-            args = [sys.executable, "-I", "-S", REAPER, pid_path, *args]
         session = Session(e)
         want_in = e.attach_stdin and not detach
         fds_to_close: list[int] = []
         try:
             if detach or e.tty:
-                stdin = stdout = stderr = subprocess.DEVNULL
-                proc = subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True)
+                stdio = Stdio3()
             else:
                 in_r, in_w = os.pipe2(os.O_CLOEXEC) if want_in else (-1, -1)
                 out_r, out_w = os.pipe2(os.O_CLOEXEC)
                 err_r, err_w = os.pipe2(os.O_CLOEXEC)
                 fds_to_close += [fd for fd in (in_r, out_w, err_w) if fd >= 0]
-                proc = subprocess.Popen(args, stdin=in_r if want_in else subprocess.DEVNULL, stdout=out_w,
-                                        stderr=err_w, start_new_session=True)
+                stdio = Stdio3(in_r if want_in else subprocess.DEVNULL, out_w, err_w)
                 session.stdin = in_w if want_in else None
                 session.stdout, session.stderr = out_r, err_r
+            proc = task.exec(process, files, stdio, console_socket=console_path or None,
+                             wrapper=[sys.executable, "-I", "-S", REAPER, files.pid] if console else None)
             if console is not None:
                 master = _receive_master(console, proc)
                 if master is not None:
@@ -206,7 +233,7 @@ class ExecService:
                     pass
         e.running = True
         self._event(c, f"exec_start: {' '.join(e.cmd)}", e.id)
-        waiter = threading.Thread(target=self._wait, args=(c, e, proc, log_path, pid_path, spec_path), daemon=True)
+        waiter = threading.Thread(target=self._wait, args=(c, e, proc, files), daemon=True)
         waiter.start()
         if session.stdout is None and not detach:
             waiter.join()  # the runtime failed before the process had a terminal; e.error says why
@@ -215,26 +242,28 @@ class ExecService:
             self.pid(e)
         return session
 
+    def _files(self, e: Exec) -> ExecFiles:
+        return ExecFiles.under(self.spec_dir, e.id)
+
     def pid(self, e: Exec) -> int:
         """The process's pid: runc writes it once the process runs; 0 before that or if it never ran."""
-        path = os.path.join(self.spec_dir, e.id + ".pid")
+        files = self._files(e)
         # runc writes the file just after starting the process, which may already have written output:
         # wait out that window (milliseconds) rather than show Pid 0 for a running exec
         deadline = time.monotonic() + 0.5
         while not e.pid and e.running and not e.done.done():
-            e.pid = _read_pid(path)
+            e.pid = files.read_pid()
             if e.pid or time.monotonic() > deadline:
                 break
             time.sleep(0.002)
         return e.pid
 
-    def _wait(self, c: Any, e: Exec, proc: subprocess.Popen[bytes], log_path: str, pid_path: str,
-              spec_path: str) -> None:
+    def _wait(self, c: Any, e: Exec, proc: subprocess.Popen[bytes], files: ExecFiles) -> None:
         code = proc.wait()
         if not e.pid:
-            e.pid = _read_pid(pid_path)
+            e.pid = files.read_pid()
         # runc exits with the process's status: only a failure can have its reason in the log
-        failure = _runtime_failure(log_path) if code != 0 else ""
+        failure = files.failure() if code != 0 else ""
         if failure:
             msg = f"OCI runtime exec failed: {failure}: unknown"
             low = failure.lower()
@@ -246,18 +275,11 @@ class ExecService:
         self._event(c, "exec_die", e.id, {"exitCode": str(e.exit_code)})
         if not e.done.done():
             e.done.set_result(e.exit_code)
-        # after the result: the client's stream ends on it, the files are ours alone
-        for path in (log_path, pid_path, spec_path):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        files.remove()  # after the result: the client's stream ends on it, the files are ours alone
 
-    def _process(self, c: Any, e: Exec) -> dict[str, Any]:
+    def _process(self, c: Any, e: Exec, task: Task) -> dict[str, Any]:
         """The container's process spec with the exec's command, env, user, cwd and terminal."""
-        with open(os.path.join(self.containers.shims.bundle(c.id), "config.json"), encoding="utf-8") as f:
-            spec = json.load(f)
-        process = copy.deepcopy(spec["process"])
+        process = task.bundle.process()
         process["args"] = e.cmd
         process["terminal"] = e.tty
         process.pop("consoleSize", None)
@@ -289,10 +311,10 @@ class ExecService:
 
     def wait_started(self, e: Exec, timeout: float = 30.0) -> None:
         """Until the process runs or the runtime gave up (what runc wrote on stderr is then its error)."""
-        pid_path = os.path.join(self.spec_dir, e.id + ".pid")
+        files = self._files(e)
         deadline = time.monotonic() + timeout
         while not e.pid and not e.done.done() and time.monotonic() < deadline:
-            if os.path.exists(pid_path):
+            if files.started():
                 return
             try:
                 e.done.result(0.002)
@@ -377,23 +399,6 @@ def _receive_master(console: socket.socket, proc: subprocess.Popen[bytes]) -> in
             _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
         return fds[0] if fds else None
     return None
-
-
-def _runtime_failure(log_path: str) -> str:
-    try:
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return ""
-    return error_message(text) if ('"level":"error"' in text or '"level":"fatal"' in text) else ""
-
-
-def _read_pid(path: str) -> int:
-    try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return 0
 
 
 def _duration(seconds: float) -> str:

@@ -2,9 +2,9 @@
 
 A container whose ``Config.Healthcheck`` has a ``CMD``/``CMD-SHELL`` test gets a
 monitor thread while it runs. The monitor follows the engine's event feed
-(``start`` begins it, ``die`` ends it, ``destroy`` forgets it), so the container
-service needs no hook; after a daemon restart ``resume`` picks up the running
-containers (live restore). ``State.Health`` is kept in ``health.json`` beside
+(``start`` begins it, ``die`` ends it) and the containers' lifecycle hook
+(``removed`` forgets it; ``restored`` picks up a container that kept running
+while the daemon was down). ``State.Health`` is kept in ``health.json`` beside
 the container's record, so it survives the daemon.
 
 Semantics are dockerd's (daemon/health.go): first probe one interval after the
@@ -26,8 +26,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from ..util import timefmt
 from .. import errors
-from .record import RUNNING, PAUSED, iso, parse_iso
 
 log = logging.getLogger("dockyard.health")
 
@@ -106,6 +106,7 @@ class HealthMonitor:
         self._health: dict[str, Health] = {}
         self._monitors: dict[str, _Monitor] = {}
         self._closed = False
+        containers.lifecycle.register(removed=self._forget, restored=lambda cid: self._begin(cid, reset=False))
 
     # -- what inspect and ps read ---------------------------------------------------------
     def get(self, container_id: str) -> Health | None:
@@ -139,16 +140,17 @@ class HealthMonitor:
             self._begin(event.actor_id, reset=True)
         elif event.action == "die":
             self._end(event.actor_id, stopped=True)
-        elif event.action == "destroy":
-            self._end(event.actor_id, stopped=False)
-            with self._lock:
-                self._health.pop(event.actor_id, None)
 
-    def resume(self) -> None:
-        """Monitor the containers that kept running while the daemon was down."""
-        for c in self.containers.all():
-            if c.state.status in (RUNNING, PAUSED):
-                self._begin(c.id, reset=False)
+    def _forget(self, container_id: str) -> None:
+        """The container is removed (the lifecycle's ``removed`` hook)."""
+        self._end(container_id, stopped=False)
+        with self._lock:
+            self._health.pop(container_id, None)
+
+    def count(self) -> int:
+        """Containers the monitor holds a health or a probe for (the engine's debug counts)."""
+        with self._lock:
+            return len(self._health.keys() | self._monitors.keys())
 
     def close(self) -> None:
         self._closed = True
@@ -218,7 +220,7 @@ class HealthMonitor:
                 code, output = -1, str(e)
             if stop.is_set():
                 return  # the container stopped meanwhile: this result means nothing
-            self._record(c, Result(iso(start), iso(time.time()), code, output), start)
+            self._record(c, Result(timefmt.fixed_from_seconds(start), timefmt.fixed_from_seconds(time.time()), code, output), start)
 
     def _interval(self, container_id: str) -> float:
         try:
@@ -229,7 +231,7 @@ class HealthMonitor:
         interval = hc.get("Interval") or DEFAULT_INTERVAL
         start_period = hc.get("StartPeriod") or 0
         h = self.get(container_id)
-        since_start = (time.time() - parse_iso(c.state.started_at)) * SECOND
+        since_start = (time.time() - timefmt.parse_seconds(c.state.started_at)) * SECOND
         if since_start < start_period and h is not None and h.Status == STARTING:
             interval = hc.get("StartInterval") or DEFAULT_START_INTERVAL
         return interval / SECOND
@@ -247,7 +249,7 @@ class HealthMonitor:
                 h.FailingStreak = 0
                 h.Status = HEALTHY
             else:
-                in_start_period = (started - parse_iso(c.state.started_at)) * SECOND < (hc.get("StartPeriod") or 0)
+                in_start_period = (started - timefmt.parse_seconds(c.state.started_at)) * SECOND < (hc.get("StartPeriod") or 0)
                 if not (h.Status == STARTING and in_start_period):
                     h.FailingStreak += 1
                     if h.FailingStreak >= retries:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -11,49 +10,9 @@ from typing import Any
 from ..apischema import validator
 from ..util import fields
 from ..util.atomic import write_json_atomic
+from .state import State
 
 RECORD = "config.v2.json"
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-# Docker's states (State.Status)
-CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
-    "created", "running", "paused", "restarting", "removing", "exited", "dead")
-
-
-def now_iso() -> str:
-    return iso(datetime.datetime.now(datetime.timezone.utc).timestamp())
-
-
-def iso(ts: float) -> str:
-    dt = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}000Z"
-
-
-def parse_iso(value: str) -> float:
-    if not value or value.startswith("0001-"):
-        return 0.0
-    main, _, frac = value.rstrip("Z").partition(".")
-    # fromisoformat rather than strptime: a tenth of the cost, and `ps` parses one per container
-    dt = datetime.datetime.fromisoformat(main).replace(tzinfo=datetime.timezone.utc)
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
-
-
-@dataclass
-class State:
-    status: str = CREATED
-    pid: int = 0
-    exit_code: int = 0
-    error: str = ""
-    oom_killed: bool = False
-    started_at: str = ZERO_TIME
-    finished_at: str = ZERO_TIME
-    restart_count: int = 0
-    # set by `docker stop`/`kill`, so a restart policy knows the user stopped it
-    stopped_by_user: bool = False
-
-    @property
-    def running(self) -> bool:
-        return self.status in (RUNNING, PAUSED, RESTARTING)
 
 
 @dataclass

@@ -14,11 +14,10 @@ import time
 from typing import Any
 
 from ..util import timefmt
-from .record import PAUSED, RUNNING
+from .state import PAUSED, RUNNING
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-ZERO_TIME = "0001-01-01T00:00:00Z"
 FRESH = 10.0  # a previous sample this recent serves as precpu, so a one-shot answer needs no wait
 WINDOW = 0.5  # otherwise: the interval between the two samples
 
@@ -171,11 +170,12 @@ class StatsService:
         self._memory = machine_memory()
         self._lock = threading.Lock()
         self._last: dict[str, tuple[float, dict[str, Any]]] = {}  # container → (monotonic, sample)
+        containers.lifecycle.register(removed=self.forget)
 
     def sample(self, ref: str) -> dict[str, Any]:
         """One sample without precpu (dockerd's shape, zeros for a container that does not run)."""
         c = self.containers.get(ref)
-        base: dict[str, Any] = {"name": c.name, "id": c.id, "read": timefmt.now_fixed(), "preread": ZERO_TIME,
+        base: dict[str, Any] = {"name": c.name, "id": c.id, "read": timefmt.now_fixed(), "preread": timefmt.ZERO_TIME,
                                 "num_procs": 0, "pids_stats": {}, "blkio_stats": {
                                     k: None for k in ("io_service_bytes_recursive", "io_serviced_recursive",
                                                       "io_queue_recursive", "io_service_time_recursive",
@@ -231,8 +231,14 @@ class StatsService:
         return out
 
     def forget(self, container_id: str) -> None:
+        """The container is removed (the lifecycle's ``removed`` hook)."""
         with self._lock:
             self._last.pop(container_id, None)
+
+    def count(self) -> int:
+        """Containers with a sample kept (the engine's debug counts)."""
+        with self._lock:
+            return len(self._last)
 
 
 def _empty_cpu() -> dict[str, Any]:

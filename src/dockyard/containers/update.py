@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import tempfile
 from typing import Any
 
 from .. import errors
 from ..runtime import spec as specmod
-from ..runtime.runc import error_message
-from .record import PAUSED, RUNNING
-from .service import validate_restart_policy
+from .create import validate_restart_policy
+from .state import PAUSED, RUNNING
 
 RESOURCE_KEYS = ("Memory", "MemorySwap", "MemoryReservation", "CpuShares", "CpuQuota", "CpuPeriod", "NanoCpus",
                  "CpusetCpus", "CpusetMems", "PidsLimit", "BlkioWeight", "KernelMemory")
@@ -45,12 +40,12 @@ def update(containers: Any, publish: Any, ref: str, body: dict[str, Any]) -> lis
         validate_restart_policy(new)
     specmod.validate_host_config(new)
     if c.state.status in (RUNNING, PAUSED):
-        runtime = containers.runtime(c.runtime)
+        task = containers.task(c)
         try:
-            _runc_update(runtime, c.id, specmod.resources(new))
+            task.update(specmod.resources(new))
         except errors.DockyardError as e:
             try:  # runc may have written some controllers before the one that refused
-                _runc_update(runtime, c.id, specmod.resources(c.host_config))
+                task.update(specmod.resources(c.host_config))
             except errors.DockyardError:
                 pass
             raise errors.InvalidParameter(f"Cannot update container {c.id}: {e}") from None
@@ -58,16 +53,3 @@ def update(containers: Any, publish: Any, ref: str, body: dict[str, Any]) -> lis
     c.save(containers.directory(c.id))
     publish("container", "update", c.id, {"image": c.image_name, "name": c.name.lstrip("/")})
     return []
-
-
-def _runc_update(runtime: Any, container_id: str, resources: dict[str, Any]) -> None:
-    resources = {k: v for k, v in resources.items() if k != "devices"}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(resources, f)
-    try:
-        res = subprocess.run([runtime.binary, *runtime.global_args, "update", "-r", f.name, container_id],
-                             capture_output=True, text=True)
-    finally:
-        os.unlink(f.name)
-    if res.returncode != 0:
-        raise errors.SystemError_(error_message(res.stderr) or "runc update failed")

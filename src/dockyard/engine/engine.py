@@ -18,6 +18,7 @@ from ..containers.exec import ExecService
 from ..containers.health import HealthMonitor
 from ..containers.stats import StatsService
 from ..containers.service import ContainerService
+from ..containers.view import ContainerViews
 from ..distribution.service import Distribution
 from ..images.service import ImageService
 from ..network.service import NetworkService
@@ -27,12 +28,15 @@ from ..util.reference import parse as parse_reference
 from .memory import bound_allocator_retention
 from ..volumes.service import VolumeService
 from .events import EventBus
+from .surface import Surface
 from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.engine")
 
 
-class Engine:
+class Engine(Surface):
+    """The engine's parts, wired; a front-end calls the ``Surface`` they implement."""
+
     def __init__(self, config: DaemonConfig) -> None:
         bound_allocator_retention()
         self.config = config
@@ -50,14 +54,19 @@ class Engine:
                                            networks=self.networks, volumes=self.volumes)
         self.volumes.set_usage_check(lambda name: mounts.users(self.containers.all(), name))
         self.images.set_usage_check(self.containers.using_image, self.containers.is_running)
+        # the per-container services register with containers.lifecycle before the restore reports to it
         self.execs = ExecService(self.containers, self.events.publish)
         self.health = HealthMonitor(self.containers, self.execs, self.events.publish)
         self.events.subscribe(self.health.on_event)
-        self.health.resume()
+        self.stats = StatsService(self.containers)
+        self.containers.restore()
         self.container_files = ContainerFiles(self.containers)
         self.committer = Committer(self.containers, self.images, self.snapshotter)
-        self.stats = StatsService(self.containers)
         self.builds = BuildService(config.data_root, self)
+        self.container_views = ContainerViews(
+            self.containers, self.snapshotter, self.networks, self.health, self.execs.of_container,
+            lambda ref: self.images.resolve(ref).id,
+            lambda image_id: [child.id for child in self.images.store.children(image_id)])
 
     def _engine_id(self) -> str:
         path = os.path.join(self.config.data_root, "engine-id")
@@ -79,6 +88,12 @@ class Engine:
         """Containers by state and images, for `docker info`."""
         return {**self.containers.counts(), "images": self.images.count()}
 
+    def held(self) -> dict[str, int]:
+        """What the engine keeps in memory per container, by keeper (for tests and debugging: nothing
+        of a removed container may stay)."""
+        return {**self.containers.held(), "execs": self.execs.count(), "stats": self.stats.count(),
+                "health": self.health.count()}
+
     def storage_driver_name(self) -> str:
         return self.snapshotter.name
 
@@ -99,6 +114,7 @@ class Engine:
 
     def close(self) -> None:
         self.health.close()
+        self.execs.close()
         self.containers.close()
         self.networks.close()
         self.distribution.close()

@@ -20,6 +20,7 @@ from ..util import timefmt
 from .. import errors
 from ..util import host
 from ..storage.snapshotter import Snapshotter
+from ..util.filters import LabelSelector, match_labels
 from ..util import reference as refs
 from . import pathmatch
 from .changes import apply_changes
@@ -152,9 +153,8 @@ class ImageService:
         until = until_ns / 1e9 if until_ns is not None else None
         patterns = references or []
         out = []
-        with self.store.lock:
-            images = list(self.store.images.values())
-            parents = {i.parent for i in images if i.parent}
+        images = list(self.store.images.values())  # the store's copy-on-write index: no lock to wait on
+        parents = {i.parent for i in images if i.parent}
         for image in images:
             if dangling is not None and dangling != (not image.repo_tags):
                 continue
@@ -289,10 +289,9 @@ class ImageService:
         if prune and parent and parent in self.store.images:
             self._delete_helper(self.store.images[parent], records, False, True, True)
 
-    def prune(self, dangling_only: bool = True, until_ns: int | None = None, labels: list[str] | None = None,
-              not_labels: list[str] | None = None) -> tuple[list[dict[str, str]], int]:
-        """Delete unused images (only untagged ones when ``dangling_only``); (records, bytes freed)."""
-        until = until_ns / 1e9 if until_ns is not None else None
+    def prune(self, dangling_only: bool = True, selector: LabelSelector = LabelSelector()) -> tuple[list[dict[str, str]], int]:
+        """Delete unused images (only untagged ones when ``dangling_only``) that ``selector`` chooses;
+        (records, bytes freed)."""
         deleted: list[dict[str, str]] = []
         with self._lock:
             sizes = {c: self.layers.size(c) for c in self.layers.all()}
@@ -300,11 +299,7 @@ class ImageService:
             for image in list(self.store.images.values()):
                 if image.id not in self.store.images or image.id in parents or self._usage(image.id):
                     continue
-                if until is not None and image.created >= until:
-                    continue
-                if labels and not match_labels(image.labels, labels):
-                    continue
-                if not_labels and any(match_labels(image.labels, [lbl]) for lbl in not_labels):
+                if not selector.selects(image.labels, image.created * 1e9):
                     continue
                 image_refs = self.store.refs_of(image.id)
                 try:
@@ -476,15 +471,6 @@ def _single_reference(image_refs: list[refs.Reference]) -> bool:
     if len(tags) > 1:
         return False
     return len({r.name for r in image_refs}) <= 1
-
-
-def match_labels(labels: dict[str, str], wanted: list[str]) -> bool:
-    """`key` or `key=value`: every one must hold."""
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
 
 
 def ref_matches(pattern: str, familiar: str) -> bool:

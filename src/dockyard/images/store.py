@@ -84,6 +84,8 @@ class ImageStore:
         self.db_dir = os.path.join(root, "imagedb")
         self.refs_path = os.path.join(root, "repositories.json")
         os.makedirs(self.db_dir, mode=0o700, exist_ok=True)
+        # Writers hold the lock (across their fsyncs) and publish new dicts when done; readers take
+        # whichever dicts are current without the lock, so a list never waits on a tag's disk writes.
         self.lock = threading.RLock()
         self.images: dict[str, Image] = {}
         self.references: dict[str, str] = {}  # full normalised reference -> image ID
@@ -131,20 +133,18 @@ class ImageStore:
         except FileNotFoundError:
             pass
 
-    def _write_refs(self) -> None:
-        write_json_atomic(self.refs_path, {"refs": self.references})
+    def _write_refs(self, references: dict[str, str]) -> None:
+        write_json_atomic(self.refs_path, {"refs": references})
 
     def _reindex(self) -> None:
-        for image in self.images.values():
-            image.repo_tags = []
-            image.repo_digests = []
+        """Each image's tags and digests anew, each list swapped in whole (a reader sees old or new)."""
+        tags: dict[str, list[str]] = {i: [] for i in self.images}
+        digests: dict[str, list[str]] = {i: [] for i in self.images}
         for ref, image_id in self.references.items():
             r = refs.parse(ref)
-            image = self.images[image_id]
-            if r.digest:
-                image.repo_digests.append(r.familiar())
-            else:
-                image.repo_tags.append(r.familiar())
+            (digests if r.digest else tags)[image_id].append(r.familiar())
+        for image_id, image in self.images.items():
+            image.repo_tags, image.repo_digests = tags[image_id], digests[image_id]
 
     # -- images ------------------------------------------------------------------------
     def add(self, config_bytes: bytes, parent: str = "", size: int = 0) -> tuple[Image, bool]:
@@ -163,15 +163,15 @@ class ImageStore:
                           chain_ids(list(config.get("rootfs", {}).get("diff_ids") or [])),
                           parent, time.time(), 0.0, size)
             self._write_meta(image)
-            self.images[image_id] = image
+            self.images = {**self.images, image_id: image}
             return image, True
 
     def delete(self, image_id: str) -> None:
         with self.lock:
-            for ref in [r for r, i in self.references.items() if i == image_id]:
-                del self.references[ref]
-            self._write_refs()
-            self.images.pop(image_id, None)
+            references = {r: i for r, i in self.references.items() if i != image_id}
+            self._write_refs(references)
+            self.references = references
+            self.images = {i: image for i, image in self.images.items() if i != image_id}
             self._remove_db(image_id)
             self.content.delete(image_id)
             self._reindex()
@@ -194,11 +194,12 @@ class ImageStore:
         with self.lock:
             key = str(ref)
             previous = self.references.get(key)
-            self.references[key] = image_id
+            references = {**self.references, key: image_id}
             image = self.images[image_id]
             image.last_tag_time = time.time()
             self._write_meta(image)
-            self._write_refs()
+            self._write_refs(references)
+            self.references = references
             self._reindex()
             return previous if previous != image_id else None
 
@@ -207,8 +208,10 @@ class ImageStore:
             key = str(ref)
             if key not in self.references:
                 raise errors.NotFound(f"No such image: {ref.familiar()}")
-            image_id = self.references.pop(key)
-            self._write_refs()
+            image_id = self.references[key]
+            references = {r: i for r, i in self.references.items() if r != key}
+            self._write_refs(references)
+            self.references = references
             self._reindex()
             return image_id
 
@@ -218,21 +221,24 @@ class ImageStore:
     # -- lookup ------------------------------------------------------------------------
     def resolve(self, name: str) -> Image:
         """A name, name:tag, name@digest, full ID, ``sha256:`` prefix or unique ID prefix."""
-        with self.lock:
-            try:
-                ref: refs.Reference | None = refs.parse(name)
-            except errors.InvalidParameter:
-                ref = None
-            if ref is not None:
-                image_id = self.references.get(str(ref))
-                if image_id is not None:
-                    return self.images[image_id]
-            if _HEX_PREFIX.fullmatch(name):
-                hexpart = name[7:] if name.startswith("sha256:") else name
-                matches = [i for i in self.images if i[7:].startswith(hexpart)]
-                if len(matches) == 1:
-                    return self.images[matches[0]]
-                if len(matches) > 1:
-                    raise errors.InvalidParameter(f"multiple IDs found with provided prefix: {hexpart}")
-            shown = ref.familiar() if ref is not None else name
-            raise errors.NotFound(f"No such image: {shown}")
+        # lock-free, on the dicts current now: an image deleted between the two reads is not found,
+        # as it would not be a moment later
+        references = self.references
+        images = self.images
+        try:
+            ref: refs.Reference | None = refs.parse(name)
+        except errors.InvalidParameter:
+            ref = None
+        if ref is not None:
+            image_id = references.get(str(ref))
+            if image_id is not None and image_id in images:
+                return images[image_id]
+        if _HEX_PREFIX.fullmatch(name):
+            hexpart = name[7:] if name.startswith("sha256:") else name
+            matches = [i for i in images if i[7:].startswith(hexpart)]
+            if len(matches) == 1:
+                return images[matches[0]]
+            if len(matches) > 1:
+                raise errors.InvalidParameter(f"multiple IDs found with provided prefix: {hexpart}")
+        shown = ref.familiar() if ref is not None else name
+        raise errors.NotFound(f"No such image: {shown}")

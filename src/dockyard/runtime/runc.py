@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from typing import Any
 
 from .. import errors
@@ -77,6 +78,22 @@ class Runc:
         res = self._run("delete", *(["--force"] if force else []), container_id, check=False)
         if res.returncode != 0 and "does not exist" not in res.stderr and "not exist" not in res.stderr:
             raise RuntimeError_(error_message(res.stderr))
+
+    def update(self, container_id: str, resources: dict[str, Any]) -> None:
+        """New cgroup limits for a running container (``runc update -r``)."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(resources, f)
+        try:
+            res = self._run("update", "-r", f.name, container_id, check=False)
+        finally:
+            os.unlink(f.name)
+        if res.returncode != 0:
+            raise RuntimeError_(error_message(res.stderr) or f"{self.name} update failed")
+
+    def command(self, *args: str, log_path: str | None = None) -> list[str]:
+        """The argv of a runtime command another process runs (exec, run), logging JSON to ``log_path``."""
+        log = ["--log", log_path, "--log-format", "json"] if log_path else []
+        return [self.binary, *self.global_args, *log, *args]
 
     def ps(self, container_id: str) -> list[int]:
         res = self._run("ps", "--format", "json", container_id)

@@ -34,6 +34,11 @@ def rfc3339(ts: float) -> str:
     return _seconds(int(ts)) + "Z"
 
 
+def fixed_from_seconds(ts: float) -> str:
+    """``RFC3339NanoFixed`` of a ``time.time()`` value, to the microsecond a float holds exactly."""
+    return rfc3339_nano_fixed(round(ts * 1_000_000) * 1000)
+
+
 def now_fixed() -> str:
     return rfc3339_nano_fixed(time.time_ns())
 
@@ -65,13 +70,27 @@ def parse_ns(stamp: bytes) -> int:
 
 
 def parse_seconds(value: str) -> float:
-    """Seconds since the epoch of an RFC 3339 time in UTC; 0 for Go's zero time or an empty string."""
+    """Seconds since the epoch of an RFC 3339 time (fraction to the nanosecond, ``Z`` or an offset);
+    0 for Go's zero time or an empty string."""
     if not value or value.startswith("0001-"):
         return 0.0
-    main, _, frac = value.rstrip("Z").partition(".")
+    main, _, rest = value.partition(".")
+    frac = zone = ""
+    if rest:
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        frac, zone = rest[:i], rest[i:]
+    else:
+        for sep in ("Z", "z", "+", "-"):
+            k = main.find(sep, 10)
+            if k >= 0:
+                main, zone = main[:k], main[k:]
+                break
+    if zone in ("Z", "z", ""):
+        zone = "+00:00"
     # fromisoformat rather than strptime: a tenth of the cost, and `ps` parses one per container
-    dt = datetime.datetime.fromisoformat(main).replace(tzinfo=datetime.timezone.utc)
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
+    return datetime.datetime.fromisoformat(main + zone).timestamp() + (float("0." + frac) if frac else 0.0)
 
 
 def go_time(stamp: bytes) -> bytes:
@@ -82,3 +101,37 @@ def go_time(stamp: bytes) -> bytes:
             base = base.rstrip(b"0").rstrip(b".")
         return base + b"Z"
     return rfc3339_nano(parse_ns(stamp)).encode()
+
+
+# -- local time, as the docker CLI shows times ---------------------------------------------------------
+
+def local_time(ts: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).astimezone()
+
+
+def go_time_string(ts: float) -> str:
+    """Go's ``time.Time.String()`` for whole seconds in local time: ``2023-11-14 22:13:20 +0000 UTC``."""
+    t = local_time(ts)
+    return t.strftime("%Y-%m-%d %H:%M:%S %z ") + (t.tzname() or "")
+
+
+def rfc3339_local(ts: float) -> str:
+    """``time.RFC3339`` in local time: ``2023-11-14T22:13:20Z``, ``2023-11-14T23:13:20+01:00``."""
+    t = local_time(ts)
+    return _zone(t.strftime("%Y-%m-%dT%H:%M:%S"), t)
+
+
+def rfc3339_nano_fixed_local(ns: int) -> str:
+    """``RFC3339NanoFixed`` in local time."""
+    t = local_time(ns // 1_000_000_000)
+    return _zone(t.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}", t)
+
+
+def _zone(text: str, t: datetime.datetime) -> str:
+    offset = t.utcoffset() or datetime.timedelta(0)
+    if not offset:
+        return text + "Z"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"

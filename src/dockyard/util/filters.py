@@ -1,4 +1,6 @@
-"""The `filters` query parameter: JSON in either of the two forms clients send."""
+"""Filters as dockerd reads them: the `filters` query parameter (JSON in either of the two forms clients
+send), label matching, since/until timestamps, and the label/label!/until selection that every prune
+(and the lists that take those keys) shares."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import datetime
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
@@ -51,8 +54,8 @@ def bool_value(values: list[str], key: str) -> bool | None:
     raise errors.InvalidParameter(f"Invalid filter '{key}={values[-1]}'")
 
 
-def match_labels(labels: dict[str, str] | None, wanted: list[str]) -> bool:
-    """`label=key` or `label=key=value`: every one must hold."""
+def match_labels(labels: dict[str, str] | None, wanted: list[str] | tuple[str, ...]) -> bool:
+    """`label=key` or `label=key=value`: every one must hold (dockerd's MatchKVList)."""
     labels = labels or {}
     for item in wanted:
         key, sep, value = item.partition("=")
@@ -102,3 +105,28 @@ def parse_timestamp(value: str, name: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=datetime.timezone.utc)
     return int(dt.timestamp() * 1_000_000_000)
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """The ``label``, ``label!`` and ``until`` filters of a prune (dockerd's daemon/prune.go): an object
+    is chosen when it was created before ``until``, carries every ``label`` and not every ``label!``."""
+
+    labels: tuple[str, ...] = ()
+    not_labels: tuple[str, ...] = ()
+    until_ns: int | None = None
+
+    @classmethod
+    def of(cls, wanted: dict[str, list[str]]) -> LabelSelector:
+        until = wanted.get("until")
+        return cls(tuple(wanted.get("label", ())), tuple(wanted.get("label!", ())),
+                   parse_timestamp(until[-1], "until") if until else None)
+
+    def selects(self, labels: dict[str, str] | None, created_ns: float | None = None) -> bool:
+        """``created_ns`` None: the object has no creation time to compare (volumes)."""
+        if self.until_ns is not None and created_ns is not None and created_ns >= self.until_ns:
+            return False
+        if self.labels and not match_labels(labels, self.labels):
+            return False
+        # an object without labels is never spared by label! (MatchKVList is false on an empty map)
+        return not (self.not_labels and labels and match_labels(labels, self.not_labels))
