@@ -1,63 +1,46 @@
-"""The streaming Runtime over the engine's public services: its execs, its containers' attach
-sockets, and a pod's network namespace.
+"""The streaming Runtime over the engine's front-end surface (engine/surface.py): its execs, its
+containers' attach sockets, and a pod's network namespace.
 
 The engine is seen through the Protocols below, as the rest of the CRI sees it through cri/backend.py.
+The byte moving is the streams package's (shared with the Docker API), except an exec's: its pump
+scans a TTY's input for Docker's detach keys, and the kubelet's exec has none (ctrl-p, ctrl-q must
+reach the process), so the exec's pipes are pumped here with its fd helpers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import errno
 import os
 import socket
 from typing import Any, AsyncIterator, Callable, Protocol
 
 from ... import errors
 from ...network import netns
+from ...streams import attach as attachstream
+from ...streams import fdio
+from ...streams.attach import ContainerStdio
+from ...streams.duplex import STDERR, STDOUT
+from ...streams.exec import ExecSession
 from .backend import Duplex, Reader, Size, Writer
 
 CHUNK = 65536
-# one packet per write to conmon's attach socket: it truncates packets larger than its buffer
-STDIN_PACKET = 8192
-CONMON_STDERR = 3  # the first byte of conmon's output packets: 2 stdout, 3 stderr
 # once one direction of a forwarded connection ended, how long the other may go on (containerd's 1 s)
 FORWARD_GRACE = 1.0
 
 
-class Exec(Protocol):
-    id: str
-    tty: bool
-    error: str
-    done: concurrent.futures.Future[int]
-
-
-class Session(Protocol):
-    exec: Any  # an Exec
-    stdin: int | None
-    stdout: int | None
-    stderr: int | None
-
-
-class Execs(Protocol):
-    def create(self, ref: str, body: dict[str, Any]) -> Exec: ...
-    def start(self, exec_id: str, detach: bool = False) -> Session: ...
-    def resize(self, exec_id: str, height: int, width: int) -> None: ...
-    def wait_started(self, e: Any, timeout: float = 30.0) -> None: ...
-    def close_session(self, session: Any) -> None: ...
-
-
-class Containers(Protocol):
-    def get(self, ref: str) -> Any: ...
-    def attach_socket(self, ref: str) -> concurrent.futures.Future[socket.socket]: ...
-    def resize(self, ref: str, height: int, width: int) -> None: ...
-
-
 class Engine(Protocol):
-    @property
-    def execs(self) -> Execs: ...
-    @property
-    def containers(self) -> Containers: ...
+    def find_container(self, ref: str) -> str: ...
+    def container_running(self, container_id: str) -> bool: ...
+    def inspect_container(self, ref: str, size: bool) -> dict[str, Any]: ...
+    def container_stdio(self, ref: str) -> ContainerStdio: ...
+    def attach_socket(self, container_id: str) -> concurrent.futures.Future[socket.socket]: ...
+    def resize_container(self, ref: str, height: int, width: int) -> None: ...
+    def create_exec(self, container_ref: str, body: dict[str, Any]) -> str: ...
+    def start_exec(self, exec_id: str) -> ExecSession: ...
+    def exec_started(self, session: Any) -> None: ...
+    def close_exec(self, session: Any) -> None: ...
+    def resize_exec(self, exec_id: str, height: int, width: int) -> None: ...
 
 
 class Sandboxes(Protocol):
@@ -71,26 +54,49 @@ class ContainerSandboxes:
     """Sandboxes that are containers: a pod whose namespaces a (pause) container holds is reached
     through that container's process. The CRI's own pod records take over where pods are more."""
 
-    def __init__(self, containers: Containers) -> None:
-        self.containers = containers
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def sandbox_netns(self, sandbox_id: str) -> str:
-        c = self.containers.get(sandbox_id)
-        if (c.host_config.get("NetworkMode") or "") == "host":
+        info = self.engine.inspect_container(sandbox_id, False)
+        if (info["HostConfig"].get("NetworkMode") or "") == "host":
             return ""
-        if not c.state.running or not c.state.pid:
+        if not info["State"]["Running"] or not info["State"]["Pid"]:
             raise errors.Conflict(f"pod sandbox {sandbox_id} is not running")
-        return f"/proc/{c.state.pid}/ns/net"
+        return f"/proc/{info['State']['Pid']}/ns/net"
+
+
+class _Outputs:
+    """The client's stdout and stderr as the one Duplex the streams package writes to: its encoder
+    tags each piece with its stream, and ``write`` sends it to that stream's writer."""
+
+    def __init__(self, stdin: Reader | None, stdout: Writer | None, stderr: Writer | None) -> None:
+        self.stdin = stdin
+        self.writers = {STDOUT: stdout, STDERR: stderr}
+
+    @staticmethod
+    def tag(kind: int, payload: bytes) -> bytes:
+        return bytes((kind,)) + payload
+
+    async def read(self) -> bytes:
+        return await self.stdin.read() if self.stdin is not None else b""
+
+    async def write(self, data: bytes) -> None:
+        writer = self.writers[data[0]]
+        if writer is not None and len(data) > 1:
+            await writer.write(data[1:])
+
+    def close(self) -> None:
+        """The session's caller ends the client's streams, with the session's status."""
 
 
 class EngineRuntime:
     def __init__(self, engine: Engine, sandboxes: Sandboxes | None = None) -> None:
         self.engine = engine
-        self.sandboxes: Sandboxes = sandboxes or ContainerSandboxes(engine.containers)
+        self.sandboxes: Sandboxes = sandboxes or ContainerSandboxes(engine)
 
     def check_container(self, container_id: str) -> None:
-        c = self.engine.containers.get(container_id)
-        if not c.state.running:
+        if not self.engine.container_running(self.engine.find_container(container_id)):
             raise errors.Conflict(f"container {container_id} is not running")
 
     def check_sandbox(self, sandbox_id: str) -> None:
@@ -99,11 +105,12 @@ class EngineRuntime:
     # -- exec ---------------------------------------------------------------------------------
     async def exec(self, container_id: str, cmd: list[str], tty: bool, stdin: Reader | None,
                    stdout: Writer | None, stderr: Writer | None, resize: AsyncIterator[Size] | None) -> int:
-        svc = self.engine.execs
-        e = await asyncio.to_thread(svc.create, container_id, {
+        engine = self.engine
+        exec_id = await asyncio.to_thread(engine.create_exec, container_id, {
             "Cmd": cmd, "Tty": tty, "AttachStdin": stdin is not None, "AttachStdout": stdout is not None,
             "AttachStderr": stderr is not None})
-        session = await asyncio.to_thread(svc.start, e.id)
+        session = await asyncio.to_thread(engine.start_exec, exec_id)
+        process = session.exec
         tasks: list[asyncio.Task[None]] = []
         try:
             for fd in {session.stdin, session.stdout, session.stderr} - {None}:
@@ -112,78 +119,52 @@ class EngineRuntime:
             if session.stdout is not None:
                 outputs.append(asyncio.create_task(self._exec_output(session.stdout, stdout, None)))
             if session.stderr is not None:
-                outputs.append(asyncio.create_task(self._exec_output(session.stderr, stderr, e)))
+                outputs.append(asyncio.create_task(self._exec_output(session.stderr, stderr, session)))
             tasks += outputs
             if stdin is not None and session.stdin is not None:
-                tasks.append(asyncio.create_task(self._exec_input(session, stdin, tty)))
+                tasks.append(asyncio.create_task(_exec_input(session, stdin, tty)))
             if resize is not None:
-                tasks.append(asyncio.create_task(_resizes(resize, lambda w, h: svc.resize(e.id, h, w))))
+                tasks.append(asyncio.create_task(_resizes(resize, lambda w, h: engine.resize_exec(exec_id, h, w))))
             await asyncio.gather(*outputs)
-            code = await asyncio.wrap_future(e.done)
+            code: int = await asyncio.wrap_future(process.done)
         finally:
             for task in tasks:
                 task.cancel()
-            svc.close_session(session)
-        if e.error:
-            raise errors.SystemError_(e.error)
+            engine.close_exec(session)
+        if process.error:
+            raise errors.SystemError_(process.error)
         return code
 
-    async def _exec_output(self, fd: int, client: Writer | None, e: Exec | None) -> None:
-        """The process's output to the client (read away if the client did not ask for it). ``e``
-        for stderr: runc writes its own failure there, which the session reports as its error."""
-        first = e is not None
-        while data := await _read_fd(fd):
-            if first:
+    async def _exec_output(self, fd: int, client: Writer | None, session: ExecSession | None) -> None:
+        """The process's output to the client (read away if the client did not ask for it).
+        ``session`` for stderr: runc writes its own failure there, which the status reports."""
+        first = session is not None
+        while data := await fdio.read(fd):
+            if first and session is not None:
                 first = False
-                await asyncio.to_thread(self.engine.execs.wait_started, e)
-                if e is not None and e.error:
+                await asyncio.to_thread(self.engine.exec_started, session)
+                if session.exec.error:
                     continue
             if client is not None:
                 await client.write(data)
 
-    async def _exec_input(self, session: Session, client: Reader, tty: bool) -> None:
-        assert session.stdin is not None
-        while data := await client.read():
-            await _write_fd(session.stdin, data)
-        if not tty:  # EOF reaches the process; a terminal has no end of input but ^D, sent in-band
-            os.close(session.stdin)
-            session.stdin = None
-
     # -- attach -------------------------------------------------------------------------------
     async def attach(self, container_id: str, tty: bool, stdin: Reader | None, stdout: Writer | None,
                      stderr: Writer | None, resize: AsyncIterator[Size] | None) -> None:
-        containers = self.engine.containers
-        c = await asyncio.to_thread(containers.get, container_id)
-        if not c.state.running:
+        engine = self.engine
+        stdio = await asyncio.to_thread(engine.container_stdio, container_id)
+        if not engine.container_running(stdio.id):
             raise errors.Conflict(f"container {container_id} is not running")
-        sock = await asyncio.wrap_future(containers.attach_socket(c.id))
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-
-        async def output() -> None:
-            while packet := await loop.sock_recv(sock, CHUNK):
-                client = stderr if packet[0] == CONMON_STDERR else stdout
-                if client is not None and len(packet) > 1:
-                    await client.write(packet[1:])
-
-        async def input_(client: Reader) -> None:
-            while data := await client.read():
-                for i in range(0, len(data), STDIN_PACKET):
-                    await loop.sock_sendall(sock, data[i:i + STDIN_PACKET])
-            if c.config.get("StdinOnce") and not tty:
-                sock.shutdown(socket.SHUT_WR)  # the container's stdin ends with this client's
-
-        tasks = []
-        if stdin is not None and c.config.get("OpenStdin"):
-            tasks.append(asyncio.create_task(input_(stdin)))
-        if resize is not None:
-            tasks.append(asyncio.create_task(_resizes(resize, lambda w, h: containers.resize(c.id, h, w))))
+        sock = await asyncio.wrap_future(engine.attach_socket(stdio.id))
+        opts = attachstream.AttachOptions(stdio, stdin is not None, stdout is not None, stderr is not None,
+                                          detach_keys=b"")  # the kubelet's attach has no detach keys
+        resizing = (asyncio.create_task(_resizes(resize, lambda w, h: engine.resize_container(stdio.id, h, w)))
+                    if resize is not None else None)
         try:
-            await output()
+            await attachstream.pump(sock, _Outputs(stdin, stdout, stderr), opts, _Outputs.tag)
         finally:
-            for task in tasks:
-                task.cancel()
-            sock.close()
+            if resizing is not None:
+                resizing.cancel()
 
     # -- port forward ---------------------------------------------------------------------------
     async def port_forward(self, sandbox_id: str, port: int, stream: Duplex) -> None:
@@ -246,42 +227,18 @@ def _connect(path: str, port: int) -> socket.socket:
         return dial()
 
 
+async def _exec_input(session: ExecSession, client: Reader, tty: bool) -> None:
+    assert session.stdin is not None
+    while data := await client.read():
+        await fdio.write(session.stdin, data)
+    if not tty:  # EOF reaches the process; a terminal has no end of input but ^D, sent in-band
+        os.close(session.stdin)
+        session.stdin = None
+
+
 async def _resizes(sizes: AsyncIterator[Size], apply: Callable[[int, int], None]) -> None:
     async for width, height in sizes:
         try:
             await asyncio.to_thread(apply, width, height)
         except errors.DockyardError:
             return  # the process has ended: nothing left to resize
-
-
-async def _read_fd(fd: int) -> bytes:
-    """One chunk from a non-blocking fd; b"" at EOF (EIO is how a PTY master says its slave closed)."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            return os.read(fd, CHUNK)
-        except BlockingIOError:
-            await _ready(loop.add_reader, loop.remove_reader, fd)
-        except OSError as e:
-            if e.errno == errno.EIO:
-                return b""
-            raise
-
-
-async def _write_fd(fd: int, data: bytes) -> None:
-    loop = asyncio.get_running_loop()
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            await _ready(loop.add_writer, loop.remove_writer, fd)
-
-
-async def _ready(add: Callable[..., Any], remove: Callable[[int], Any], fd: int) -> None:
-    ready = asyncio.get_running_loop().create_future()
-    add(fd, lambda: ready.done() or ready.set_result(None))
-    try:
-        await ready
-    finally:
-        remove(fd)
