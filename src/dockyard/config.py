@@ -69,6 +69,8 @@ class DaemonConfig:
     builder: dict[str, Any] = field(default_factory=dict)
     # the Kubernetes CRI's socket (cri/): None is <exec-root>/cri.sock, "" serves no CRI
     cri_socket: str | None = None
+    # where the CRI's streaming server (exec, attach, port-forward URLs) listens; port 0 is any free one
+    cri_stream_address: str = "127.0.0.1:0"
     # CNI, for the CRI's pods (network/cni.py): where the conflist is and where the plugins are
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])

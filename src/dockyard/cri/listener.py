@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from .backend import Backend
+from .streaming import StreamServer
 
 log = logging.getLogger("dockyard.cri")
 
@@ -30,6 +31,7 @@ class CriSocket:
     def __init__(self, path: str) -> None:
         self.path = path
         self.engine: Backend | None = None
+        self.streams: StreamServer | None = None
         self._first: asyncio.AbstractServer | None = None
         self._grpc: Any = None  # grpc.aio.Server, once loaded
         self._loading = asyncio.Lock()
@@ -44,9 +46,10 @@ class CriSocket:
         # root only, as containerd's socket: the CRI runs anything as anyone
         os.chmod(self.path, 0o600)
 
-    async def serve(self, engine: Backend) -> None:
+    async def serve(self, engine: Backend, streams: StreamServer) -> None:
         assert self._first is not None
         self.engine = engine
+        self.streams = streams
         await self._first.start_serving()
         log.info("CRI listen on unix://%s", self.path)
 
@@ -68,11 +71,12 @@ class CriSocket:
     async def _serve_grpc(self) -> Any:
         from .server import make_server  # grpc is loaded here, on first use
 
-        assert self.engine is not None  # connections are taken only once serve() has the engine
+        # connections are taken only once serve() has the engine
+        assert self.engine is not None and self.streams is not None
         staging = self.path + ".grpc"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
-        server = make_server(self.engine, staging)
+        server = make_server(self.engine, self.streams, staging)
         await server.start()
         os.chmod(staging, 0o600)
         os.rename(staging, self.path)

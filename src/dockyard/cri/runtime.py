@@ -1,4 +1,5 @@
-"""The CRI's RuntimeService: the runtime's identity and readiness (pods and containers come next)."""
+"""The CRI's RuntimeService: the runtime's identity and readiness, the streaming URLs (pods and containers come
+next)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .. import __version__
 from ..network import cni
 from .backend import Backend
 from .status import rpc
+from .streaming import StreamServer
 
 
 RUNTIME_NAME = "dockyard"
@@ -25,8 +27,9 @@ NETWORK_NOT_READY_MESSAGE = "Network plugin returns error: cni plugin not initia
 
 
 class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
-    def __init__(self, engine: Backend) -> None:
+    def __init__(self, engine: Backend, streams: StreamServer) -> None:
         self.engine = engine
+        self.streams = streams
 
     @rpc
     async def Version(self, request: cri.VersionRequest, context: grpc.aio.ServicerContext) -> cri.VersionResponse:
@@ -62,3 +65,17 @@ class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
                             context: grpc.aio.ServicerContext) -> cri.RuntimeConfigResponse:
         driver = cri.SYSTEMD if self.engine.config.cgroup_driver == "systemd" else cri.CGROUPFS
         return cri.RuntimeConfigResponse(linux=cri.LinuxRuntimeConfiguration(cgroup_driver=driver))
+
+    # -- streaming: each answers a one-time URL of the streaming server (cri/streaming/) --------------
+    @rpc
+    async def Exec(self, request: cri.ExecRequest, context: grpc.aio.ServicerContext) -> cri.ExecResponse:
+        return cri.ExecResponse(url=await asyncio.to_thread(self.streams.get_exec_url, request))
+
+    @rpc
+    async def Attach(self, request: cri.AttachRequest, context: grpc.aio.ServicerContext) -> cri.AttachResponse:
+        return cri.AttachResponse(url=await asyncio.to_thread(self.streams.get_attach_url, request))
+
+    @rpc
+    async def PortForward(self, request: cri.PortForwardRequest,
+                          context: grpc.aio.ServicerContext) -> cri.PortForwardResponse:
+        return cri.PortForwardResponse(url=await asyncio.to_thread(self.streams.get_portforward_url, request))

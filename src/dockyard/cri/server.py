@@ -11,17 +11,19 @@ from cri_api.v1 import api_pb2_grpc
 from .backend import Backend
 from .images import ImageService
 from .runtime import RuntimeService
+from .streaming import StreamServer
 
 
 # containerd's limit: a kubelet's ListContainers answer on a busy node outgrows gRPC's 4 MiB default
 MAX_MESSAGE = 16 << 20
 
 
-def make_server(engine: Backend, path: str) -> grpc.aio.Server:
-    """The server, bound to the unix socket ``path``, not yet started."""
+def make_server(engine: Backend, streams: StreamServer, path: str) -> grpc.aio.Server:
+    """The server, bound to the unix socket ``path``, not yet started; ``streams`` serves the URLs
+    that Exec, Attach and PortForward answer."""
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE)])
-    api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeService(engine), server)
+    api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeService(engine, streams), server)
     api_pb2_grpc.add_ImageServiceServicer_to_server(ImageService(engine), server)
     server.add_insecure_port(f"unix://{path}")
     return server

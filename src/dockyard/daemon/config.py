@@ -12,6 +12,7 @@ from .. import errors
 from ..config import (DEFAULT_CONFIG_FILE, DEFAULT_HOST, LOG_DRIVERS, LOG_LEVELS, STORAGE_DRIVERS, ConfigError,
                       DaemonConfig)
 from ..containers import jsonlog
+from ..cri.streaming.server import parse_address as parse_stream_address
 from ..runtime import cgroupdriver
 
 # daemon.json key -> (attribute, type check)
@@ -50,6 +51,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "exec-opts": ("exec_opts", list),
     "builder": ("builder", dict),
     "cri-socket": ("cri_socket", str),
+    "cri-stream-address": ("cri_stream_address", str),
     "cni-conf-dir": ("cni_conf_dir", str),
     "cni-bin-dirs": ("cni_bin_dirs", list),
 }
@@ -96,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runtime execution options (native.cgroupdriver=cgroupfs|systemd)")
     p.add_argument("--cri-socket", dest="cri_socket",
                    help="the Kubernetes CRI's unix socket (default <exec-root>/cri.sock; '' serves no CRI)")
+    p.add_argument("--cri-stream-address", dest="cri_stream_address",
+                   help="IP:PORT of the CRI's streaming server for exec, attach and port-forward "
+                        "(default 127.0.0.1:0, a free port)")
     p.add_argument("--cni-conf-dir", dest="cni_conf_dir", help="the CNI network configuration directory")
     p.add_argument("--cni-bin-dir", dest="cni_bin_dirs", action="append", help="a directory of CNI plugins")
     p.add_argument("--allow-insecure-tcp", dest="allow_insecure_tcp", action="store_const", const=True,
@@ -191,6 +196,10 @@ def validate(c: DaemonConfig) -> None:
             raise ConfigError(f"{path_attr.replace('_', '-')} must be an absolute path")
     if c.cri_socket and not os.path.isabs(c.cri_socket):
         raise ConfigError("cri-socket must be an absolute path (or empty: no CRI)")
+    try:
+        parse_stream_address(c.cri_stream_address)
+    except errors.InvalidParameter as e:
+        raise ConfigError(f"cri-stream-address: {e}") from None
     if not all(isinstance(d, str) and os.path.isabs(d) for d in c.cni_bin_dirs):
         raise ConfigError("cni-bin-dirs: expected a list of absolute paths")
     if c.storage_driver and c.storage_driver not in STORAGE_DRIVERS:

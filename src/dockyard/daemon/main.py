@@ -20,7 +20,9 @@ from typing import Any, Awaitable, Callable
 from ..api.app import build_app
 from ..api.http import HTTPServer
 from ..api.system import standard_headers
+from .. import errors
 from ..cri.listener import CriSocket
+from ..cri.streaming import EngineRuntime, StreamServer
 from ..engine.engine import Engine
 from ..runtime import cgroupdriver
 from . import activation, sdnotify
@@ -197,6 +199,8 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
     server: HTTPServer | None = None
     engine: Engine | None = None
     cri = CriSocket(c.cri_socket_path) if c.cri_socket_path else None
+    # the URLs of the CRI's Exec, Attach and PortForward point here
+    streams = StreamServer(c.cri_stream_address) if cri is not None else None
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert server is not None  # nothing is served before it exists
@@ -220,10 +224,16 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
             if _socket_in_use(cri.path):
                 raise cfg.ConfigError(f"CRI socket {cri.path} is in use by another process")
             await cri.bind()
+        if streams is not None:
+            try:
+                await streams.bind()
+            except errors.Unavailable as e:
+                raise cfg.ConfigError(str(e)) from None
         engine = await asyncio.to_thread(Engine, c)
         server = HTTPServer(build_app(engine), standard_headers)
-        if cri is not None:
-            await cri.serve(engine)
+        if cri is not None and streams is not None:
+            await streams.serve(EngineRuntime(engine))
+            await cri.serve(engine, streams)
         for ep, srv in zip(endpoints, listeners):
             if isinstance(srv, TCPListener):
                 srv.serve()
@@ -246,6 +256,8 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
             await server.close_connections(REQUEST_GRACE)
         if cri is not None:
             await cri.close(REQUEST_GRACE)
+        if streams is not None:
+            await streams.close(REQUEST_GRACE)
         if engine is not None:
             try:
                 await asyncio.wait_for(asyncio.to_thread(engine.close), ENGINE_CLOSE_GRACE)
