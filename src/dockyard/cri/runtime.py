@@ -1,4 +1,5 @@
-"""The CRI's RuntimeService: the runtime's identity and readiness (pods and containers come next)."""
+"""The CRI's RuntimeService: the runtime's identity and readiness, with the pod and container RPCs of
+``pods`` and ``container_rpcs`` over the same engine as the Docker API."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from cri_api.v1 import api_pb2_grpc
 from .. import __version__
 from ..network import cni
 from .backend import Backend
+from .container_rpcs import ContainerRpcs
+from .containers import PodContainers
+from .logs import CriLogs
+from .pods import PodRpcs
+from .sandboxes import Sandboxes
 from .status import rpc
 
 
@@ -24,9 +30,19 @@ NETWORK_NOT_READY = "NetworkPluginNotReady"
 NETWORK_NOT_READY_MESSAGE = "Network plugin returns error: cni plugin not initialized"
 
 
-class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
+class RuntimeService(PodRpcs, ContainerRpcs, api_pb2_grpc.RuntimeServiceServicer):
     def __init__(self, engine: Backend) -> None:
         self.engine = engine
+        self.sandboxes = Sandboxes(engine)
+        self.pod_containers = PodContainers(engine, self.sandboxes)
+        self.logs = CriLogs(engine)
+
+    def resume(self) -> None:
+        """After a daemon restart (the CRI starts with its first client): follow the logs of the pod
+        containers that still run, from where their CRI log ends."""
+        for pc in self.pod_containers.all():
+            if pc.log_path and pc.container.state.running:
+                self.logs.follow(pc.id, pc.log_path)
 
     @rpc
     async def Version(self, request: cri.VersionRequest, context: grpc.aio.ServicerContext) -> cri.VersionResponse:

@@ -209,6 +209,11 @@ class Cni:
         os.unlink(path)
         return True
 
+    def cached_entry(self, network: str, container_id: str, ifname: str = "eth0") -> Result | None:
+        """The cached ADD result of a network by name (the conflist may have changed since)."""
+        entry = self._read_path(os.path.join(self.cache_dir, "results", f"{network}-{container_id}-{ifname}"))
+        return Result(entry["result"]) if entry is not None else None
+
     def cached_result(self, net: NetworkConfigList, rt: RuntimeConf) -> Result | None:
         cached = self._read_cache(net, rt)
         return Result(cached["result"]) if cached else None
