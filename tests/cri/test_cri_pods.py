@@ -313,3 +313,20 @@ def test_a_failing_cni_plugin_leaves_no_sandbox(c: Cri, pod_daemon: Daemon, net:
     assert not list(net["ipam_dir"].rglob("10.233.52.*"))
     assert not os.listdir(os.path.join(pod_daemon.exec_root, "cri", "netns"))
     assert "veth" not in sh("ip", "-o", "link", "show", "master", net["bridge"], check=False).stdout
+
+
+def test_docker_rm_of_a_sandbox_takes_its_pod(c: Cri, pod_daemon: Daemon, net: dict, tmp_path: Path) -> None:
+    cfg = pod_config("removed", tmp_path)
+    pod = run_pod(c, cfg)
+    cid = start_container(c, pod, cfg, container_config("app", ["exec sleep 1000"]))
+    pod_daemon.client().containers.get(pod).remove(force=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (list(net["ipam_dir"].rglob("10.233.52.*")) or
+                                           pod_daemon.client().containers.list(all=True, filters={"id": cid})):
+        time.sleep(0.05)
+    assert not list(net["ipam_dir"].rglob("10.233.52.*"))
+    assert rpc_error(c.runtime.ContainerStatus, cri_pb.ContainerStatusRequest(
+        container_id=cid)).code() == grpc.StatusCode.NOT_FOUND
+    assert rpc_error(c.runtime.PodSandboxStatus, cri_pb.PodSandboxStatusRequest(
+        pod_sandbox_id=pod)).code() == grpc.StatusCode.NOT_FOUND
+    assert not os.path.exists(os.path.join(pod_daemon.exec_root, "cri", "netns", pod))

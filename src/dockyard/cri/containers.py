@@ -92,7 +92,7 @@ class PodContainers:
         labels = naming.labels(naming.CONTAINER, meta, {naming.SANDBOX_ID_LABEL: s.id,
                                                          **({naming.LOG_PATH_LABEL: log_path} if log_path else {})})
         body = resources.container_body(config, s.id, s.namespaces, str(s.meta.extra.get("hostname", "")),
-                                        labels, image)
+                                        labels, image, s.container.host_config.get("Sysctls") or {})
         name = naming.container_name(md.name, s.meta.name, s.namespace, s.uid, md.attempt)
         c = self.engine.containers.create(name, body)
         if s.namespaces.network != 2:
@@ -109,6 +109,10 @@ class PodContainers:
 
     def start(self, ref: str) -> PodContainer:
         pc = self.get(ref)
+        if pc.log_path:
+            # there once the container runs, as the kubelet and critest open it right away
+            os.makedirs(os.path.dirname(pc.log_path), exist_ok=True)
+            os.close(os.open(pc.log_path, os.O_CREAT | os.O_WRONLY, 0o640))
         self.engine.containers.start(pc.id)
         return pc
 

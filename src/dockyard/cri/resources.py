@@ -27,10 +27,14 @@ def clamp_oom_score_adj(value: int) -> int:
     return max(value, own)
 
 
-def seccomp_opts(profile: Any, legacy_path: str, where: str) -> list[str]:
-    """SecurityOpt for a SecurityProfile (or the deprecated ``seccomp_profile_path``)."""
+def seccomp_opts(profile: Any, legacy_path: str, where: str, given: bool) -> list[str]:
+    """SecurityOpt for a SecurityProfile (or the deprecated ``seccomp_profile_path``); ``given``: the
+    field is set. None at all is Unconfined, as the CRI defines it (the kubelet sends RuntimeDefault
+    when a pod asks for it)."""
     kind, ref = profile.profile_type, profile.localhost_ref
-    if profile.ByteSize() == 0 and legacy_path:
+    if not given:
+        if not legacy_path:
+            return ["seccomp=unconfined"]
         if legacy_path in ("runtime/default", "docker/default"):
             return []
         if legacy_path == "unconfined":
@@ -71,9 +75,20 @@ def cgroup_resources(r: Any) -> dict[str, Any]:
     return out
 
 
+def ipc_sysctls(sysctls: dict[str, str]) -> dict[str, str]:
+    """The pod's sysctls that belong to the IPC namespace (the rest are the network namespace's)."""
+    return {k: v for k, v in sysctls.items() if k.startswith(IPC_SYSCTLS)}
+
+
+IPC_SYSCTLS = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+
+
 def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels: dict[str, str],
-                   image: str) -> dict[str, Any]:
-    """The create body of an app container of the sandbox ``sandbox_id``; ``ns``: the pod's modes."""
+                   image: str, pod_sysctls: dict[str, str]) -> dict[str, Any]:
+    """The create body of an app container of the sandbox ``sandbox_id``; ``ns``: the pod's modes.
+
+    The engine cannot yet join another container's IPC namespace (``IpcMode: container:``, stored as
+    dockerd stores it, gives a container its own), so the pod's IPC sysctls are set in each container's."""
     linux = config.linux
     sec = linux.security_context
     joined = f"container:{sandbox_id}"
@@ -91,9 +106,11 @@ def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels:
         "CapAdd": list(sec.capabilities.add_capabilities),
         "CapDrop": list(sec.capabilities.drop_capabilities),
         "GroupAdd": [str(g) for g in sec.supplemental_groups],
-        "SecurityOpt": seccomp_opts(sec.seccomp, sec.seccomp_profile_path, "linux.security_context")
+        "SecurityOpt": seccomp_opts(sec.seccomp, sec.seccomp_profile_path, "linux.security_context",
+                                    sec.HasField("seccomp"))
         + (["no-new-privileges"] if sec.no_new_privs else []),
         "LogConfig": {"Type": "json-file", "Config": {}},
+        "Sysctls": ipc_sysctls(pod_sysctls) if ns.ipc != 2 else {},
         **cgroup_resources(linux.resources),
     }
     if linux.resources.oom_score_adj:
@@ -138,6 +155,9 @@ def user(sec: Any) -> str:
 def bind(m: Any, index: int) -> str:
     if not m.container_path.startswith("/"):
         raise errors.InvalidParameter(f"mounts[{index}].container_path must be absolute: {m.container_path!r}")
+    if m.HasField("image") and m.image.image:
+        # Kubernetes' image volumes (an image's tree mounted read-only) need the engine to mount an image
+        raise errors.NotImplementedYet(f"mounts[{index}].image: image volumes are not supported")
     if not m.host_path:
         raise errors.InvalidParameter(f"mounts[{index}].host_path is required")
     opts = ["ro" if m.readonly else "rw", PROPAGATION.get(m.propagation, "rprivate")]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+from typing import Any
 
 import grpc
 from cri_api.v1 import api_pb2 as cri
@@ -19,6 +22,10 @@ from .logs import CriLogs
 from .pods import PodRpcs
 from .sandboxes import Sandboxes
 from .status import rpc
+from . import naming
+from .. import errors
+
+log = logging.getLogger("dockyard.cri")
 
 
 RUNTIME_NAME = "dockyard"
@@ -38,11 +45,32 @@ class RuntimeService(PodRpcs, ContainerRpcs, api_pb2_grpc.RuntimeServiceServicer
         self.logs = CriLogs(engine)
 
     def resume(self) -> None:
-        """After a daemon restart (the CRI starts with its first client): follow the logs of the pod
-        containers that still run, from where their CRI log ends."""
+        """When the CRI starts (with its first client): follow the logs of the pod containers that
+        still run, from where their CRI log ends; release what sandboxes removed meanwhile held; and
+        from now on see a sandbox removed through the Docker API."""
         for pc in self.pod_containers.all():
             if pc.log_path and pc.container.state.running:
                 self.logs.follow(pc.id, pc.log_path)
+        self.engine.events.subscribe(self._engine_event)
+        threading.Thread(target=self._reconcile, name="cri-reconcile", daemon=True).start()
+
+    def _reconcile(self) -> None:
+        try:
+            self.sandboxes.reconcile()
+        except Exception as e:  # a start-up chore: the CRI serves without it
+            log.warning("releasing the networks of removed sandboxes: %s", e)
+
+    def _engine_event(self, event: Any) -> None:
+        """On the engine's thread: a sandbox container destroyed (``docker rm -f``) takes its pod."""
+        if event.type == "container" and event.action == "destroy" and \
+                naming.kind_of(event.attributes) == naming.SANDBOX:
+            threading.Thread(target=self._forget, args=(event.actor_id,), name="cri-forget", daemon=True).start()
+
+    def _forget(self, sandbox_id: str) -> None:
+        try:
+            self.sandboxes.forget(sandbox_id)
+        except errors.DockyardError as e:
+            log.warning("releasing the pod of the removed sandbox %s: %s", sandbox_id, e)
 
     @rpc
     async def Version(self, request: cri.VersionRequest, context: grpc.aio.ServicerContext) -> cri.VersionResponse:

@@ -28,7 +28,9 @@ from .backend import Backend, Container
 
 log = logging.getLogger("dockyard.cri")
 
-STOP_TIMEOUT = 10
+# as containerd: what is left running when the pod stops is killed (the kubelet stopped each
+# container with its grace period before)
+STOP_TIMEOUT = 0
 # containerd's pause containers and their OOM score: the last to go
 SANDBOX_OOM_SCORE_ADJ = -998
 
@@ -140,7 +142,8 @@ class Sandboxes:
             "CgroupParent": linux.cgroup_parent,
             "ReadonlyRootfs": sec.readonly_rootfs,
             "Privileged": sec.privileged,
-            "SecurityOpt": resources.seccomp_opts(sec.seccomp, sec.seccomp_profile_path, "linux.security_context"),
+            "SecurityOpt": resources.seccomp_opts(sec.seccomp, sec.seccomp_profile_path, "linux.security_context",
+                                                  sec.HasField("seccomp")),
         }
         if sec.HasField("run_as_user"):
             user = str(sec.run_as_user.value)
@@ -158,7 +161,7 @@ class Sandboxes:
             if not host_net:
                 c = self.engine.containers.get(c.id)
                 pod = podnet.Pod(c.id, md.namespace, md.name, md.uid,
-                                 [port_mapping(p) for p in config.port_mappings])
+                                 port_mappings(config.port_mappings))
                 self.pods.setup(pod, join=f"/proc/{c.state.pid}/ns/net")
         except BaseException:
             # a failed sandbox leaves nothing: the CNI ADD undid its own work, the container goes
@@ -215,6 +218,29 @@ class Sandboxes:
         with self._lock:
             self._pod_locks.pop(s.id, None)
 
+    def forget(self, sandbox_id: str) -> None:
+        """A sandbox container removed behind the CRI's back (``docker rm -f``): its network released
+        and its containers removed, so that no pod is left half there."""
+        with self._pod_lock(sandbox_id):
+            self.pods.teardown(sandbox_id, self.pods.network_of(sandbox_id))
+            for c in self.members(sandbox_id):
+                try:
+                    self.engine.containers.remove(c.id, force=True)
+                except errors.NotFound:
+                    pass
+        with self._lock:
+            self._pod_locks.pop(sandbox_id, None)
+
+    def reconcile(self) -> None:
+        """Release the networks of sandboxes that went while the CRI was not listening (removed with
+        the CRI not yet loaded, or the daemon down)."""
+        present = {c.id for c in self.engine.containers.all()}
+        for sandbox_id in self.pods.pods() - present:
+            try:
+                self.forget(sandbox_id)
+            except errors.DockyardError as e:
+                log.warning("releasing the network of the removed sandbox %s: %s", sandbox_id, e)
+
     def members(self, sandbox_id: str) -> list[Container]:
         return [c for c in self.engine.containers.all()
                 if (c.config.get("Labels") or {}).get(naming.SANDBOX_ID_LABEL) == sandbox_id
@@ -225,6 +251,11 @@ class Sandboxes:
 
     def netns_path(self, s: Sandbox) -> str:
         return self.pods.netns_path(s.id) if s.network else ""
+
+
+def port_mappings(ports: Any) -> list[dict[str, Any]]:
+    """CNI's portMappings; a port without a host port is only declared (containerd skips it too)."""
+    return [port_mapping(p) for p in ports if p.host_port > 0]
 
 
 def port_mapping(p: Any) -> dict[str, Any]:

@@ -87,6 +87,14 @@ class PodNetworks:
             raise cni.CniError(f"failed to set up the network of pod {pod.namespace}/{pod.name}: {e}") from None
         return PodNetwork(path, net.name, [str(ip.ip) for ip in result.ips])
 
+    def pods(self) -> set[str]:
+        """The sandbox IDs with a pinned namespace or a cached pod network: those teardown would act on."""
+        ids = {name for name in _listdir(self.netns_dir)}
+        suffix = f"-{POD_IFNAME}"
+        ids |= {name[:-len(suffix)].rsplit("-", 1)[1] for name in _listdir(os.path.join(self.cni.cache_dir, "results"))
+                if name.endswith(suffix) and "-" in name[:-len(suffix)]}
+        return ids
+
     def network_of(self, sandbox_id: str) -> str:
         """The network whose ADD result for the pod is cached (the one teardown must DEL); "" if none."""
         suffix = f"-{sandbox_id}-{POD_IFNAME}"
@@ -102,8 +110,19 @@ class PodNetworks:
         return [str(ip.ip) for ip in result.ips] if result is not None else []
 
     def teardown(self, sandbox_id: str, network: str) -> None:
-        """DEL of the pod network and ``lo``, then the namespace; what is already gone is skipped."""
+        """DEL of the pod network and ``lo``, then the namespace; what is already gone is skipped.
+
+        A pin that is no longer a namespace (the host rebooted, or the daemon runs in another mount
+        namespace than the one that pinned it) is DELeted without one."""
+        gone = not netns.exists(self.netns_path(sandbox_id))
         if network:
-            self.cni.delete_cached(network, sandbox_id, POD_IFNAME)
-        self.cni.delete_cached(cni.loopback_list().name, sandbox_id, "lo")
+            self.cni.delete_cached(network, sandbox_id, POD_IFNAME, netns_gone=gone)
+        self.cni.delete_cached(cni.loopback_list().name, sandbox_id, "lo", netns_gone=gone)
         netns.remove(self.netns_path(sandbox_id))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
