@@ -330,3 +330,48 @@ def test_docker_rm_of_a_sandbox_takes_its_pod(c: Cri, pod_daemon: Daemon, net: d
     assert rpc_error(c.runtime.PodSandboxStatus, cri_pb.PodSandboxStatusRequest(
         pod_sandbox_id=pod)).code() == grpc.StatusCode.NOT_FOUND
     assert not os.path.exists(os.path.join(pod_daemon.exec_root, "cri", "netns", pod))
+
+
+def test_events_stats_update_and_log_reopen(c: Cri, tmp_path: Path) -> None:
+    events = c.runtime.GetContainerEvents(cri_pb.GetEventsRequest())
+    cfg = pod_config("watched", tmp_path, host_network=True)
+    pod = run_pod(c, cfg)
+    cid = start_container(c, pod, cfg, container_config(
+        "w", ["echo one; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo two; exec sleep 1000"]))
+    try:
+        seen = []
+        for ev in events:
+            if ev.container_id == cid:
+                seen.append(ev.container_event_type)
+            if seen == [cri_pb.CONTAINER_CREATED_EVENT, cri_pb.CONTAINER_STARTED_EVENT]:
+                break
+    finally:
+        events.cancel()
+    stats = c.runtime.ContainerStats(cri_pb.ContainerStatsRequest(container_id=cid)).stats
+    assert stats.attributes.id == cid and stats.attributes.metadata.name == "w"
+    assert stats.memory.working_set_bytes.value > 0 and stats.cpu.usage_core_nano_seconds.value > 0
+    assert [s.attributes.id for s in c.runtime.ListContainerStats(cri_pb.ListContainerStatsRequest(
+        filter=cri_pb.ContainerStatsFilter(pod_sandbox_id=pod))).stats] == [cid]
+    pod_stats = c.runtime.PodSandboxStats(cri_pb.PodSandboxStatsRequest(pod_sandbox_id=pod)).stats
+    assert pod_stats.attributes.id == pod and [x.attributes.id for x in pod_stats.linux.containers] == [cid]
+
+    c.runtime.UpdateContainerResources(cri_pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=cri_pb.LinuxContainerResources(memory_limit_in_bytes=64 << 20, cpu_shares=512)))
+    res = status(c, cid).resources.linux
+    assert (res.memory_limit_in_bytes, res.cpu_shares) == (64 << 20, 512)
+
+    # the kubelet's rotation: rename, reopen, and what comes next lands in the new file
+    log = tmp_path / "watched" / "w.log"
+    deadline = time.monotonic() + 10
+    while "one" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log.rename(log.with_suffix(".log.1"))
+    c.runtime.ReopenContainerLog(cri_pb.ReopenContainerLogRequest(container_id=cid))
+    assert log.exists() and log.read_text() == ""
+    c.runtime.ExecSync(cri_pb.ExecSyncRequest(container_id=cid, cmd=["touch", "/tmp/go"]))
+    deadline = time.monotonic() + 10
+    while "two" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [line.split(" ", 1)[1] for line in log.read_text().splitlines()] == ["stdout F two"]
+    assert [line.split(" ", 1)[1] for line in log.with_suffix(".log.1").read_text().splitlines()] == ["stdout F one"]
+    c.runtime.RemovePodSandbox(cri_pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
