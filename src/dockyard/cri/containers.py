@@ -95,7 +95,7 @@ class PodContainers:
                                         labels, image, s.container.host_config.get("Sysctls") or {})
         name = naming.container_name(md.name, s.meta.name, s.namespace, s.uid, md.attempt)
         c = self.engine.containers.create(name, body)
-        if s.namespaces.network != 2:
+        if s.namespaces.network != resources.NODE:
             # the pod's DNS: the engine writes a joined container a resolv.conf of its own (dockerd would
             # share the sandbox's), so the sandbox's is copied in, as dockershim rewrote it
             try:

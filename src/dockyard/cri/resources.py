@@ -14,6 +14,8 @@ from .. import errors
 # CRI MountPropagation → the Binds option
 PROPAGATION = {0: "rprivate", 1: "rslave", 2: "rshared"}
 RUNTIME_DEFAULT, UNCONFINED, LOCALHOST = 0, 1, 2
+# NamespaceMode
+POD, NODE = 0, 2
 
 
 def clamp_oom_score_adj(value: int) -> int:
@@ -92,11 +94,11 @@ def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels:
     linux = config.linux
     sec = linux.security_context
     joined = f"container:{sandbox_id}"
-    host_net = ns.network == 2
+    host_net = ns.network == NODE
     host_config: dict[str, Any] = {
         "NetworkMode": "host" if host_net else joined,
-        "IpcMode": "host" if ns.ipc == 2 else joined,
-        "PidMode": "host" if ns.pid == 2 else joined if ns.pid == 0 else "",
+        "IpcMode": "host" if ns.ipc == NODE else joined,
+        "PidMode": "host" if ns.pid == NODE else joined if ns.pid == POD else "",
         "UTSMode": "host" if host_net else "",
         "Binds": [bind(m, i) for i, m in enumerate(config.mounts)],
         "Devices": [{"PathOnHost": d.host_path, "PathInContainer": d.container_path,
@@ -110,7 +112,7 @@ def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels:
                                     sec.HasField("seccomp"))
         + (["no-new-privileges"] if sec.no_new_privs else []),
         "LogConfig": {"Type": "json-file", "Config": {}},
-        "Sysctls": ipc_sysctls(pod_sysctls) if ns.ipc != 2 else {},
+        "Sysctls": ipc_sysctls(pod_sysctls) if ns.ipc != NODE else {},
         **cgroup_resources(linux.resources),
     }
     if linux.resources.oom_score_adj:

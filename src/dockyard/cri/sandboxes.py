@@ -44,8 +44,6 @@ class Namespaces:
     ipc: int = 0
 
 
-NODE, POD, CONTAINER = 2, 0, 1
-
 
 @dataclass
 class Sandbox:
@@ -123,7 +121,7 @@ class Sandboxes:
         linux = config.linux
         opts = linux.security_context.namespace_options
         ns = Namespaces(opts.network, opts.pid, opts.ipc)
-        host_net = ns.network == NODE
+        host_net = ns.network == resources.NODE
         image = self._sandbox_image()
         meta = naming.Meta(md.name, md.attempt, dict(config.labels), dict(config.annotations), {
             "namespace": md.namespace, "uid": md.uid, "log_directory": config.log_directory,
@@ -132,8 +130,8 @@ class Sandboxes:
         sec = linux.security_context
         host_config: dict[str, Any] = {
             "NetworkMode": "host" if host_net else "none",
-            "IpcMode": "host" if ns.ipc == NODE else "shareable",
-            "PidMode": "host" if ns.pid == NODE else "",
+            "IpcMode": "host" if ns.ipc == resources.NODE else "shareable",
+            "PidMode": "host" if ns.pid == resources.NODE else "",
             "UTSMode": "host" if host_net else "",
             # the pause container writes nothing; no json-file copier for it
             "LogConfig": {"Type": "none", "Config": {}},
