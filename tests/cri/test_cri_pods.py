@@ -242,7 +242,7 @@ def test_completed_container_and_list_filters(c: Cri, tmp_path: Path) -> None:
 def test_docker_sees_the_pod_and_a_docker_rm_is_seen(c: Cri, pod_daemon: Daemon, tmp_path: Path) -> None:
     cfg = pod_config("shared", tmp_path, host_network=True)
     pod = run_pod(c, cfg)
-    cid = start_container(c, pod, cfg, container_config("main", ["exec sleep 1000"]))
+    cid = start_container(c, pod, cfg, container_config("main", ["echo hello; exec sleep 1000"]))
     docker = pod_daemon.client()
     sandbox = docker.containers.get(pod)
     assert sandbox.name == "k8s_POD_shared_default_uid-shared_0"
@@ -251,6 +251,10 @@ def test_docker_sees_the_pod_and_a_docker_rm_is_seen(c: Cri, pod_daemon: Daemon,
     assert main.name == "k8s_main_shared_default_uid-shared_0"
     assert main.labels["io.kubernetes.sandbox.id"] == pod and main.labels["annotation.a"] == "b"
     assert main.exec_run(["echo", "hi"]).output == b"hi\n"
+    deadline = time.monotonic() + 10
+    while main.logs() != b"hello\n" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert main.logs() == b"hello\n"  # `docker logs` of a pod container: the engine's own json-file log
     main.remove(force=True)
     assert rpc_error(c.runtime.ContainerStatus, cri_pb.ContainerStatusRequest(
         container_id=cid)).code() == grpc.StatusCode.NOT_FOUND
@@ -375,3 +379,15 @@ def test_events_stats_update_and_log_reopen(c: Cri, tmp_path: Path) -> None:
     assert [line.split(" ", 1)[1] for line in log.read_text().splitlines()] == ["stdout F two"]
     assert [line.split(" ", 1)[1] for line in log.with_suffix(".log.1").read_text().splitlines()] == ["stdout F one"]
     c.runtime.RemovePodSandbox(cri_pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
+
+
+def test_the_sandbox_image_setting(tmp_path: Path) -> None:
+    from dockyard.daemon import config as daemon_config
+
+    conf = tmp_path / "daemon.json"
+    conf.write_text("{}")
+    assert daemon_config.load(["--config-file", str(conf)]).sandbox_image == "registry.k8s.io/pause:3.10"
+    assert daemon_config.load(["--config-file", str(conf), "--sandbox-image", "r.example/p:1"]).sandbox_image == \
+        "r.example/p:1"
+    conf.write_text(json.dumps({"sandbox-image": "r.example/p:2"}))
+    assert daemon_config.load(["--config-file", str(conf)]).sandbox_image == "r.example/p:2"
