@@ -2,7 +2,11 @@
 
 The CRI counterpart of ``python -m bench``: the same alternation (the engine that goes first swaps every
 round), medians and ratio dockyard / containerd, here over gRPC as a kubelet calls it. The reference is
-bench/refcontainerd.py. Pod workloads (pod start, memory per pod) join once the CRI serves pods.
+bench/refcontainerd.py.
+
+The pod workloads run the same sandbox image on both: busybox's files with a sleeping command (no pause
+binary is at hand offline), served by the bench's registry as containerd's ``registry.k8s.io/pause:3.9``
+(its mirror) and given to dockyardd with ``--sandbox-image``.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from cri_api.v1 import api_pb2 as cri
 from cri_api.v1 import api_pb2_grpc
 
 from .engines import make_daemon, process_tree, refdocker
-from .refcontainerd import RefContainerd
+from .refcontainerd import SANDBOX_IMAGE, RefContainerd
 from .workloads import IDLE_SETTLE_S, Context, _big_image
+from fixtures.busybox import _sha, build_busybox, image_config, rootfs_layer, write_docker_save
 from registry import Registry  # tests/registry.py (engines.py puts tests/ on sys.path)
 
 DOCKYARD = "dockyard"
@@ -35,6 +40,9 @@ CONTAINERD = "containerd"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PULL_REPO = "bench/big:latest"
 STATUS_CALLS = 200
+PAUSE_REPO = SANDBOX_IMAGE.split("/", 1)[1]  # pause:3.9, as the mirror of registry.k8s.io serves it
+BUSYBOX_REPO = "bench/busybox:1"
+MEMORY_PODS = 5
 
 
 class Server(Protocol):
@@ -48,6 +56,9 @@ class CriEngine:
     server: Server
     socket: str
     rss: Callable[[], int]
+    # RSS (KiB) of everything the engine runs for its pods and itself: the daemon, the shims, the
+    # containers' processes
+    pods_rss: Callable[[], int]
     channel: grpc.Channel | None = None
 
     def start(self) -> None:
@@ -65,8 +76,8 @@ class CriEngine:
 
 
 class _Dockyardd:
-    def __init__(self, base: Path) -> None:
-        self.daemon = make_daemon(base, extra_args=["--log-level", "info"])
+    def __init__(self, base: Path, sandbox_image: str) -> None:
+        self.daemon = make_daemon(base, extra_args=["--log-level", "info", "--sandbox-image", sandbox_image])
 
     def start(self) -> None:
         self.daemon.start()
@@ -77,19 +88,39 @@ class _Dockyardd:
 
 def dockyard_engine(base: Path, registry: Registry) -> CriEngine:
     base.mkdir(parents=True, exist_ok=True)
-    server = _Dockyardd(base)
+    server = _Dockyardd(base, f"{registry.host}/{PAUSE_REPO}")
     daemon = server.daemon
 
     def rss() -> int:
         assert daemon.proc is not None
         return sum(refdocker.rss_kb(pid) for pid, _ in process_tree(daemon.proc.pid))
 
-    return CriEngine(DOCKYARD, server, str(Path(daemon.exec_root) / "cri.sock"), rss)
+    def pods_rss() -> int:
+        """The daemon's tree, and for every running container its process and its conmon (its parent)."""
+        pids = set()
+        for c in daemon.api().containers(quiet=True):
+            pid = daemon.api().inspect_container(c["Id"])["State"]["Pid"]
+            pids |= {pid, _ppid(pid)}
+        return rss() + sum(refdocker.rss_kb(pid) for pid in pids if pid)
+
+    return CriEngine(DOCKYARD, server, str(Path(daemon.exec_root) / "cri.sock"), rss, pods_rss)
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def containerd_engine(base: Path, registry: Registry) -> CriEngine:
-    ref = RefContainerd(base, plain_http=(registry.host,))
-    return CriEngine(CONTAINERD, ref, ref.socket, ref.rss_kb)
+    ref = RefContainerd(base, registry=registry.host, plain_http=(registry.host,))
+
+    def pods_rss() -> int:  # its mount namespace holds containerd, the shims and the containers
+        return sum(refdocker.rss_kb(pid) for pid in ref.namespace_pids())
+
+    return CriEngine(CONTAINERD, ref, ref.socket, ref.rss_kb, pods_rss)
 
 
 FACTORIES = {DOCKYARD: dockyard_engine, CONTAINERD: containerd_engine}
@@ -124,8 +155,74 @@ def idle_rss(engine: CriEngine, ctx: Context, registry: Registry) -> float:
     return engine.rss() / 1024
 
 
+def _pod(name: str) -> cri.PodSandboxConfig:
+    return cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, namespace="bench", uid=f"uid-{name}"),
+        linux=cri.LinuxPodSandboxConfig(security_context=cri.LinuxSandboxSecurityContext(
+            namespace_options=cri.NamespaceOption(network=cri.NODE))))
+
+
+def _run_pod(engine: CriEngine, registry: Registry, name: str) -> str:
+    """RunPodSandbox (host network) + CreateContainer + StartContainer of busybox sleeping."""
+    config = _pod(name)
+    pod = engine.runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    container = cri.ContainerConfig(metadata=cri.ContainerMetadata(name="sleeper"),
+                                    image=cri.ImageSpec(image=f"{registry.host}/{BUSYBOX_REPO}"),
+                                    command=["sleep", "100000"])
+    cid = engine.runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pod, config=container,
+                                                                    sandbox_config=config)).container_id
+    engine.runtime.StartContainer(cri.StartContainerRequest(container_id=cid))
+    return pod
+
+
+def _remove_pod(engine: CriEngine, pod: str) -> None:
+    engine.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod))
+    engine.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod))
+
+
+def _pull_pod_images(engine: CriEngine, registry: Registry) -> None:
+    engine.images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=f"{registry.host}/{BUSYBOX_REPO}")))
+    # the sandbox image as each engine names it, pulled before the clock starts (a node has it)
+    sandbox = SANDBOX_IMAGE if engine.name == CONTAINERD else f"{registry.host}/{PAUSE_REPO}"
+    engine.images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=sandbox)))
+
+
+def pod_start(engine: CriEngine, ctx: Context, registry: Registry) -> float:
+    """A host-network pod with one busybox container, up: RunPodSandbox + CreateContainer + StartContainer."""
+    _pull_pod_images(engine, registry)
+    t0 = time.perf_counter()
+    pod = _run_pod(engine, registry, f"start-{time.monotonic_ns()}")
+    seconds = time.perf_counter() - t0
+    _remove_pod(engine, pod)
+    return seconds
+
+
+def pod_memory(engine: CriEngine, ctx: Context, registry: Registry) -> float:
+    """Memory per running pod (sandbox + one container): the growth of the daemon, shims and containers'
+    resident memory over MEMORY_PODS pods, divided by their number."""
+    _pull_pod_images(engine, registry)
+    time.sleep(IDLE_SETTLE_S)
+    before = engine.pods_rss()
+    pods = [_run_pod(engine, registry, f"mem-{i}-{time.monotonic_ns()}") for i in range(MEMORY_PODS)]
+    time.sleep(IDLE_SETTLE_S)
+    after = engine.pods_rss()
+    for pod in pods:
+        _remove_pod(engine, pod)
+    return (after - before) / MEMORY_PODS / 1024
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[CriEngine, Context, Registry], float]]] = {
-    "cri-pull": ("s", pull), "cri-image-status": ("ms", image_status), "cri-idle-rss": ("MiB", idle_rss)}
+    "cri-pull": ("s", pull), "cri-image-status": ("ms", image_status), "cri-idle-rss": ("MiB", idle_rss),
+    "cri-pod-start": ("s", pod_start), "cri-pod-memory": ("MiB", pod_memory)}
+
+
+def _push_pod_images(ctx: Context, registry: Registry) -> None:
+    layer = rootfs_layer()
+    pause, _ = ctx.artifact("pause.tar", lambda p: write_docker_save(
+        str(p), [layer], ["bench/pause:1"], config=image_config([_sha(layer)], cmd=["sleep", "2147483647"])))
+    busybox, _ = ctx.artifact("busybox.tar", lambda p: build_busybox(str(p)))
+    registry.skopeo_copy(f"docker-archive:{pause}", PAUSE_REPO)
+    registry.skopeo_copy(f"docker-archive:{busybox}", BUSYBOX_REPO)
 
 
 def run(names: list[str], engines: list[str], rounds: int, warmup: int, workdir: Path) -> dict:
@@ -134,6 +231,7 @@ def run(names: list[str], engines: list[str], rounds: int, warmup: int, workdir:
     registry = Registry(workdir / "registry").start()
     atexit.register(registry.stop)
     registry.skopeo_copy(f"docker-archive:{tar}", PULL_REPO)
+    _push_pod_images(ctx, registry)
     results: dict[str, dict] = {}
     for wl in names:
         unit, measure = WORKLOADS[wl]

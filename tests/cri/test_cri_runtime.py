@@ -65,7 +65,7 @@ def test_runtime_config_has_the_daemons_cgroup_driver(cri: Cri, cri_daemon: Daem
 
 def test_what_is_not_served_yet_is_unimplemented(cri: Cri) -> None:
     with pytest.raises(grpc.RpcError) as e:
-        cri.runtime.ListPodSandbox(cri_pb.ListPodSandboxRequest())
+        cri.runtime.CheckpointContainer(cri_pb.CheckpointContainerRequest(container_id="x"))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

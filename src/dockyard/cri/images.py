@@ -97,6 +97,15 @@ class ImageService(api_pb2_grpc.ImageServiceServicer):
             self.engine.images.delete(image.id, force=True)
         except errors.NotFound:
             pass
+        except errors.Conflict:
+            # a running container holds it (a pod's, or a docker user's): containerd removes the image
+            # record and the container keeps its snapshot; here the references go, the layers stay
+            # until the container does, as `docker rmi -f` of a name leaves them
+            for ref in [*image.repo_tags, *image.repo_digests]:
+                try:
+                    self.engine.images.delete(ref, force=True)
+                except errors.NotFound:
+                    pass
 
     def _usage(self) -> tuple[int, int]:
         layers = {d for image in self.engine.images.list(all_images=True)

@@ -1,20 +1,31 @@
-"""The CRI's RuntimeService: the runtime's identity and readiness, the streaming URLs (pods and containers come
-next)."""
+"""The CRI's RuntimeService: the runtime's identity and readiness, the pod and container RPCs of ``pods``
+and ``container_rpcs`` over the same engine as the Docker API, and the streaming URLs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
+from typing import Any
 
 import grpc
 from cri_api.v1 import api_pb2 as cri
 from cri_api.v1 import api_pb2_grpc
 
-from .. import __version__
+from .. import __version__, errors
 from ..network import cni
+from . import naming
 from .backend import Backend
+from .container_rpcs import ContainerRpcs
+from .containers import PodContainers
+from .logs import CriLogs
+from .pods import PodRpcs
+from .sandboxes import Sandboxes
 from .status import rpc
 from .streaming import StreamServer
+
+log = logging.getLogger("dockyard.cri")
 
 
 RUNTIME_NAME = "dockyard"
@@ -26,10 +37,41 @@ NETWORK_NOT_READY = "NetworkPluginNotReady"
 NETWORK_NOT_READY_MESSAGE = "Network plugin returns error: cni plugin not initialized"
 
 
-class RuntimeService(api_pb2_grpc.RuntimeServiceServicer):
+class RuntimeService(PodRpcs, ContainerRpcs, api_pb2_grpc.RuntimeServiceServicer):
     def __init__(self, engine: Backend, streams: StreamServer) -> None:
         self.engine = engine
         self.streams = streams
+        self.sandboxes = Sandboxes(engine)
+        self.pod_containers = PodContainers(engine, self.sandboxes)
+        self.logs = CriLogs(engine)
+
+    def resume(self) -> None:
+        """When the CRI starts (with its first client): follow the logs of the pod containers that
+        still run, from where their CRI log ends; release what sandboxes removed meanwhile held; and
+        from now on see a sandbox removed through the Docker API."""
+        for pc in self.pod_containers.all():
+            if pc.log_path and pc.container.state.running:
+                self.logs.follow(pc.id, pc.log_path)
+        self.engine.events.subscribe(self._engine_event)
+        threading.Thread(target=self._reconcile, name="cri-reconcile", daemon=True).start()
+
+    def _reconcile(self) -> None:
+        try:
+            self.sandboxes.reconcile()
+        except Exception as e:  # a start-up chore: the CRI serves without it
+            log.warning("releasing the networks of removed sandboxes: %s", e)
+
+    def _engine_event(self, event: Any) -> None:
+        """On the engine's thread: a sandbox container destroyed (``docker rm -f``) takes its pod."""
+        if event.type == "container" and event.action == "destroy" and \
+                naming.kind_of(event.attributes) == naming.SANDBOX:
+            threading.Thread(target=self._forget, args=(event.actor_id,), name="cri-forget", daemon=True).start()
+
+    def _forget(self, sandbox_id: str) -> None:
+        try:
+            self.sandboxes.forget(sandbox_id)
+        except errors.DockyardError as e:
+            log.warning("releasing the pod of the removed sandbox %s: %s", sandbox_id, e)
 
     @rpc
     async def Version(self, request: cri.VersionRequest, context: grpc.aio.ServicerContext) -> cri.VersionResponse:

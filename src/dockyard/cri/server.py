@@ -1,6 +1,7 @@
 """The gRPC server of the CRI: the runtime.v1 RuntimeService and ImageService over one engine.
 
-RPCs not yet implemented answer UNIMPLEMENTED, the generated servicers' default.
+RPCs not implemented (Exec, Attach, PortForward until the streaming server exists; checkpoints,
+metrics) answer UNIMPLEMENTED, the generated servicers' default.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ MAX_MESSAGE = 16 << 20
 
 
 def make_server(engine: Backend, streams: StreamServer, path: str) -> grpc.aio.Server:
-    """The server, bound to the unix socket ``path``, not yet started; ``streams`` serves the URLs
-    that Exec, Attach and PortForward answer."""
+    """The server, bound to the unix socket ``path``, not yet started (called on the event loop); ``streams``
+    serves the URLs that Exec, Attach and PortForward answer."""
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE)])
-    api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeService(engine, streams), server)
+    runtime = RuntimeService(engine, streams)
+    runtime.resume()
+    api_pb2_grpc.add_RuntimeServiceServicer_to_server(runtime, server)
     api_pb2_grpc.add_ImageServiceServicer_to_server(ImageService(engine), server)
     server.add_insecure_port(f"unix://{path}")
     return server

@@ -26,9 +26,15 @@ class AlreadyExists(errors.Conflict):
     """A conflict on a name or ID that is already taken: gRPC's ALREADY_EXISTS."""
 
 
+class DeadlineExceeded(errors.DockyardError):
+    """The caller's own timeout ran out (ExecSync's): gRPC's DEADLINE_EXCEEDED."""
+
+
 def code_of(err: errors.DockyardError) -> grpc.StatusCode:
     if isinstance(err, AlreadyExists):
         return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(err, DeadlineExceeded):
+        return grpc.StatusCode.DEADLINE_EXCEEDED
     for kind in type(err).__mro__:
         if kind in CODES:
             return CODES[kind]

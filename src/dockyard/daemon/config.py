@@ -54,6 +54,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "cri-stream-address": ("cri_stream_address", str),
     "cni-conf-dir": ("cni_conf_dir", str),
     "cni-bin-dirs": ("cni_bin_dirs", list),
+    "sandbox-image": ("sandbox_image", str),
 }
 
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 127.0.0.1:0, a free port)")
     p.add_argument("--cni-conf-dir", dest="cni_conf_dir", help="the CNI network configuration directory")
     p.add_argument("--cni-bin-dir", dest="cni_bin_dirs", action="append", help="a directory of CNI plugins")
+    p.add_argument("--sandbox-image", dest="sandbox_image", help="the image of a Kubernetes pod's pause container")
     p.add_argument("--allow-insecure-tcp", dest="allow_insecure_tcp", action="store_const", const=True,
                    help="serve tcp:// without TLS (anyone who reaches the port is root on this host)")
     return p

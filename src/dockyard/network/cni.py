@@ -191,9 +191,12 @@ class Cni:
         for plugin in net.plugins:
             self._run("CHECK", net, plugin, rt, cached["result"])
 
-    def delete_cached(self, network: str, container_id: str, ifname: str = "eth0") -> bool:
+    def delete_cached(self, network: str, container_id: str, ifname: str = "eth0",
+                      netns_gone: bool = False) -> bool:
         """DEL with what the ADD ran with, from its cache (libcni's cached config): the configuration
-        directory may have changed since, and DEL needs the ADD's args; False when nothing was added."""
+        directory may have changed since, and DEL needs the ADD's args; False when nothing was added.
+        ``netns_gone``: the namespace no longer exists, so CNI_NETNS is empty and the plugins release
+        what they hold on the host (addresses, host veth ends, rules), as the spec has them do."""
         path = os.path.join(self.cache_dir, "results", f"{network}-{container_id}-{ifname}")
         entry = self._read_path(path)
         if entry is None:
@@ -203,11 +206,16 @@ class Cni:
         except (CniError, ValueError) as e:
             raise CniError(f"the cached configuration of network {network} is unusable: {e}") from None
         args = [(str(k), str(v)) for k, v in entry.get("cniArgs") or []]
-        rt = RuntimeConf(container_id, str(entry.get("netns", "")), ifname, args,
+        rt = RuntimeConf(container_id, "" if netns_gone else str(entry.get("netns", "")), ifname, args,
                          dict(entry.get("capabilityArgs") or {}))
         self._delete(net, rt, entry["result"])
         os.unlink(path)
         return True
+
+    def cached_entry(self, network: str, container_id: str, ifname: str = "eth0") -> Result | None:
+        """The cached ADD result of a network by name (the conflist may have changed since)."""
+        entry = self._read_path(os.path.join(self.cache_dir, "results", f"{network}-{container_id}-{ifname}"))
+        return Result(entry["result"]) if entry is not None else None
 
     def cached_result(self, net: NetworkConfigList, rt: RuntimeConf) -> Result | None:
         cached = self._read_cache(net, rt)

@@ -49,6 +49,18 @@ def create(path: str) -> None:
         raise failure[0]
 
 
+def pin(source: str, path: str) -> None:
+    """Pin the namespace ``source`` (e.g. ``/proc/<pid>/ns/net``) at ``path``, so it outlives the process."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDONLY, 0o444))
+    try:
+        _check(_libc.mount(source.encode(), path.encode(), b"none", MS_BIND, None),
+               f"bind-mounting the network namespace {source}")
+    except OSError:
+        remove(path)
+        raise
+
+
 def remove(path: str) -> None:
     _libc.umount2(path.encode(), MNT_DETACH)
     try:

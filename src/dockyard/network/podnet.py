@@ -53,16 +53,25 @@ class PodNetworks:
     def netns_path(self, sandbox_id: str) -> str:
         return os.path.join(self.netns_dir, sandbox_id)
 
-    def setup(self, pod: Pod) -> PodNetwork:
+    def setup(self, pod: Pod, join: str | None = None) -> PodNetwork:
         """The pod's namespace with ``lo`` up and the pod network added; on a failure nothing is left
-        (namespace, veth, address lease, port mappings)."""
+        (namespace, veth, address lease, port mappings).
+
+        ``join`` is a namespace that already exists (``/proc/<pid>/ns/net`` of the pod's pause
+        container): it is pinned rather than a new one made, so that teardown can DEL in it after
+        the process is gone, as the plugins need to find their interfaces.
+        """
         try:
             net = cni.load_dir(self.conf_dir)
         except cni.NoNetworkConfig as e:
             raise errors.Unavailable(f"failed to set up the network of pod {pod.namespace}/{pod.name}: "
                                      f"cni plugin not initialized: {e}") from None
         path = self.netns_path(pod.sandbox_id)
-        netns.create(path)
+        if join is None:
+            netns.create(path)
+        else:
+            netns.remove(path)  # what a crash between pin and ADD left
+            netns.pin(join, path)
         args = cni.pod_args(pod.namespace, pod.name, pod.sandbox_id, pod.uid)
         loopback = cni.loopback_list()
         try:
@@ -78,8 +87,42 @@ class PodNetworks:
             raise cni.CniError(f"failed to set up the network of pod {pod.namespace}/{pod.name}: {e}") from None
         return PodNetwork(path, net.name, [str(ip.ip) for ip in result.ips])
 
+    def pods(self) -> set[str]:
+        """The sandbox IDs with a pinned namespace or a cached pod network: those teardown would act on."""
+        ids = {name for name in _listdir(self.netns_dir)}
+        suffix = f"-{POD_IFNAME}"
+        ids |= {name[:-len(suffix)].rsplit("-", 1)[1] for name in _listdir(os.path.join(self.cni.cache_dir, "results"))
+                if name.endswith(suffix) and "-" in name[:-len(suffix)]}
+        return ids
+
+    def network_of(self, sandbox_id: str) -> str:
+        """The network whose ADD result for the pod is cached (the one teardown must DEL); "" if none."""
+        suffix = f"-{sandbox_id}-{POD_IFNAME}"
+        try:
+            names = os.listdir(os.path.join(self.cni.cache_dir, "results"))
+        except FileNotFoundError:
+            return ""
+        return next((n[:-len(suffix)] for n in names if n.endswith(suffix)), "")
+
+    def ips(self, sandbox_id: str, network: str) -> list[str]:
+        """The pod's addresses from the CNI cache (what its ADD answered), as after a restart."""
+        result = self.cni.cached_entry(network, sandbox_id, POD_IFNAME)
+        return [str(ip.ip) for ip in result.ips] if result is not None else []
+
     def teardown(self, sandbox_id: str, network: str) -> None:
-        """DEL of the pod network and ``lo``, then the namespace; what is already gone is skipped."""
-        self.cni.delete_cached(network, sandbox_id, POD_IFNAME)
-        self.cni.delete_cached(cni.loopback_list().name, sandbox_id, "lo")
+        """DEL of the pod network and ``lo``, then the namespace; what is already gone is skipped.
+
+        A pin that is no longer a namespace (the host rebooted, or the daemon runs in another mount
+        namespace than the one that pinned it) is DELeted without one."""
+        gone = not netns.exists(self.netns_path(sandbox_id))
+        if network:
+            self.cni.delete_cached(network, sandbox_id, POD_IFNAME, netns_gone=gone)
+        self.cni.delete_cached(cni.loopback_list().name, sandbox_id, "lo", netns_gone=gone)
         netns.remove(self.netns_path(sandbox_id))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
