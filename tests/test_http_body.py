@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.api.http import HTTPServer, Request, Response, json_response
+from dockyard.httpd.server import HTTPServer, Request, Response, json_response
 from dockyard.api.images import BodyReader, _consume
 from dockyard.api.router import App, put
 

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from dockyard.api.http import HijackResponse, HTTPServer, RawStream, Request, json_response
+from dockyard.httpd.server import HijackResponse, HTTPServer, RawStream, Request, json_response
 from dockyard.api.router import App, get, post
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from dockyard.api import http as dyhttp
-from dockyard.api.http import HijackResponse, HTTPServer, RawStream, Request, json_response
+from dockyard.httpd import server as dyhttp
+from dockyard.httpd.server import HijackResponse, HTTPServer, RawStream, Request, json_response
 from dockyard.api.router import App, get, post
 from dockyard.daemon import config as cfg
 from dockyard.daemon import tcp, tls

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.api.http import HTTPServer, Request, json_response
+from dockyard.httpd.server import HTTPServer, Request, json_response
 from dockyard.api.images import BodyReader
 from dockyard.api.router import App, get, post
 from dockyard.api.workstream import progress_stream

@@ -9,9 +9,9 @@ from typing import Any
 from ..builder import cachemounts
 from ..builder.options import Options, StepError
 from ..errors import InvalidParameter
+from ..httpd.server import AnyResponse, Request, json_response
 from ..util import filters as flt
 from .backend import BuildBackend
-from .http import AnyResponse, Request, json_response
 from .images import BodyReader
 from .router import Route, post
 from .workstream import error_message, progress_stream

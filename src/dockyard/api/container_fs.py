@@ -7,8 +7,8 @@ import base64
 import json
 
 from .. import errors
+from ..httpd.server import Request, Response, StreamResponse, empty_response, json_response
 from .backend import ContainerFilesBackend, PathStat
-from .http import Request, Response, StreamResponse, empty_response, json_response
 from .images import BodyReader, _consume, _iterate_in_thread
 from .router import Route, get, head, post, put
 

@@ -7,8 +7,8 @@ import json
 from typing import Any, AsyncIterator
 
 from .. import errors
+from ..httpd.server import Request, Response, StreamResponse, json_response
 from .backend import ContainerStatsBackend
-from .http import Request, Response, StreamResponse, json_response
 from .router import Route, get, post
 
 INTERVAL = 1.0  # dockerd's collector interval

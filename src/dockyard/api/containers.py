@@ -19,7 +19,7 @@ from ..streams.logs import LogSource
 from ..util import filters as flt
 from . import create_checks
 from .backend import ContainerBackend, StdioBackend
-from .http import (HijackFailure, HijackResponse, RawStream, Request, Response, StreamResponse, empty_response,
+from ..httpd.server import (HijackFailure, HijackResponse, RawStream, Request, Response, StreamResponse, empty_response,
                    json_response)
 from .networks import endpoint_input
 from .router import Route, delete, error_message, error_status, get, post, version_at_least, version_tuple

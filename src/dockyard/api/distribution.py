@@ -8,8 +8,8 @@ from typing import Any
 
 from ..distribution.auth import AuthConfig
 from ..errors import InvalidParameter
+from ..httpd.server import AnyResponse, Request, json_response
 from .backend import DistributionBackend
-from .http import AnyResponse, Request, json_response
 from .router import Handler, Route, get, post
 from .workstream import error_message, progress_stream
 

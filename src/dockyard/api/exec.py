@@ -6,11 +6,11 @@ import asyncio
 from typing import Any
 
 from .. import errors
+from ..httpd.server import HijackResponse, RawStream, Request, Response, empty_response, json_response
 from ..streams import exec as execstream
 from ..streams.detach import parse_keys
 from ..streams.duplex import STDOUT, encoder
 from .backend import ExecBackend
-from .http import HijackResponse, RawStream, Request, Response, empty_response, json_response
 from .router import Route, get, post, version_at_least
 
 MUX = "application/vnd.docker.multiplexed-stream"

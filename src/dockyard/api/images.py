@@ -10,11 +10,11 @@ import threading
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from .. import errors
+from ..apischema import validator
+from ..httpd.server import AnyResponse, Request, Response, StreamResponse, json_response
 from ..images.view import LIST_FILTERS, PRUNE_FILTERS
 from ..util import filters as flt
-from ..apischema import validator
 from .backend import ImageBackend
-from .http import AnyResponse, Request, Response, StreamResponse, json_response
 from .router import Handler, Route, delete, get, post, version_at_least
 
 STREAM_QUEUE = 8  # chunks buffered between a worker thread and the connection

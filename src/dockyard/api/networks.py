@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 from .. import errors
+from ..httpd.server import Request, Response, empty_response, json_response
 from ..network.view import LIST_FILTERS, PRUNE_FILTERS
 from ..util import filters as flt
 from .backend import NetworkBackend
-from .http import Request, Response, empty_response, json_response
 from .router import Route, delete, get, post, version_tuple
 
 

@@ -8,8 +8,8 @@ message that says so, where dockerd would fetch from a registry.
 from __future__ import annotations
 
 from .. import errors
+from ..httpd.server import Request, Response, json_response
 from ..util import filters, reference
-from .http import Request, Response, json_response
 from .router import Route, delete, get, post
 
 NOT_SUPPORTED = "managed plugins are not supported by dockyard: {} cannot be installed"

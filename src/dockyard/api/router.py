@@ -16,8 +16,8 @@ from typing import Awaitable, Callable
 
 from .. import errors
 from ..apischema import validator
+from ..httpd.server import AnyResponse, Request, Response, StreamResponse, empty_response, json_response
 from . import validation
-from .http import AnyResponse, Request, Response, StreamResponse, empty_response, json_response
 
 log = logging.getLogger("dockyard.api")
 

@@ -9,7 +9,7 @@ the same, then says that it has no session manager to hand the upgraded connecti
 from __future__ import annotations
 
 from .. import errors
-from .http import Request, Response
+from ..httpd.server import Request, Response
 from .router import Route, post
 
 

@@ -10,7 +10,7 @@ that would make one (init, join) are refused with a message saying why.
 from __future__ import annotations
 
 from .. import errors
-from .http import Request, Response
+from ..httpd.server import Request, Response
 from .router import Route, delete, get, post
 
 NOT_IN_SWARM = "This node is not part of a swarm"

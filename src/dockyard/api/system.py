@@ -11,11 +11,11 @@ from typing import Any, AsyncIterator
 
 from .. import __version__
 from ..engine.events import Event
+from ..httpd.server import Request, Response, StreamResponse, json_response
 from ..util import filters as flt
 from ..util import host as hostinfo
 from ..util import timefmt
 from .backend import SystemBackend
-from .http import Request, Response, StreamResponse, json_response
 from .router import API_VERSION, MIN_API_VERSION, Route, get, head
 
 GO_VERSION = f"python{platform.python_version()}"

@@ -15,8 +15,8 @@ from typing import Any
 
 from .. import errors
 from ..apischema import validator
-from . import jsonsyntax
-from .http import Request
+from ..httpd import jsonsyntax
+from ..httpd.server import Request
 
 # Nesting deeper than any Engine API body; checked before parsing, without recursion
 # (Python's json would raise RecursionError only near a thousand levels).

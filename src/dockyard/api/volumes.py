@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from .. import errors
+from ..httpd.server import Request, Response, empty_response, json_response
 from ..util import filters as flt
 from ..volumes.view import LIST_FILTERS, PRUNE_FILTERS
 from .backend import VolumeBackend
-from .http import Request, Response, empty_response, json_response
 from .router import Route, delete, get, post, version_tuple
 
 

@@ -17,12 +17,12 @@ from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMes
 from wsproto.utilities import generate_accept_token
 
 from .. import errors
+from ..httpd.server import HijackResponse, RawStream, Request
 from ..streams import attach as attachmod
 from ..streams import logs as logstream
 from ..streams.detach import keys_or_default
 from ..streams.duplex import raw
 from .backend import StdioBackend
-from .http import HijackResponse, RawStream, Request
 from .router import Route, get, version_at_least
 
 WS_VERSION = "13"

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Awaitable, Callable
 
 from ..errors import DockyardError
-from .http import AnyResponse, StreamResponse
+from ..httpd.server import AnyResponse, StreamResponse
 
 Emit = Callable[[dict[str, Any]], None]
 Work = Callable[[Emit, threading.Event], None]

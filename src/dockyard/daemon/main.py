@@ -17,18 +17,18 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from ..api.app import build_app
-from ..api.http import HTTPServer
-from ..api.system import standard_headers
 from .. import errors
+from ..api.app import build_app
+from ..api.system import standard_headers
 from ..cri.listener import CriSocket
 from ..cri.streaming import EngineRuntime, StreamServer
 from ..engine.engine import Engine
+from ..httpd.server import HTTPServer
 from ..runtime import cgroupdriver
+from ..util.atomic import write_atomic
 from . import activation, sdnotify
 from . import config as cfg
 from .tcp import TCPListener
-from ..util.atomic import write_atomic
 
 log = logging.getLogger("dockyard.daemon")
 

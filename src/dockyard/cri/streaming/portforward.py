@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Coroutine, Protocol
 
 from ... import errors
-from ...api.http import RawStream
+from ...httpd.server import RawStream
 from . import spdy, websocket
 from .backend import Duplex, Runtime
 from .remotecommand import STREAM_CREATION_TIMEOUT

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable
 
 from ... import errors
-from ...api.http import RawStream
+from ...httpd.server import RawStream
 from . import spdy, websocket
 from .backend import Reader, Runtime, Size, Writer
 

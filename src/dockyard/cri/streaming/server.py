@@ -2,7 +2,7 @@
 
 The RPC stores the request and answers ``http://ADDR/{exec,attach,portforward}/TOKEN``; the kubelet
 connects there and upgrades to SPDY/3.1 or a WebSocket (remotecommand.py, portforward.py). HTTP is
-api/http.py's h11 server, the one that serves the Docker API's hijacked streams.
+httpd/server.py's h11 server, the one that serves the Docker API's hijacked streams.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from ... import errors
-from ...api.http import HijackResponse, HTTPServer, RawStream, Request, Response
+from ...httpd.server import HijackResponse, HTTPServer, RawStream, Request, Response
 from . import portforward, remotecommand, websocket
 from .backend import Runtime
 from .portforward import PortForwardRequest

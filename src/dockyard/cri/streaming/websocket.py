@@ -20,7 +20,7 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
 
-from ...api.http import RawStream
+from ...httpd.server import RawStream
 
 log = logging.getLogger("dockyard.cri.streaming")
 
