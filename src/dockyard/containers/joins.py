@@ -56,8 +56,8 @@ def prepare(svc: ContainerOps, c: Container, stack: ExitStack) -> Joins:
         other = _running(svc, ipc_ref, ipc=True)
         shm = shm_path(svc, other.id)
         if not os.path.ismount(shm):
-            raise errors.SystemError_(
-                f"can't join IPC of container {other.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
+            raise errors.SystemError_(f"can't join IPC of container {other.id}: non-shareable IPC "
+                                      "(hint: use IpcMode:shareable for the donor container)")
         ipc_ns = _pin(svc, other, "ipc", stack)
     elif ipc_mode == SHAREABLE:
         shm = _mount_shm(svc, c)

@@ -26,9 +26,10 @@ def oci_mounts(host_config: dict[str, Any], shm: int, resolv_conf: str, hostname
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
          "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "bind", "source": shm_source, "options": ["rbind", "nosuid", "noexec", "nodev"]}
-        if shm_source else {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-                            "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
+        {"destination": "/dev/shm", "type": "bind", "source": shm_source,
+         "options": ["rbind", "nosuid", "noexec", "nodev"]} if shm_source else
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
     ]
     for dest, path in (("/etc/resolv.conf", resolv_conf), ("/etc/hostname", hostname), ("/etc/hosts", hosts)):
         if path:
