@@ -96,3 +96,14 @@ def test_the_exec_collection_drops_finished_execs_only(tmp_path) -> None:
         assert execs.count() == 0
     finally:
         execs.close()
+
+
+def test_exec_sync_leaves_no_exec_record(engine) -> None:
+    """The CRI's ExecSync (a kubelet probe every period) forgets each exec once it has the result."""
+    from dockyard.cri.execsync import exec_sync
+    from dockyard.cri.status import DeadlineExceeded
+    cid = sleeper(engine)
+    assert exec_sync(engine, cid, ["sh", "-c", "echo out; echo err >&2; exit 3"], 10) == (3, b"out\n", b"err\n")
+    with pytest.raises(DeadlineExceeded):
+        exec_sync(engine, cid, ["sleep", "30"], 0.5)
+    assert engine.held()["execs"] == 0

@@ -63,7 +63,7 @@ def _cycle(api, i: int) -> str:
         kwargs["ports"] = [80]
         host = {"port_bindings": {80: ("127.0.0.1", None)}}
     elif kind == 1:
-        host = {"network_mode": "none"}
+        host = {"network_mode": "none", "ipc_mode": "shareable"}  # a daemon-side /dev/shm mount
     elif kind == 2:
         host = {"network_mode": "host"}
     else:

@@ -106,7 +106,8 @@ def c(pod_daemon: Daemon) -> Iterator[Cri]:
 
 
 def pod_config(name: str, tmp: Path, host_network: bool = False, **more) -> cri_pb.PodSandboxConfig:
-    ns = cri_pb.NamespaceOption(network=cri_pb.NODE if host_network else cri_pb.POD)
+    # pid CONTAINER, as the kubelet sends unless the pod shares its process namespace
+    ns = cri_pb.NamespaceOption(network=cri_pb.NODE if host_network else cri_pb.POD, pid=cri_pb.CONTAINER)
     return cri_pb.PodSandboxConfig(
         metadata=cri_pb.PodSandboxMetadata(name=name, namespace="default", uid="uid-" + name, attempt=0),
         hostname=name, log_directory=str(tmp / name), labels={"app": name},
@@ -391,3 +392,24 @@ def test_the_sandbox_image_setting(tmp_path: Path) -> None:
         "r.example/p:1"
     conf.write_text(json.dumps({"sandbox-image": "r.example/p:2"}))
     assert daemon_config.load(["--config-file", str(conf)]).sandbox_image == "r.example/p:2"
+
+
+def test_pod_pid_and_ipc_are_the_sandboxs(c: Cri, tmp_path: Path) -> None:
+    """namespace_options.pid = POD: the containers see the pause process as PID 1; the pod's IPC
+    namespace and /dev/shm are shared by its containers (critest's PodPID; dockershim's shareable pause)."""
+    cfg = pod_config("pidpod", tmp_path)
+    cfg.linux.security_context.namespace_options.pid = cri_pb.POD
+    pod = run_pod(c, cfg)
+    try:
+        one = start_container(c, pod, cfg, container_config("one", ["echo shared > /dev/shm/f; exec sleep 1000"]))
+        two = start_container(c, pod, cfg, container_config("two", ["exec sleep 1000"]))
+        res = c.runtime.ExecSync(cri_pb.ExecSyncRequest(container_id=two, cmd=["cat", "/proc/1/cmdline"], timeout=10))
+        assert res.stdout.split(b"\0")[:2] == [b"sleep", b"2147483647"]
+        ipc = [c.runtime.ExecSync(cri_pb.ExecSyncRequest(container_id=cid, cmd=["readlink", "/proc/self/ns/ipc"],
+                                                         timeout=10)).stdout for cid in (one, two)]
+        assert ipc[0] == ipc[1] != b""
+        res = c.runtime.ExecSync(cri_pb.ExecSyncRequest(container_id=two, cmd=["cat", "/dev/shm/f"], timeout=10))
+        assert res.stdout == b"shared\n"
+    finally:
+        c.runtime.StopPodSandbox(cri_pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+        c.runtime.RemovePodSandbox(cri_pb.RemovePodSandboxRequest(pod_sandbox_id=pod))

@@ -15,6 +15,7 @@ from ..util import timefmt
 from ..util.atomic import write_atomic
 from . import defaults as defaultsmod
 from . import health as healthmod
+from . import joins
 from . import jsonlog
 from . import links as linksmod
 from . import mounts as mountsmod
@@ -56,6 +57,7 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
     network_mode = host_config.get("NetworkMode") or "default"
     if network_mode not in ("default", "bridge", "none", "host") and not network_mode.startswith("container:"):
         network_mode = svc.networks.get(network_mode).name  # 404 "network X not found"
+    joins.check_targets(host_config, svc.get)
     runtime_name = host_config.get("Runtime") or svc.config.default_runtime
     svc.runtime(runtime_name)
     args = specmod.command(config, image_config)

@@ -124,6 +124,12 @@ class ExecService:
             for eid in [e.id for e in self._execs.values() if e.container_id == container_id]:
                 del self._execs[eid]
 
+    def forget(self, exec_id: str) -> None:
+        """Drop the record of an exec whose caller has its result (a run to completion: a health probe,
+        the CRI's ExecSync), rather than keep it for inspect until the sweep."""
+        with self._lock:
+            self._execs.pop(exec_id, None)
+
     def _forget_unstarted(self, container_id: str) -> None:
         """The execs a stopped container can no longer start (the lifecycle's ``exited`` hook), as
         dockerd's Cleanup unregisters the execs still in the container's store."""
@@ -362,8 +368,7 @@ class ExecService:
             for fd in (session.stdout, session.stderr):
                 if fd is not None:
                     os.close(fd)
-            with self._lock:
-                self._execs.pop(e.id, None)
+            self.forget(e.id)
         output = e.error + "\r\n" if e.error else b"".join(chunks).decode(errors="replace")
         return code, output
 

@@ -31,6 +31,7 @@ from . import remove as removemod
 from . import restore as restoremod
 from . import start as startmod
 from . import stop as stopmod
+from . import update as updatemod
 from .attachgate import AttachGate
 from .lifecycle import Lifecycle
 from .monitor import ExitMonitor
@@ -165,6 +166,10 @@ class ContainerService:
 
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         removemod.remove(self, ref, force, volumes)
+
+    def update(self, ref: str, body: dict[str, Any]) -> list[str]:
+        """New resource limits and restart policy (``body``: a HostConfig subset); dockerd's warnings."""
+        return updatemod.update(self, self._publish, ref, body)
 
     def rename(self, ref: str, new_name: str) -> None:
         removemod.rename(self, ref, new_name)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import ExitStack
 from typing import Callable
 
 from .. import errors
 from ..runtime import spec as specmod
 from ..runtime.shim import Exit, StartError
 from ..util import timefmt
+from . import joins
 from . import links as linksmod
 from . import mounts as mountsmod
 from .ops import ContainerOps
@@ -67,20 +69,23 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
         config = c.config
         if legacy:  # the children's variables come before the container's own, as dockerd sets them
             config = {**config, "Env": linksmod.environment(legacy) + list(config.get("Env") or [])}
-        spec = specmod.build(
-            container_id=c.id, rootfs=rootfs, image_config=image_config, config=config,
-            host_config=c.host_config,
-            files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns,
-            extra_mounts=mountsmod.attach(c.id, c.mounts, svc.volumes, rootfs))
-        copier = svc.log_copier(c)
-        if copier:
-            copier.before_start()
-        pid = task.create(
-            spec, tty=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
-            log_path=copier.journal if copier else None,
-            # with a TTY an attach's end never closes stdin (dockerd), so only pipes pass EOF on
-            leave_stdin_open=bool(c.config.get("OpenStdin")) and (
-                not c.config.get("StdinOnce") or bool(c.config.get("Tty"))))
+        with ExitStack() as pinned:  # the joined namespaces' descriptors, open until runc has joined them
+            joined = joins.prepare(svc, c, pinned)
+            spec = specmod.build(
+                container_id=c.id, rootfs=rootfs, image_config=image_config, config=config,
+                host_config=c.host_config,
+                files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns,
+                pid_ns_path=joined.pid_ns, ipc_ns_path=joined.ipc_ns, shm_source=joined.shm_source,
+                extra_mounts=mountsmod.attach(c.id, c.mounts, svc.volumes, rootfs))
+            copier = svc.log_copier(c)
+            if copier:
+                copier.before_start()
+            pid = task.create(
+                spec, tty=bool(c.config.get("Tty")), stdin=bool(c.config.get("OpenStdin")),
+                log_path=copier.journal if copier else None,
+                # with a TTY an attach's end never closes stdin (dockerd), so only pipes pass EOF on
+                leave_stdin_open=bool(c.config.get("OpenStdin")) and (
+                    not c.config.get("StdinOnce") or bool(c.config.get("Tty"))))
     except StartError as e:
         fail_start(svc, c, str(e))
         raise errors.InvalidParameter(str(e)) from None
@@ -119,7 +124,10 @@ def fail_start(svc: ContainerOps, c: Container, message: str, code: int | None =
 
 
 def unmount(svc: ContainerOps, c: Container) -> None:
-    mountsmod.detach(c.id, c.mounts, svc.volumes)
+    try:
+        mountsmod.detach(c.id, c.mounts, svc.volumes)
+    finally:
+        joins.unmount_shm(svc, c.id)
     try:
         svc.snapshotter.unmount(svc.rootfs(c.id))
     except Exception as e:

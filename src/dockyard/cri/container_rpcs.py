@@ -11,7 +11,6 @@ import grpc
 from cri_api.v1 import api_pb2 as cri
 
 from .. import errors
-from ..containers import update as updatemod
 from . import naming, resources
 from . import stats as statsmod
 from .backend import Backend
@@ -98,7 +97,7 @@ class ContainerRpcs:
                                        context: grpc.aio.ServicerContext) -> cri.UpdateContainerResourcesResponse:
         pc = await asyncio.to_thread(self.pod_containers.get, request.container_id)
         body = resources.cgroup_resources(request.linux)
-        await asyncio.to_thread(updatemod.update, self.engine.containers, self.engine.events.publish, pc.id, body)
+        await asyncio.to_thread(self.engine.containers.update, pc.id, body)
         return cri.UpdateContainerResourcesResponse()
 
     @rpc

@@ -92,7 +92,7 @@ class PodContainers:
         labels = naming.labels(naming.CONTAINER, meta, {naming.SANDBOX_ID_LABEL: s.id,
                                                          **({naming.LOG_PATH_LABEL: log_path} if log_path else {})})
         body = resources.container_body(config, s.id, s.namespaces, str(s.meta.extra.get("hostname", "")),
-                                        labels, image, s.container.host_config.get("Sysctls") or {})
+                                        labels, image)
         name = naming.container_name(md.name, s.meta.name, s.namespace, s.uid, md.attempt)
         c = self.engine.containers.create(name, body)
         if s.namespaces.network != resources.NODE:

@@ -13,7 +13,7 @@ import signal
 import time
 
 from .. import errors
-from .backend import Backend
+from .backend import Backend, Exec
 from .status import DeadlineExceeded
 
 # the kubelet's probes get at most this much of each stream back (containerd's limit is 16 MiB)
@@ -24,6 +24,15 @@ def exec_sync(engine: Backend, container_id: str, cmd: list[str], timeout: float
     if not cmd:
         raise errors.InvalidParameter("cmd is required")
     e = engine.execs.create(container_id, {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
+    try:
+        return _run(engine, e, cmd, timeout)
+    finally:
+        # the kubelet's probes run one every period: a record kept for each would pile up until the
+        # container is removed
+        engine.execs.forget(e.id)
+
+
+def _run(engine: Backend, e: Exec, cmd: list[str], timeout: float) -> tuple[int, bytes, bytes]:
     session = engine.execs.start(e.id)
     if e.error:
         raise errors.InvalidParameter(f"failed to exec in container: {e.error}")

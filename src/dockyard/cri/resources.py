@@ -77,20 +77,10 @@ def cgroup_resources(r: Any) -> dict[str, Any]:
     return out
 
 
-def ipc_sysctls(sysctls: dict[str, str]) -> dict[str, str]:
-    """The pod's sysctls that belong to the IPC namespace (the rest are the network namespace's)."""
-    return {k: v for k, v in sysctls.items() if k.startswith(IPC_SYSCTLS)}
-
-
-IPC_SYSCTLS = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
-
-
 def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels: dict[str, str],
-                   image: str, pod_sysctls: dict[str, str]) -> dict[str, Any]:
+                   image: str) -> dict[str, Any]:
     """The create body of an app container of the sandbox ``sandbox_id``; ``ns``: the pod's modes.
-
-    The engine cannot yet join another container's IPC namespace (``IpcMode: container:``, stored as
-    dockerd stores it, gives a container its own), so the pod's IPC sysctls are set in each container's."""
+    The pod's sysctls are the sandbox's: its containers join its IPC and network namespaces."""
     linux = config.linux
     sec = linux.security_context
     joined = f"container:{sandbox_id}"
@@ -112,7 +102,6 @@ def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels:
                                     sec.HasField("seccomp"))
         + (["no-new-privileges"] if sec.no_new_privs else []),
         "LogConfig": {"Type": "json-file", "Config": {}},
-        "Sysctls": ipc_sysctls(pod_sysctls) if ns.ipc != NODE else {},
         **cgroup_resources(linux.resources),
     }
     if linux.resources.oom_score_adj:

@@ -14,7 +14,7 @@ from typing import IO, Any, Callable, Iterator
 
 from ..builder.options import Options as BuildOptions
 from ..builder.service import BuildService
-from ..containers import links, update
+from ..containers import links
 from ..containers import view as container_view
 from ..containers.archive import ContainerFiles, PathStat
 from ..containers.commit import Committer
@@ -116,7 +116,7 @@ class Surface:
         return self.containers.prune(container_view.prune_keep(wanted))
 
     def update_container(self, ref: str, body: dict[str, Any]) -> list[str]:
-        return update.update(self.containers, self.events.publish, ref, body)
+        return self.containers.update(ref, body)
 
     def container_stats(self, ref: str, one_shot: bool) -> dict[str, Any]:
         return self.stats.stats(self.containers.get(ref).id, one_shot)

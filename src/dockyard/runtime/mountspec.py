@@ -10,8 +10,10 @@ INIT_PATH_IN_CONTAINER = "/sbin/docker-init"
 
 
 def oci_mounts(host_config: dict[str, Any], shm: int, resolv_conf: str, hostname: str, hosts: str,
-               init_binary: str | None, extra_mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The spec's mounts: the kernel filesystems, the network files, tmpfs, volumes and binds, the init."""
+               init_binary: str | None, extra_mounts: list[dict[str, Any]],
+               shm_source: str | None = None) -> list[dict[str, Any]]:
+    """The spec's mounts: the kernel filesystems, the network files, tmpfs, volumes and binds, the init.
+    ``shm_source``: a daemon-side tmpfs bound at /dev/shm (shared IPC) instead of one of the container's own."""
     privileged = bool(host_config.get("Privileged"))
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
@@ -24,6 +26,8 @@ def oci_mounts(host_config: dict[str, Any], shm: int, resolv_conf: str, hostname
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
          "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "bind", "source": shm_source,
+         "options": ["rbind", "nosuid", "noexec", "nodev"]} if shm_source else
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
     ]

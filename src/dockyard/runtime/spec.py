@@ -459,11 +459,14 @@ def resources(host_config: dict[str, Any]) -> dict[str, Any]:
 
 def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], config: dict[str, Any],
           host_config: dict[str, Any], files: Files | None = None, netns_path: str | None = None,
+          pid_ns_path: str | None = None, ipc_ns_path: str | None = None, shm_source: str | None = None,
           extra_mounts: list[dict[str, Any]] | None = None, arch: str | None = None) -> dict[str, Any]:
     """The whole config.json for ``runc create``.
 
     ``netns_path`` joins an existing network namespace (another container's,
-    or one the network layer prepared); otherwise the network mode decides.
+    or one the network layer prepared); otherwise the network mode decides. ``pid_ns_path`` and
+    ``ipc_ns_path`` join another container's (PidMode/IpcMode "container:"); ``shm_source`` is a host
+    directory bound at /dev/shm (a shareable IPC container's, or the one it shares) in place of a tmpfs.
     """
     validate_host_config(host_config)
     hc = host_config
@@ -489,7 +492,8 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
     opts = secopts.parse(hc)
     privileged = bool(hc.get("Privileged"))
 
-    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
+    namespaces = [{"type": "pid", **({"path": pid_ns_path} if pid_ns_path else {})},
+                  {"type": "ipc", **({"path": ipc_ns_path} if ipc_ns_path else {})}, {"type": "mount"}]
     if not host_uts:
         namespaces.append({"type": "uts"})
     if not host_net:
@@ -561,6 +565,6 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
         "root": {"path": rootfs, "readonly": bool(hc.get("ReadonlyRootfs"))},
         **({} if host_uts else {"hostname": hostname}),
         "mounts": mountspec.oci_mounts(hc, hc.get("ShmSize") or model.DEFAULT_SHM_SIZE, files.resolv_conf, files.hostname,
-                                        files.hosts, init, extra_mounts or []),
+                                        files.hosts, init, extra_mounts or [], shm_source),
         "linux": linux,
     }
