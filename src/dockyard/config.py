@@ -35,6 +35,8 @@ class DaemonConfig:
     runtimes: dict[str, dict[str, Any]] = field(default_factory=dict)
     insecure_registries: list[str] = field(default_factory=list)
     registry_mirrors: list[str] = field(default_factory=list)
+    # containerd's registry hosts directory (its CRI's config_path): <dir>/<registry>/hosts.toml; "" for none
+    registry_config_dir: str = "/etc/dockyard/certs.d"
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
     bip: str = ""
@@ -102,6 +104,7 @@ class DaemonConfig:
 
     def registry(self) -> RegistrySettings:
         return RegistrySettings(mirrors=list(self.registry_mirrors), insecure=list(self.insecure_registries),
+                                config_dir=self.registry_config_dir,
                                 max_concurrent_downloads=self.max_concurrent_downloads,
                                 max_concurrent_uploads=self.max_concurrent_uploads)
 
@@ -146,5 +149,6 @@ class NetworkSettings:
 class RegistrySettings:
     mirrors: list[str]
     insecure: list[str]
+    config_dir: str
     max_concurrent_downloads: int
     max_concurrent_uploads: int

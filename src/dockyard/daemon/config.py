@@ -28,6 +28,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "runtimes": ("runtimes", dict),
     "insecure-registries": ("insecure_registries", list),
     "registry-mirrors": ("registry_mirrors", list),
+    "registry-config-dir": ("registry_config_dir", str),
     "max-concurrent-downloads": ("max_concurrent_downloads", int),
     "max-concurrent-uploads": ("max_concurrent_uploads", int),
     "bip": ("bip", str),
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-runtime", dest="default_runtime")
     p.add_argument("--insecure-registry", dest="insecure_registries", action="append")
     p.add_argument("--registry-mirror", dest="registry_mirrors", action="append")
+    p.add_argument("--registry-config-dir", dest="registry_config_dir",
+                   help="registry hosts directory: <dir>/<registry>/hosts.toml as containerd reads them")
     p.add_argument("--max-concurrent-downloads", dest="max_concurrent_downloads", type=int)
     p.add_argument("--max-concurrent-uploads", dest="max_concurrent_uploads", type=int)
     p.add_argument("--bip", dest="bip")

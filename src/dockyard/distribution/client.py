@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import ssl
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -28,6 +31,8 @@ CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 120.0
 # bytes per send() of a streamed upload body (urllib3's default of 16 KiB costs CPU)
 UPLOAD_BLOCK = 1024 * 1024
+# pools for hosts.toml certificate sets kept at once
+_MAX_CUSTOM_POOLS = 16
 
 
 class RegistryError(Exception):
@@ -45,21 +50,61 @@ class RegistryUnreachable(Exception):
 
 
 class Transport:
-    """Connection pools shared by all sessions: one verifying TLS, one that does not (insecure registries)."""
+    """Connection pools shared by all sessions: one verifying TLS, one that does not (insecure registries),
+    and one per set of CA and client certificate files a hosts.toml names."""
 
     def __init__(self, pool_size: int = 8) -> None:
         timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
-        common: dict[str, Any] = dict(num_pools=16, maxsize=pool_size, timeout=timeout, retries=False,
-                                      headers={"User-Agent": USER_AGENT}, blocksize=UPLOAD_BLOCK)
-        self.verified = urllib3.PoolManager(**common)
-        self.unverified = urllib3.PoolManager(**common, cert_reqs="CERT_NONE")
+        self._common: dict[str, Any] = dict(num_pools=16, maxsize=pool_size, timeout=timeout, retries=False,
+                                            headers={"User-Agent": USER_AGENT}, blocksize=UPLOAD_BLOCK)
+        self.verified = urllib3.PoolManager(**self._common)
+        self.unverified = urllib3.PoolManager(**self._common, cert_reqs="CERT_NONE")
+        self._custom: dict[tuple[Any, ...], urllib3.PoolManager] = {}
+        self._lock = threading.Lock()
 
     def pool(self, endpoint: Endpoint) -> urllib3.PoolManager:
-        return self.verified if endpoint.verify_tls else self.unverified
+        """The pool for ``endpoint``'s TLS settings; RegistryUnreachable if its certificate files are unusable."""
+        if not endpoint.ca and not endpoint.client:
+            return self.verified if endpoint.verify_tls else self.unverified
+        files = [*endpoint.ca, *(p for pair in endpoint.client for p in pair if p)]
+        try:
+            # the files' mtimes are in the key so a renewed certificate is picked up without a restart
+            key = (endpoint.verify_tls, endpoint.ca, endpoint.client,
+                   tuple(os.stat(f).st_mtime_ns for f in files))
+        except OSError as e:
+            raise RegistryUnreachable(f"{endpoint.url}: certificate file: {e}") from None
+        with self._lock:
+            pool = self._custom.get(key)
+            if pool is None:
+                pool = urllib3.PoolManager(**self._common, ssl_context=_ssl_context(endpoint))
+                if len(self._custom) >= _MAX_CUSTOM_POOLS:  # stale keys of edited configurations
+                    self._custom.pop(next(iter(self._custom))).clear()
+                self._custom[key] = pool
+            return pool
 
     def close(self) -> None:
         self.verified.clear()
         self.unverified.clear()
+        with self._lock:
+            for pool in self._custom.values():
+                pool.clear()
+            self._custom.clear()
+
+
+def _ssl_context(endpoint: Endpoint) -> ssl.SSLContext:
+    """The system's trust plus the endpoint's CA files, with its client certificates."""
+    ctx = ssl.create_default_context()
+    if not endpoint.verify_tls:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    try:
+        for ca in endpoint.ca:
+            ctx.load_verify_locations(cafile=ca)
+        for cert, key in endpoint.client:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise RegistryUnreachable(f"{endpoint.url}: certificate file: {e}") from None
+    return ctx
 
 
 @dataclass
@@ -83,7 +128,8 @@ class Session:
 
     # -- plumbing --------------------------------------------------------------
     def url(self, suffix: str) -> str:
-        return f"{self.endpoint.url}/v2/{self.path}/{suffix}" if suffix else f"{self.endpoint.url}/v2/"
+        root = self.endpoint.api_root
+        return f"{root}/{self.path}/{suffix}" if suffix else f"{root}/"
 
     def ping(self) -> None:
         """GET /v2/: learn the auth challenge; raises RegistryUnreachable if nothing speaks v2 there."""
@@ -99,6 +145,8 @@ class Session:
 
     def _raw(self, method: str, url: str, headers: dict[str, str], body: Any = None,
              preload: bool = True) -> urllib3.BaseHTTPResponse:
+        if self.endpoint.headers:
+            headers = {**dict(self.endpoint.headers), **headers}
         try:
             return self.pool.request(method, url, headers=headers, body=body, preload_content=preload,
                                      redirect=method in ("GET", "HEAD"), retries=False,
@@ -211,7 +259,8 @@ class Session:
     def _absolute(self, location: str) -> str:
         if not location or "://" in location:
             return location
-        return self.endpoint.url + (location if location.startswith("/") else "/" + location)
+        # relative to the host's root, even when a hosts.toml URL carries a path of its own
+        return urllib.parse.urljoin(self.endpoint.url, location if location.startswith("/") else "/" + location)
 
 
 def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:

@@ -120,7 +120,7 @@ class Puller:
     def pull(self, ref: Reference, auth: AuthConfig, want: mf.Platform | None, progress: Progress,
              cancel: threading.Event) -> PullResult:
         last: Exception | None = None
-        for session in self.sessions.iter_open(ref.domain, ref.path, auth):
+        for session in self.sessions.iter_open(ref.domain, ref.path, auth, by_digest=bool(ref.digest)):
             try:
                 resolved = self.resolve(session, ref, want)
             except NotFound as e:

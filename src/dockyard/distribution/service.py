@@ -35,7 +35,7 @@ class Distribution:
     def __init__(self, data_root: str, settings: RegistrySettings, images: ImageParts, publish: Publish) -> None:
         self.images = images
         self.publish = publish
-        self.registries = RegistryConfig(settings.mirrors, settings.insecure)
+        self.registries = RegistryConfig(settings.mirrors, settings.insecure, settings.config_dir)
         self.transport = Transport(pool_size=max(settings.max_concurrent_downloads,
                                                  settings.max_concurrent_uploads) + 2)
         self.sessions = Sessions(self.registries, self.transport)

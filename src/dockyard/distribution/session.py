@@ -29,9 +29,15 @@ class Sessions:
         return next(self.iter_open(domain, path, auth, actions, push))
 
     def iter_open(self, domain: str, path: str, auth: AuthConfig, actions: tuple[str, ...] = ("pull",),
-                  push: bool = False) -> Iterator[Session]:
-        """Pinged sessions, mirrors first, for callers that fall back when a mirror lacks the content."""
-        candidates = self.registries.push_endpoints(domain) if push else self.registries.endpoints(domain)
+                  push: bool = False, by_digest: bool = False) -> Iterator[Session]:
+        """Pinged sessions, mirrors first, for callers that fall back when a mirror lacks the content.
+
+        Without ``by_digest`` the caller names things by tag, so only endpoints trusted to resolve serve it.
+        """
+        if push:
+            candidates = self.registries.push_endpoints(domain)
+        else:
+            candidates = self.registries.endpoints(domain, "pull" if by_digest else "resolve")
         with self._lock:
             known = self._known.get(domain)
         if known in candidates:
@@ -39,8 +45,8 @@ class Sessions:
                 [c for c in candidates if c != known and not c.mirror]
         errors: list[str] = []
         for endpoint in candidates:
-            session = Session(self.transport, endpoint, path, auth, actions)
             try:
+                session = Session(self.transport, endpoint, path, auth, actions)
                 session.ping()
             except RegistryUnreachable as e:
                 errors.append(str(e))
@@ -49,4 +55,5 @@ class Sessions:
                 with self._lock:
                     self._known[domain] = endpoint
             yield session
-        raise Unavailable(errors[-1] if errors else f"no endpoint for registry {domain}")
+        raise Unavailable(errors[-1] if errors else f"no endpoint for registry {domain} can "
+                          f"{'push' if push else 'pull' if by_digest else 'resolve'}")
