@@ -47,9 +47,12 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 class Registry:
     """docker-registry serving from ``base``; ``auth`` is None, "htpasswd" or a TokenServer."""
 
-    def __init__(self, base: Path, auth: "str | TokenServer | None" = None) -> None:
+    def __init__(self, base: Path, auth: "str | TokenServer | None" = None,
+                 tls: "tuple[Path, Path, Path] | None" = None) -> None:
+        """``tls``: (certificate, key, CA its clients' certificates must chain to) to serve HTTPS only."""
         self.base = base
         self.auth = auth
+        self.tls = tls
         self.port = free_port()
         self.storage = base / "storage"
         self.proc: subprocess.Popen | None = None
@@ -65,6 +68,9 @@ class Registry:
                  f"    rootdirectory: {self.storage}", "  delete:", "    enabled: true",
                  "http:", f"  addr: 127.0.0.1:{self.port}", "  headers:",
                  "    X-Content-Type-Options: [nosniff]"]
+        if self.tls:
+            cert, key, client_ca = self.tls
+            lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}", "    clientcas:", f"      - {client_ca}"]
         if self.auth == "htpasswd":
             import bcrypt
             htpasswd = self.base / "htpasswd"

@@ -8,6 +8,7 @@ listens on or to a name under ``.invalid``: nothing leaves the machine.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +22,7 @@ from registry import Registry, free_port
 from conftest import Daemon, make_daemon
 from dockyard.distribution import hosts
 from dockyard.distribution.registries import RegistryConfig
+from dockyard.util.tlscerts import pki
 from fixtures.busybox import rootfs_layer, write_oci_layout
 
 IMAGE = "k8s/pause:3.9"
@@ -150,6 +152,57 @@ def test_cri_pull_goes_through_the_hosts_directory(daemon: Daemon, registry: Reg
         channel.close()
     assert image_ref == oci_image[1].image_id
     assert daemon.client().images.get(f"registry.k8s.io/{IMAGE}").id == image_ref
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[tuple[Registry, Path]]:
+    """The mirror's storage served over HTTPS by a CA of the test's own, demanding a client certificate;
+    the second value is a directory with that CA (ca.pem) and a client pair (client.cert, client.key)."""
+    base = tmp_path_factory.mktemp("tls-mirror")
+    ca = pki.make_ca()
+    server = pki.issue_server(ca, ["localhost"], [ipaddress.ip_address("127.0.0.1")])
+    client = pki.issue_client(ca)
+    files = tmp_path_factory.mktemp("tls-files")
+    for name, data in [("ca.pem", ca.cert_pem()), ("client.cert", client.cert_pem()),
+                       ("client.key", client.key_pem()), ("server.cert", server.cert_pem()),
+                       ("server.key", server.key_pem())]:
+        (files / name).write_bytes(data)
+    reg = Registry(base, tls=(files / "server.cert", files / "server.key", files / "ca.pem"))
+    reg.storage = registry.storage  # same content as the plain mirror
+    with reg:
+        yield reg, files
+
+
+def test_ca_and_client_certificate_of_a_host(daemon: Daemon, tls_registry, write_hosts, oci_image) -> None:
+    reg, files = tls_registry
+    ref = f"registry.k8s.io/{IMAGE}"
+    refused = f"http://127.0.0.1:{free_port()}"
+    host = f'[host."https://{reg.host}"]\n  capabilities = ["pull", "resolve"]\n'
+    # with a client certificate but not the CA: the system's CAs do not know the test's
+    ca, cert, key = files / "ca.pem", files / "client.cert", files / "client.key"
+    write_hosts("registry.k8s.io", f'server = "{refused}"\n{host}  client = [["{cert}", "{key}"]]\n')
+    res = daemon.cli("pull", ref, check=False)
+    assert res.returncode != 0
+    assert "certificate verify failed" in daemon.log()
+    write_hosts("registry.k8s.io", f'server = "{refused}"\n{host}  ca = "{ca}"\n  client = [["{cert}", "{key}"]]\n')
+    daemon.cli("pull", ref)
+    assert daemon.client().images.get(ref).id == oci_image[1].image_id
+
+
+def test_docker_style_certificates_beside(daemon: Daemon, tls_registry, write_hosts, hosts_dir: Path,
+                                          oci_image) -> None:
+    reg, files = tls_registry
+    ref = f"{reg.host}/{IMAGE}"
+    # a loopback registry is tried over HTTPS without verification, then HTTP: the client certificate is
+    # what the registry wants
+    assert daemon.cli("pull", ref, check=False).returncode != 0
+    ns = hosts_dir / reg.host
+    ns.mkdir()
+    shutil.copy(files / "ca.pem", ns / "ca.crt")
+    shutil.copy(files / "client.cert", ns / "client.cert")
+    shutil.copy(files / "client.key", ns / "client.key")
+    daemon.cli("pull", ref)
+    assert daemon.client().images.get(ref).id == oci_image[1].image_id
 
 
 # -- the directory's reading, without a daemon -------------------------------------------------

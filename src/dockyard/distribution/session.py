@@ -7,6 +7,7 @@ requests go straight to it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Iterator
 
@@ -14,6 +15,8 @@ from ..errors import Unavailable
 from .auth import AuthConfig
 from .client import RegistryUnreachable, Session, Transport
 from .registries import Endpoint, RegistryConfig
+
+log = logging.getLogger("dockyard.distribution")
 
 
 class Sessions:
@@ -49,6 +52,8 @@ class Sessions:
                 session = Session(self.transport, endpoint, path, auth, actions)
                 session.ping()
             except RegistryUnreachable as e:
+                if endpoint.mirror:  # the error the pull reports is the upstream's: say why this one was passed
+                    log.info("registry %s: mirror %s skipped: %s", domain, endpoint.url, e)
                 errors.append(str(e))
                 continue
             if not endpoint.mirror:
