@@ -77,8 +77,9 @@ class Transport:
             pool = self._custom.get(key)
             if pool is None:
                 pool = urllib3.PoolManager(**self._common, ssl_context=_ssl_context(endpoint))
-                if len(self._custom) >= _MAX_CUSTOM_POOLS:  # stale keys of edited configurations
-                    self._custom.pop(next(iter(self._custom))).clear()
+                if len(self._custom) >= _MAX_CUSTOM_POOLS:
+                    # the oldest, most likely an edited configuration's; a pull still on it keeps its reference
+                    self._custom.pop(next(iter(self._custom)))
                 self._custom[key] = pool
             return pool
 
