@@ -47,9 +47,17 @@ def test_detach_keys_and_attach_again(d) -> None:
     assert d.cli("inspect", "-f", "{{.State.Running}}", "tty2").stdout_text == "true\n"
     pane = Pane(d.env(), f"{DOCKYARD} attach tty2")
     try:
-        time.sleep(0.5)
-        pane.keys("Enter")
-        pane.wait_for(lambda s: "/ #" in s)
+        # an Enter typed before the attach is connected is lost (a loaded machine took longer than any
+        # fixed wait): press it until the shell answers with a prompt
+        deadline = time.monotonic() + 15
+        while True:
+            pane.keys("Enter")
+            try:
+                pane.wait_for(lambda s: "/ #" in s, timeout=1)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
         pane.type("ls /marker && exit 3")
         pane.keys("Enter")
         pane.wait_for(lambda s: "EXIT=3" in s)
