@@ -18,8 +18,9 @@ from cri_api.v1 import api_pb2_grpc
 
 from .. import errors
 from ..distribution.auth import AuthConfig
-from ..util import reference as refs
 from ..images.store import Image
+from ..util import reference as refs
+from ..util.du import tree_usage
 from .backend import Backend
 from .status import rpc
 
@@ -169,29 +170,3 @@ class LayerUsage:
             for d in layer_dirs - set(self._known):
                 self._known[d] = tree_usage(d)
             return sum(u[0] for u in self._known.values()), sum(u[1] for u in self._known.values())
-
-
-def tree_usage(root: str) -> tuple[int, int]:
-    """(bytes on disk, inodes) under ``root``, each hard-linked inode once, as containerd's DiskUsage."""
-    used = inodes = 0
-    seen: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                used += st.st_blocks * 512
-                inodes += 1
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-    return used, inodes
