@@ -57,24 +57,15 @@ def seccomp_opts(profile: Any, legacy_path: str, where: str, given: bool) -> lis
         raise errors.InvalidParameter(f"{where}.seccomp.localhost_ref: cannot read {ref}: {e.strerror}") from None
 
 
+# LinuxContainerResources field -> HostConfig field
+_CGROUP_FIELDS = (("cpu_period", "CpuPeriod"), ("cpu_quota", "CpuQuota"), ("cpu_shares", "CpuShares"),
+                  ("memory_limit_in_bytes", "Memory"), ("memory_swap_limit_in_bytes", "MemorySwap"),
+                  ("cpuset_cpus", "CpusetCpus"), ("cpuset_mems", "CpusetMems"))
+
+
 def cgroup_resources(r: Any) -> dict[str, Any]:
     """LinuxContainerResources as HostConfig fields (zero: unset, as the kubelet sends them)."""
-    out: dict[str, Any] = {}
-    if r.cpu_period:
-        out["CpuPeriod"] = r.cpu_period
-    if r.cpu_quota:
-        out["CpuQuota"] = r.cpu_quota
-    if r.cpu_shares:
-        out["CpuShares"] = r.cpu_shares
-    if r.memory_limit_in_bytes:
-        out["Memory"] = r.memory_limit_in_bytes
-    if r.memory_swap_limit_in_bytes:
-        out["MemorySwap"] = r.memory_swap_limit_in_bytes
-    if r.cpuset_cpus:
-        out["CpusetCpus"] = r.cpuset_cpus
-    if r.cpuset_mems:
-        out["CpusetMems"] = r.cpuset_mems
-    return out
+    return {key: getattr(r, name) for name, key in _CGROUP_FIELDS if getattr(r, name)}
 
 
 def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels: dict[str, str],
