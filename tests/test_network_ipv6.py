@@ -16,20 +16,19 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from pyroute2 import IPRoute
 
 import refdocker
 from conftest import make_daemon
 from dockerd_side import api_of, cleanup, needs_dockerd, outcome
 from dockyard.config import ConfigError
 from dockyard.daemon import config as daemon_config
-from dockyard.network import ipam, netns
+from dockyard.network import ipam
+from test_network_outside import listener_in, outside_namespace
 
 FIXED = {"ours": "fd00:dead:beef::/64", "theirs": "fd00:dead:bee2::/64"}  # each daemon's fixed-cidr-v6
 NET6 = {"ours": "fd00:dead:bef1::/64", "theirs": "fd00:dead:bef2::/64"}
@@ -451,52 +450,12 @@ def test_published_port_dnat_over_ipv6(tmp_path, busybox_tar) -> None:
 @pytest.fixture
 def outside6(tmp_path):
     """A namespace reachable from the host at fd00:dead:cafe::2, with no route to any container subnet."""
-    path = str(tmp_path / "ns")
-    netns.create(path)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        with IPRoute() as ipr:
-            ipr.link("add", ifname="dy6out0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd})
-            idx = ipr.link_lookup(ifname="dy6out0")[0]
-            ipr.addr("add", index=idx, address=OUTSIDE_HOST, prefixlen=64, family=socket.AF_INET6, flags=0x02)
-            ipr.link("set", index=idx, state="up")
-        with netns.entered(path):
-            ipr = IPRoute()
-        with ipr:
-            idx = ipr.link_lookup(ifname="eth0")[0]
-            ipr.addr("add", index=idx, address=OUTSIDE_PEER, prefixlen=64, family=socket.AF_INET6, flags=0x02)
-            ipr.link("set", index=idx, state="up")
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-    finally:
-        os.close(fd)
-    yield path
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname="dy6out0")
-        if found:
-            ipr.link("del", index=found[0])
-    netns.remove(path)
+    yield from outside_namespace(str(tmp_path / "ns"), "dy6out0", OUTSIDE_HOST, OUTSIDE_PEER, 64)
 
 
 def test_ipv6_masquerade_to_outside(d6, outside6) -> None:
     """The outside has no route back to the container's subnet: the answer comes only through masquerade."""
-    with netns.entered(outside6):
-        srv = socket.socket(socket.AF_INET6)
-    srv.bind((OUTSIDE_PEER, 8099))
-    srv.listen()
-    srv.settimeout(15)
-    peers: list[str] = []
-
-    def serve() -> None:
-        try:
-            conn, addr = srv.accept()
-            peers.append(addr[0])
-            conn.sendall(b"outside\n")
-            conn.close()
-        except OSError:
-            pass
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
+    srv, t, peers = listener_in(outside6, OUTSIDE_PEER)
     _v6_network(d6, "ours", "v6out")
     try:
         out = d6.cli("run", "--rm", "--network", "v6out", "busybox", "nc", "-w", "5", OUTSIDE_PEER, "8099").stdout_text

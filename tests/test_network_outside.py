@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import threading
+from typing import Iterator
 
 import dns.message
 import dns.rrset
@@ -21,41 +22,49 @@ OUTSIDE_HOST = "10.231.250.1"
 OUTSIDE_PEER = "10.231.250.2"
 
 
-@pytest.fixture(scope="module")
-def outside(tmp_path_factory):
-    """A namespace reachable from the host at 10.231.250.2 (routed, as an outside host would be)."""
-    path = str(tmp_path_factory.mktemp("outside") / "ns")
+def outside_namespace(path: str, ifname: str, host: str, peer: str, prefixlen: int) -> Iterator[str]:
+    """A namespace at ``path`` reachable from the host over a veth (``ifname`` on the host's side, with
+    ``host``; ``peer`` inside), as an outside host would be; removed with its link when the caller resumes."""
     netns.create(path)
+    # IPv6 addresses without duplicate address detection (IFA_F_NODAD), usable at once
+    extra = {"family": socket.AF_INET6, "flags": 0x02} if ":" in host else {}
     fd = os.open(path, os.O_RDONLY)
     try:
         with IPRoute() as ipr:
-            ipr.link("add", ifname="dyout0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd})
-            idx = ipr.link_lookup(ifname="dyout0")[0]
-            ipr.addr("add", index=idx, address=OUTSIDE_HOST, prefixlen=30)
+            ipr.link("add", ifname=ifname, kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd})
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            ipr.addr("add", index=idx, address=host, prefixlen=prefixlen, **extra)
             ipr.link("set", index=idx, state="up")
         with netns.entered(path):
             ipr = IPRoute()
         with ipr:
             idx = ipr.link_lookup(ifname="eth0")[0]
-            ipr.addr("add", index=idx, address=OUTSIDE_PEER, prefixlen=30)
+            ipr.addr("add", index=idx, address=peer, prefixlen=prefixlen, **extra)
             ipr.link("set", index=idx, state="up")
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
     finally:
         os.close(fd)
     yield path
     with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname="dyout0")
+        found = ipr.link_lookup(ifname=ifname)
         if found:
             ipr.link("del", index=found[0])
     netns.remove(path)
 
 
-def _listener_in(path: str) -> tuple[socket.socket, threading.Thread, list[str]]:
-    """A TCP server in the namespace that records the peer address of each connection."""
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory):
+    """A namespace reachable from the host at 10.231.250.2 (routed, as an outside host would be)."""
+    yield from outside_namespace(str(tmp_path_factory.mktemp("outside") / "ns"), "dyout0", OUTSIDE_HOST,
+                                 OUTSIDE_PEER, 30)
+
+
+def listener_in(path: str, address: str) -> tuple[socket.socket, threading.Thread, list[str]]:
+    """A TCP server on ``address``:8099 in the namespace that records the peer address of each connection."""
     with netns.entered(path):
-        srv = socket.socket()
+        srv = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((OUTSIDE_PEER, 8099))
+    srv.bind((address, 8099))
     srv.listen()
     srv.settimeout(15)
     peers: list[str] = []
@@ -81,7 +90,7 @@ def d(daemon, busybox_tar):
 
 
 def test_default_bridge_masquerades_outbound(d, outside):
-    srv, t, peers = _listener_in(outside)
+    srv, t, peers = listener_in(outside, OUTSIDE_PEER)
     try:
         out = d.cli("run", "--rm", "busybox", "nc", "-w", "5", OUTSIDE_PEER, "8099").stdout_text
         t.join(5)
@@ -93,7 +102,7 @@ def test_default_bridge_masquerades_outbound(d, outside):
 
 def test_internal_network_blocks_outbound(d, outside):
     d.cli("network", "create", "--internal", "--subnet", "10.231.40.0/24", "sealed")
-    srv, t, peers = _listener_in(outside)
+    srv, t, peers = listener_in(outside, OUTSIDE_PEER)
     try:
         res = d.cli("run", "--rm", "--network", "sealed", "busybox", "sh", "-c",
                     f"ip route; nc -w 2 {OUTSIDE_PEER} 8099; echo rc=$?", check=False)
