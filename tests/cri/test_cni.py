@@ -8,14 +8,13 @@ import ipaddress
 import json
 import os
 import secrets
-import shlex
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from cri.hostrules import nat_rules, remove_portmap_chains, sh
 from dockyard import errors
 from dockyard.network import cni, podnet
 
@@ -23,14 +22,6 @@ BIN_DIRS = [d for d in cni.DEFAULT_BIN_DIRS if os.path.isfile(os.path.join(d, "b
 pytestmark = pytest.mark.skipif(not BIN_DIRS or os.geteuid() != 0, reason="needs root and the CNI plugins")
 
 SUBNET = "10.233.41.0/24"
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)
-
-
-def nat_rules() -> str:
-    return sh("iptables", "-w", "-t", "nat", "-S").stdout
 
 
 @pytest.fixture
@@ -83,12 +74,7 @@ def network(tmp_path: Path) -> Iterator[Network]:
                 pass  # a list made to fail: its ADD undid itself
         sh("ip", "link", "del", bridge, check=False)
         if not portmap_chains_before:
-            for rule in nat_rules().splitlines():
-                if rule.startswith("-A ") and "-j CNI-HOSTPORT-" in rule and not rule.startswith("-A CNI-"):
-                    sh("iptables", "-w", "-t", "nat", "-D", *shlex.split(rule)[1:], check=False)
-            for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"):
-                sh("iptables", "-w", "-t", "nat", "-F", chain, check=False)
-                sh("iptables", "-w", "-t", "nat", "-X", chain, check=False)
+            remove_portmap_chains()
 
 
 def leases(ipam_dir: Path) -> list[str]:

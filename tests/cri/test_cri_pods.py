@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +18,7 @@ from cri_api.v1 import api_pb2 as cri_pb
 
 from conftest import Daemon, make_daemon
 from cri.conftest import Cri, connect, cri_socket
+from cri.hostrules import nat_rules, remove_portmap_chains, sh
 from fixtures.busybox import BuiltImage, _sha, image_config, rootfs_layer, write_docker_save
 
 BIN_DIRS = [d for d in ("/opt/cni/bin", "/usr/lib/cni") if os.path.isfile(os.path.join(d, "bridge"))]
@@ -28,14 +27,6 @@ pytestmark = pytest.mark.skipif(not BIN_DIRS or os.geteuid() != 0, reason="needs
 SUBNET = "10.233.52.0/24"
 PAUSE = "test/pause:1"
 BUSYBOX = "busybox:latest"
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)
-
-
-def nat_rules() -> str:
-    return sh("iptables", "-w", "-t", "nat", "-S").stdout
 
 
 def conflist(name: str, bridge: str, ipam_dir: Path) -> dict:
@@ -70,12 +61,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     yield {"conf_dir": conf_dir, "bridge": bridge, "ipam_dir": ipam_dir, "name": name}
     sh("ip", "link", "del", bridge, check=False)
     if not chains_before:
-        for rule in nat_rules().splitlines():
-            if rule.startswith("-A ") and "-j CNI-HOSTPORT-" in rule and not rule.startswith("-A CNI-"):
-                sh("iptables", "-w", "-t", "nat", "-D", *shlex.split(rule)[1:], check=False)
-        for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ"):
-            sh("iptables", "-w", "-t", "nat", "-F", chain, check=False)
-            sh("iptables", "-w", "-t", "nat", "-X", chain, check=False)
+        remove_portmap_chains()
 
 
 @pytest.fixture(scope="module")
