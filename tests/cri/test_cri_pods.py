@@ -226,12 +226,18 @@ def test_completed_container_and_list_filters(c: Cri, tmp_path: Path) -> None:
         pod_sandbox_id=pod))).containers
 
 
+def pause_of(d: Daemon, pod: str) -> list:
+    return d.client().containers.list(all=True, filters={"label": [f"io.kubernetes.sandbox.id={pod}",
+                                                                  "io.kubernetes.docker.type=podsandbox"]})
+
+
 def test_docker_sees_the_pod_and_a_docker_rm_is_seen(c: Cri, pod_daemon: Daemon, tmp_path: Path) -> None:
     cfg = pod_config("shared", tmp_path, host_network=True)
+    cfg.linux.security_context.namespace_options.pid = cri_pb.POD  # a pod with a pause container
     pod = run_pod(c, cfg)
     cid = start_container(c, pod, cfg, container_config("main", ["echo hello; exec sleep 1000"]))
     docker = pod_daemon.client()
-    sandbox = docker.containers.get(pod)
+    [sandbox] = pause_of(pod_daemon, pod)
     assert sandbox.name == "k8s_POD_shared_default_uid-shared_0"
     assert sandbox.labels["io.kubernetes.docker.type"] == "podsandbox" and sandbox.labels["app"] == "shared"
     main = docker.containers.get(cid)
@@ -303,16 +309,23 @@ def test_a_failing_cni_plugin_leaves_no_sandbox(c: Cri, pod_daemon: Daemon, net:
     assert not [x for x in pod_daemon.client().containers.list(all=True) if "broken" in x.name]
     assert not list(net["ipam_dir"].rglob("10.233.52.*"))
     assert not os.listdir(os.path.join(pod_daemon.exec_root, "cri", "netns"))
+    assert not os.listdir(os.path.join(pod_daemon.exec_root, "cri", "pods"))
+    records = Path(pod_daemon.data_root, "cri", "sandboxes")
+    assert not [r for r in records.iterdir() if '"broken"' in r.read_text()]
     assert "veth" not in sh("ip", "-o", "link", "show", "master", net["bridge"], check=False).stdout
 
 
-def test_docker_rm_of_a_sandbox_takes_its_pod(c: Cri, pod_daemon: Daemon, net: dict, tmp_path: Path) -> None:
+def test_docker_rm_of_a_pause_container_takes_its_pod(c: Cri, pod_daemon: Daemon, net: dict,
+                                                       tmp_path: Path) -> None:
     cfg = pod_config("removed", tmp_path)
+    cfg.linux.security_context.namespace_options.pid = cri_pb.POD
     pod = run_pod(c, cfg)
     cid = start_container(c, pod, cfg, container_config("app", ["exec sleep 1000"]))
-    pod_daemon.client().containers.get(pod).remove(force=True)
+    [pause] = pause_of(pod_daemon, pod)
+    pause.remove(force=True)
+    record = Path(pod_daemon.data_root, "cri", "sandboxes", pod + ".json")
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (list(net["ipam_dir"].rglob("10.233.52.*")) or
+    while time.monotonic() < deadline and (record.exists() or list(net["ipam_dir"].rglob("10.233.52.*")) or
                                            pod_daemon.client().containers.list(all=True, filters={"id": cid})):
         time.sleep(0.05)
     assert not list(net["ipam_dir"].rglob("10.233.52.*"))
@@ -321,6 +334,7 @@ def test_docker_rm_of_a_sandbox_takes_its_pod(c: Cri, pod_daemon: Daemon, net: d
     assert rpc_error(c.runtime.PodSandboxStatus, cri_pb.PodSandboxStatusRequest(
         pod_sandbox_id=pod)).code() == grpc.StatusCode.NOT_FOUND
     assert not os.path.exists(os.path.join(pod_daemon.exec_root, "cri", "netns", pod))
+    assert not os.path.exists(os.path.join(pod_daemon.exec_root, "cri", "pods", pod))
 
 
 def test_events_stats_update_and_log_reopen(c: Cri, tmp_path: Path) -> None:
@@ -399,3 +413,71 @@ def test_pod_pid_and_ipc_are_the_sandboxs(c: Cri, tmp_path: Path) -> None:
     finally:
         c.runtime.StopPodSandbox(cri_pb.StopPodSandboxRequest(pod_sandbox_id=pod))
         c.runtime.RemovePodSandbox(cri_pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
+
+
+def namespaces_of(c: Cri, cid: str) -> list[bytes]:
+    res = c.runtime.ExecSync(cri_pb.ExecSyncRequest(container_id=cid, cmd=[
+        "sh", "-c", "for k in net ipc uts pid; do readlink /proc/self/ns/$k; done"], timeout=10))
+    return res.stdout.splitlines()
+
+
+def test_a_pod_without_a_pause_container(c: Cri, pod_daemon: Daemon, net: dict, tmp_path: Path) -> None:
+    """A pod that does not share its PID namespace holds its namespaces pinned, with no process: its
+    containers share network, IPC (and /dev/shm) and UTS, not PIDs; its sysctls are set in them; docker
+    lists only the app containers; stop releases the pins and remove the record."""
+    cfg = pod_config("pinned", tmp_path)
+    cfg.linux.sysctls.update({"kernel.shm_rmid_forced": "1", "net.ipv4.ip_unprivileged_port_start": "80"})
+    pod = run_pod(c, cfg)
+    pins = os.path.join(pod_daemon.exec_root, "cri", "pods", pod)
+    try:
+        assert not pause_of(pod_daemon, pod)
+        one = start_container(c, pod, cfg, container_config("one", ["echo shared > /dev/shm/f; exec sleep 1000"]))
+        two = start_container(c, pod, cfg, container_config("two", ["exec sleep 1000"]))
+        ns_one, ns_two = namespaces_of(c, one), namespaces_of(c, two)
+        assert ns_one[:3] == ns_two[:3] and ns_one[3] != ns_two[3]
+        host_ns = [os.readlink(f"/proc/self/ns/{k}").encode() for k in ("net", "ipc", "uts")]
+        assert all(a != b for a, b in zip(ns_one[:3], host_ns))
+        res = c.runtime.ExecSync(cri_pb.ExecSyncRequest(container_id=two, cmd=[
+            "sh", "-c", "cat /dev/shm/f; hostname; cat /proc/sys/kernel/shm_rmid_forced "
+                        "/proc/sys/net/ipv4/ip_unprivileged_port_start; cat /etc/resolv.conf"], timeout=10))
+        out = res.stdout.decode().splitlines()
+        assert out[:4] == ["shared", "pinned", "1", "80"] and "nameserver 10.96.0.10" in out
+        ip = pod_status(c, pod).status.network.ip
+        assert ip.startswith("10.233.52.")
+        assert [x.name for x in pod_daemon.client().containers.list(filters={"label": f"io.kubernetes.sandbox.id={pod}"})] \
+            == ["k8s_two_pinned_default_uid-pinned_0", "k8s_one_pinned_default_uid-pinned_0"]
+        info = json.loads(pod_status(c, pod, verbose=True).info["info"])
+        assert info["pid"] == 0 and set(info["namespaces"]) == {"network", "ipc", "uts", "shm"}
+        pod_stats = c.runtime.PodSandboxStats(cri_pb.PodSandboxStatsRequest(pod_sandbox_id=pod)).stats
+        assert pod_stats.linux.network.default_interface.name == "eth0"
+        assert sorted(x.attributes.id for x in pod_stats.linux.containers) == sorted([one, two])
+        c.runtime.StopPodSandbox(cri_pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+        assert pod_status(c, pod).status.state == cri_pb.SANDBOX_NOTREADY
+        assert not os.path.exists(os.path.join(pod_daemon.exec_root, "cri", "netns", pod))
+        assert pod not in Path("/proc/self/mountinfo").read_text()  # no pin, no /dev/shm left mounted
+        err = rpc_error(c.runtime.StartContainer, cri_pb.StartContainerRequest(container_id=two))
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "is gone" in err.details()
+    finally:
+        c.runtime.StopPodSandbox(cri_pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+        c.runtime.RemovePodSandbox(cri_pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
+    assert not os.path.exists(pins)
+    assert not os.path.exists(os.path.join(pod_daemon.data_root, "cri", "sandboxes", pod + ".json"))
+    assert pod not in open("/proc/self/mountinfo").read()
+
+
+def test_pod_sysctls_and_names_are_checked(c: Cri, tmp_path: Path) -> None:
+    for sysctls, words in (({"kernel.panic": "1"}, "not namespaced"), ({"../x": "1"}, "invalid sysctl name"),
+                           ({"net.ipv4.ip_forward": "1"}, "network namespace")):
+        cfg = pod_config("sysctl", tmp_path, host_network="net.ipv4.ip_forward" in sysctls)
+        cfg.linux.sysctls.update(sysctls)
+        err = rpc_error(c.runtime.RunPodSandbox, cri_pb.RunPodSandboxRequest(config=cfg))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.details(), err.details()
+    cfg = pod_config("twice", tmp_path, host_network=True)
+    pod = run_pod(c, cfg)
+    try:
+        err = rpc_error(c.runtime.RunPodSandbox, cri_pb.RunPodSandboxRequest(config=cfg))
+        assert err.code() == grpc.StatusCode.ALREADY_EXISTS
+    finally:
+        c.runtime.RemovePodSandbox(cri_pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
+    assert not c.runtime.ListPodSandbox(cri_pb.ListPodSandboxRequest(
+        filter=cri_pb.PodSandboxFilter(label_selector={"app": "sysctl"}))).items

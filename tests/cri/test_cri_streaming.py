@@ -2,8 +2,8 @@
 and the sessions behind them speak the kubelet's protocols over SPDY/3.1 (remotecommand v1-v4,
 portforward.k8s.io) and over a WebSocket (channel.k8s.io, v4, v5 with its close signal, base64).
 
-The containers are plain busybox ones made through the Docker API (the CRI's containers are the
-engine's); a port-forward's "pod" is a container's network namespace (``ContainerSandboxes``).
+The exec and attach containers are plain busybox ones made through the Docker API (the CRI's containers
+are the engine's); port-forward reaches a CRI pod whose network is only ``lo`` (a loopback conflist).
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ ECHO_PORT = 8080
 
 @pytest.fixture(scope="module")
 def sd(tmp_path_factory: pytest.TempPathFactory, busybox_tar: BuiltImage) -> Iterator[Daemon]:
-    d = make_daemon(tmp_path_factory.mktemp("dockyardd-stream"))
+    base = tmp_path_factory.mktemp("dockyardd-stream")
+    (base / "net.d").mkdir()
+    (base / "net.d" / "10-lo.conflist").write_text(json.dumps(
+        {"cniVersion": "1.0.0", "name": "lo-only", "plugins": [{"type": "loopback"}]}))
+    d = make_daemon(base, ["--cni-conf-dir", str(base / "net.d")])
     d.start()
     d.cli("load", "-i", busybox_tar.path)
     yield d
@@ -54,12 +58,24 @@ def box(sd: Daemon) -> str:
 
 
 @pytest.fixture(scope="module")
-def echo_pod(sd: Daemon) -> str:
-    """A container whose network namespace has an echo server on ECHO_PORT (each connection: cat)."""
-    cid = sd.cli("run", "-d", "busybox", "nc", "-ll", "-p", str(ECHO_PORT), "-e", "cat").stdout_text.strip()
+def echo_pod(cri: Cri) -> Iterator[str]:
+    """A pod whose network namespace has an echo server on ECHO_PORT (each connection: cat)."""
+    config = cri_pb.PodSandboxConfig(
+        metadata=cri_pb.PodSandboxMetadata(name="echo", namespace="t", uid="echo"),
+        linux=cri_pb.LinuxPodSandboxConfig(security_context=cri_pb.LinuxSandboxSecurityContext(
+            namespace_options=cri_pb.NamespaceOption(pid=cri_pb.CONTAINER))))
+    pod = cri.runtime.RunPodSandbox(cri_pb.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    cid = cri.runtime.CreateContainer(cri_pb.CreateContainerRequest(pod_sandbox_id=pod, sandbox_config=config,
+                                                                    config=cri_pb.ContainerConfig(
+        metadata=cri_pb.ContainerMetadata(name="echo"), image=cri_pb.ImageSpec(image="busybox"),
+        command=["nc", "-ll", "-p", str(ECHO_PORT), "-e", "cat"]))).container_id
+    cri.runtime.StartContainer(cri_pb.StartContainerRequest(container_id=cid))
     # the listener is up once a connection from inside the namespace succeeds
-    sd.cli("exec", cid, "sh", "-c", f"until echo | nc 127.0.0.1 {ECHO_PORT}; do sleep 0.05; done")
-    return cid
+    cri.runtime.ExecSync(cri_pb.ExecSyncRequest(container_id=cid, timeout=30, cmd=[
+        "sh", "-c", f"until echo | nc 127.0.0.1 {ECHO_PORT}; do sleep 0.05; done"]))
+    yield pod
+    cri.runtime.StopPodSandbox(cri_pb.StopPodSandboxRequest(pod_sandbox_id=pod))
+    cri.runtime.RemovePodSandbox(cri_pb.RemovePodSandboxRequest(pod_sandbox_id=pod))
 
 
 def exec_url(cri: Cri, cid: str, cmd: list[str], *, tty: bool = False, stdin: bool = False,

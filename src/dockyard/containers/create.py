@@ -33,9 +33,11 @@ MERGED_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "Expo
 
 
 def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapshot: str | None = None,
-           shareable_ipc: bool = False) -> Container:
+           shareable_ipc: bool = False, namespaces: dict[str, str] | None = None) -> Container:
     """``shareable_ipc``: the default IPC mode of clients older than API 1.40; ``snapshot``: a prepared
-    snapshot to take over (its key becomes the ID)."""
+    snapshot to take over (its key becomes the ID); ``namespaces``: pinned namespaces to join
+    (``Container.namespaces``), in place of the ones the body's modes would make."""
+    namespaces = joins.check_pinned(namespaces or {}, body.get("HostConfig") or {})
     config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
     host_config = dict(body.get("HostConfig") or {})
     image_ref = config.get("Image") or ""
@@ -80,7 +82,7 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
             svc.snapshotter.prepare(container_id, image.top_layer)
         c = Container(id=container_id, name=full, created=timefmt.now_fixed(), image_id=image.id, image_name=image_ref,
                       config=config, host_config=host_config, path=args[0], args=args[1:],
-                      runtime=runtime_name)
+                      runtime=runtime_name, namespaces=namespaces)
         c.mounts = mountsmod.materialize(mount_plan, svc.volumes)
         write_network_files(svc, c)
         svc.networks.register(c.id, c.name, host_config, body.get("NetworkingConfig"), config)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import os
 import select
-import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import errors
+from ..model import container as model
+from ..runtime import podns
 from .ops import ContainerOps
 from .record import Container
-from ..model import container as model
 from .state import PAUSED, RESTARTING, RUNNING
 
 SHAREABLE = "shareable"
@@ -31,6 +31,7 @@ class Joins:
     pid_ns: str | None = None
     ipc_ns: str | None = None
     shm_source: str | None = None  # a host directory bound at /dev/shm in place of a tmpfs of its own
+    uts_ns: str | None = None
 
 
 def target_ref(mode: str | None) -> str | None:
@@ -45,6 +46,11 @@ def prepare(svc: ContainerOps, c: Container, stack: ExitStack) -> Joins:
     """Resolve ``c``'s PID and IPC targets and pin their namespaces (closed when ``stack`` closes);
     mount ``c``'s own shareable /dev/shm. Errors in dockerd's words (daemon/container_operations_unix.go)."""
     hc = c.host_config
+    if "ipc" in c.namespaces or "uts" in c.namespaces:
+        pid_ref = target_ref(hc.get("PidMode"))
+        pid_ns = _pin(svc, _running(svc, pid_ref, ipc=False), "pid", stack) if pid_ref else None
+        return Joins(pid_ns, pinned(c, "ipc") if "ipc" in c.namespaces else None, c.namespaces.get("shm"),
+                     pinned(c, "uts") if "uts" in c.namespaces else None)
     pid_ns = ipc_ns = shm = None
     pid_ref = target_ref(hc.get("PidMode"))
     if pid_ref:
@@ -64,12 +70,40 @@ def prepare(svc: ContainerOps, c: Container, stack: ExitStack) -> Joins:
     return Joins(pid_ns, ipc_ns, shm)
 
 
+PINNED_KINDS = ("network", "ipc", "uts", "shm")
+
+
+def check_pinned(namespaces: dict[str, str], host_config: dict[str, Any]) -> dict[str, str]:
+    """The pinned namespaces a container is created to join: known kinds, absolute paths, and no mode in
+    the body that says otherwise (a host or container: mode of the same kind)."""
+    for kind, path in namespaces.items():
+        if kind not in PINNED_KINDS or not isinstance(path, str) or not os.path.isabs(path):
+            raise errors.InvalidParameter(f"invalid pinned namespace {kind}={path!r}")
+    modes = {"network": host_config.get("NetworkMode"), "ipc": host_config.get("IpcMode"),
+             "uts": host_config.get("UTSMode")}
+    for kind, mode in modes.items():
+        if kind in namespaces and mode not in (None, "", "none", "private"):
+            raise errors.InvalidParameter(f"a container joining a pinned {kind} namespace cannot have mode {mode!r}")
+    if "shm" in namespaces and "ipc" not in namespaces:
+        raise errors.InvalidParameter("a pinned /dev/shm needs the pinned IPC namespace it belongs to")
+    return dict(namespaces)
+
+
+def pinned(c: Container, kind: str) -> str:
+    """``c``'s pinned ``kind`` namespace, which must still be there: a pod stopped (or the host rebooted)
+    since the create took it away."""
+    path = c.namespaces[kind]
+    if not podns.held(path):
+        raise errors.Conflict(f"the {kind} namespace {path} that container {c.id} joins is gone")
+    return path
+
+
 def unmount_shm(svc: ContainerOps, container_id: str) -> None:
     """The shareable /dev/shm unmounted (a no-op for every other container)."""
     path = shm_path(svc, container_id)
     if os.path.ismount(path):
         # lazily: a joiner still running keeps its own bind, as with dockerd's detached unmount
-        _run(["umount", "-l", path])
+        podns.release(path)
 
 
 def check_targets(host_config: dict[str, Any], get: Callable[[str], Container]) -> None:
@@ -127,14 +161,5 @@ def _pin(svc: ContainerOps, other: Container, kind: str, stack: ExitStack) -> st
 
 def _mount_shm(svc: ContainerOps, c: Container) -> str:
     path = shm_path(svc, c.id)
-    if not os.path.ismount(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        size = c.host_config.get("ShmSize") or model.DEFAULT_SHM_SIZE
-        _run(["mount", "-t", "tmpfs", "-o", f"nosuid,nodev,noexec,mode=1777,size={size}", "shm", path])
+    podns.mount_shm(path, c.host_config.get("ShmSize") or model.DEFAULT_SHM_SIZE)
     return path
-
-
-def _run(argv: list[str]) -> None:
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    if res.returncode != 0:
-        raise errors.SystemError_(f"{' '.join(argv[:2])} failed: {res.stderr.strip()}")

@@ -33,6 +33,10 @@ class Container:
     hosts_path: str = ""
     resolv_conf_path: str = ""
     mounts: list[dict[str, Any]] = field(default_factory=list)  # containers/mounts.py MountPoint fields
+    # namespaces held outside the engine that the container joins by path (a CRI pod's, pinned by
+    # runtime/podns.py): kind ("network", "ipc", "uts") -> pin, "shm" -> the tmpfs bound at /dev/shm.
+    # Only the engine's callers set it, never an API body.
+    namespaces: dict[str, str] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:

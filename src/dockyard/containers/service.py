@@ -139,8 +139,9 @@ class ContainerService:
 
     # -- the verbs (one module per group) ---------------------------------------------------
     def create(self, name: str | None, body: dict[str, Any], *, _snapshot: str | None = None,
-               shareable_ipc: bool = False) -> Container:
-        return createmod.create(self, name, body, snapshot=_snapshot, shareable_ipc=shareable_ipc)
+               shareable_ipc: bool = False, namespaces: dict[str, str] | None = None) -> Container:
+        return createmod.create(self, name, body, snapshot=_snapshot, shareable_ipc=shareable_ipc,
+                                namespaces=namespaces)
 
     def adopt_exited(self, container_id: str, body: dict[str, Any], exit_code: int, started_at: str,
                      finished_at: str, journal: str | None = None) -> Container:

@@ -57,7 +57,9 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
         netns = None
         legacy: list[linksmod.Linked] = []
         mode = c.host_config.get("NetworkMode") or ""
-        if mode.startswith("container:"):
+        if "network" in c.namespaces:
+            netns = joins.pinned(c, "network")
+        elif mode.startswith("container:"):
             other = svc.get(mode.split(":", 1)[1])
             if other.state.status != RUNNING:
                 raise errors.Conflict(f"cannot join network of a non running container: {other.id}")
@@ -76,7 +78,7 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
                 host_config=c.host_config,
                 files=specmod.Files(c.hosts_path, c.hostname_path, c.resolv_conf_path), netns_path=netns,
                 pid_ns_path=joined.pid_ns, ipc_ns_path=joined.ipc_ns, shm_source=joined.shm_source,
-                extra_mounts=mountsmod.attach(c.id, c.mounts, svc.volumes, rootfs))
+                uts_ns_path=joined.uts_ns, pod_netns="network" in c.namespaces, extra_mounts=mountsmod.attach(c.id, c.mounts, svc.volumes, rootfs))
             copier = svc.log_copier(c)
             if copier:
                 copier.before_start()

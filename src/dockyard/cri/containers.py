@@ -91,20 +91,15 @@ class PodContainers:
                            {"image": image})
         labels = naming.labels(naming.CONTAINER, meta, {naming.SANDBOX_ID_LABEL: s.id,
                                                          **({naming.LOG_PATH_LABEL: log_path} if log_path else {})})
-        body = resources.container_body(config, s.id, s.namespaces, str(s.meta.extra.get("hostname", "")),
-                                        labels, image)
+        cgroup_parent = sandbox_config.linux.cgroup_parent or str(s.record.extra.get("cgroup_parent", ""))
+        body = resources.container_body(config, s.record.pause, s.namespaces, s.hostname, labels, image,
+                                        cgroup_parent)
         name = naming.container_name(md.name, s.meta.name, s.namespace, s.uid, md.attempt)
-        c = self.engine.containers.create(name, body)
-        if s.namespaces.network != resources.NODE:
-            # the pod's DNS: the engine writes a joined container a resolv.conf of its own (dockerd would
-            # share the sandbox's), so the sandbox's is copied in, as dockershim rewrote it
-            try:
-                with open(s.container.resolv_conf_path, encoding="utf-8") as src:
-                    text = src.read()
-                with open(c.resolv_conf_path, "w", encoding="utf-8") as dst:
-                    dst.write(text)
-            except OSError:
-                pass
+        c = self.engine.containers.create(name, body, namespaces=self.sandboxes.joins(s))
+        if s.record.resolv_conf:
+            # the pod's DNS in the file the engine mounts at /etc/resolv.conf
+            with open(c.resolv_conf_path, "w", encoding="utf-8") as f:
+                f.write(s.record.resolv_conf)
         return c.id
 
     def start(self, ref: str) -> PodContainer:

@@ -10,7 +10,7 @@ import grpc
 from cri_api.v1 import api_pb2 as cri
 
 from . import stats as statsmod
-from .containers import PodContainer, PodContainers, stamp_ns
+from .containers import PodContainer, PodContainers
 from .backend import Backend
 from .logs import CriLogs
 from .sandboxes import Sandbox, Sandboxes
@@ -57,7 +57,7 @@ class PodRpcs:
         ns = s.namespaces
         status = cri.PodSandboxStatus(
             id=s.id, metadata=_metadata(s), state=cri.SANDBOX_READY if s.ready else cri.SANDBOX_NOTREADY,
-            created_at=stamp_ns(s.container.created), labels=s.meta.labels, annotations=s.meta.annotations,
+            created_at=s.record.created_ns, labels=s.meta.labels, annotations=s.meta.annotations,
             runtime_handler=str(s.meta.extra.get("handler", "")),
             network=cri.PodSandboxNetworkStatus(ip=ips[0] if ips else "",
                                                 additional_ips=[cri.PodIP(ip=ip) for ip in ips[1:]]),
@@ -65,11 +65,11 @@ class PodRpcs:
                 network=ns.network, pid=ns.pid, ipc=ns.ipc))))
         info = {}
         if request.verbose:
-            c = s.container
+            c = s.pause
             info["info"] = json.dumps({
-                "pid": c.state.pid, "processStatus": c.state.status, "netNamespacePath": self.sandboxes.netns_path(s),
-                "cniNetwork": s.network, "image": c.image_name, "containerName": c.name.lstrip("/"),
-                "config": s.meta.extra})
+                "pid": c.state.pid if c else 0, "pauseContainer": c.id if c else "",
+                "netNamespacePath": self.sandboxes.netns_path(s), "namespaces": s.record.namespaces,
+                "cniNetwork": s.network, "image": c.image_name if c else "", "config": s.meta.extra})
         return cri.PodSandboxStatusResponse(status=status, info=info)
 
     @rpc
@@ -87,7 +87,7 @@ class PodRpcs:
             if not matches(s.meta.labels, dict(f.label_selector)):
                 continue
             out.append(cri.PodSandbox(id=s.id, metadata=_metadata(s), state=state,
-                                      created_at=stamp_ns(s.container.created), labels=s.meta.labels,
+                                      created_at=s.record.created_ns, labels=s.meta.labels,
                                       annotations=s.meta.annotations,
                                       runtime_handler=str(s.meta.extra.get("handler", ""))))
         return cri.ListPodSandboxResponse(items=out)
@@ -109,12 +109,16 @@ class PodRpcs:
             stats=[await asyncio.to_thread(self._pod_stats, s) for s in wanted])
 
     def _pod_stats(self, s: Sandbox) -> cri.PodSandboxStats:
-        pause = self.engine.stats.sample(s.id)
-        members = [self.container_stats(pc) for pc in self.pod_containers.all()
-                   if pc.sandbox_id == s.id and pc.container.state.running]
+        running = [pc for pc in self.pod_containers.all() if pc.sandbox_id == s.id and pc.container.state.running]
+        members = [self.container_stats(pc) for pc in running]
+        # the pause container's own figures where there is one; the pod's network is any running
+        # container's (they all share the pod's namespace)
+        holder = s.pause.id if s.pause is not None and s.pause.state.running else running[0].id if running else ""
+        sample = self.engine.stats.sample(holder) if holder else {}
+        own = sample if s.pause is not None and holder == s.pause.id else {"networks": sample.get("networks") or {}}
         attrs = cri.PodSandboxAttributes(id=s.id, metadata=_metadata(s), labels=s.meta.labels,
                                          annotations=s.meta.annotations)
-        return statsmod.pod_stats(attrs, pause, members)
+        return statsmod.pod_stats(attrs, own, members)
 
 
 def _metadata(s: Sandbox) -> cri.PodSandboxMetadata:

@@ -68,19 +68,21 @@ def cgroup_resources(r: Any) -> dict[str, Any]:
     return {key: getattr(r, name) for name, key in _CGROUP_FIELDS if getattr(r, name)}
 
 
-def container_body(config: Any, sandbox_id: str, ns: Any, hostname: str, labels: dict[str, str],
-                   image: str) -> dict[str, Any]:
-    """The create body of an app container of the sandbox ``sandbox_id``; ``ns``: the pod's modes.
-    The pod's sysctls are the sandbox's: its containers join its IPC and network namespaces."""
+def container_body(config: Any, pause: str, ns: Any, hostname: str, labels: dict[str, str],
+                   image: str, cgroup_parent: str) -> dict[str, Any]:
+    """The create body of an app container of a pod; ``ns``: the pod's modes, ``pause``: the pod's PID 1
+    when it shares its PID namespace. The pod's own network, IPC and UTS namespaces are not the body's
+    (they are joined by path: the engine create's ``namespaces``), nor are its sysctls, written in
+    them when they were made."""
     linux = config.linux
     sec = linux.security_context
-    joined = f"container:{sandbox_id}"
     host_net = ns.network == NODE
     host_config: dict[str, Any] = {
-        "NetworkMode": "host" if host_net else joined,
-        "IpcMode": "host" if ns.ipc == NODE else joined,
-        "PidMode": "host" if ns.pid == NODE else joined if ns.pid == POD else "",
+        "NetworkMode": "host" if host_net else "none",
+        "IpcMode": "host" if ns.ipc == NODE else "",
+        "PidMode": "host" if ns.pid == NODE else f"container:{pause}" if ns.pid == POD else "",
         "UTSMode": "host" if host_net else "",
+        "CgroupParent": cgroup_parent,
         "Binds": [bind(m, i) for i, m in enumerate(config.mounts)],
         "Devices": [{"PathOnHost": d.host_path, "PathInContainer": d.container_path,
                      "CgroupPermissions": d.permissions or "rwm"} for d in config.devices],

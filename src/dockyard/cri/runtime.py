@@ -42,6 +42,8 @@ class RuntimeService(PodRpcs, ContainerRpcs, api_pb2_grpc.RuntimeServiceServicer
         self.engine = engine
         self.streams = streams
         self.sandboxes = Sandboxes(engine)
+        if streams.runtime is not None:
+            streams.runtime.sandboxes = self.sandboxes  # port-forward reaches the pods of these records
         self.pod_containers = PodContainers(engine, self.sandboxes)
         self.logs = CriLogs(engine)
 
@@ -62,16 +64,16 @@ class RuntimeService(PodRpcs, ContainerRpcs, api_pb2_grpc.RuntimeServiceServicer
             log.warning("releasing the networks of removed sandboxes: %s", e)
 
     def _engine_event(self, event: Any) -> None:
-        """On the engine's thread: a sandbox container destroyed (``docker rm -f``) takes its pod."""
+        """On the engine's thread: a pause container destroyed (``docker rm -f``) takes its pod."""
         if event.type == "container" and event.action == "destroy" and \
                 naming.kind_of(event.attributes) == naming.SANDBOX:
             threading.Thread(target=self._forget, args=(event.actor_id,), name="cri-forget", daemon=True).start()
 
-    def _forget(self, sandbox_id: str) -> None:
+    def _forget(self, container_id: str) -> None:
         try:
-            self.sandboxes.forget(sandbox_id)
+            self.sandboxes.forget_pause(container_id)
         except errors.DockyardError as e:
-            log.warning("releasing the pod of the removed sandbox %s: %s", sandbox_id, e)
+            log.warning("releasing the pod of the removed pause container %s: %s", container_id, e)
 
     @rpc
     async def Version(self, request: cri.VersionRequest, context: grpc.aio.ServicerContext) -> cri.VersionResponse:

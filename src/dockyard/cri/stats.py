@@ -54,19 +54,20 @@ def network(sample: dict[str, Any], now: int) -> cri.NetworkUsage:
     return usage
 
 
-def pod_stats(attributes: cri.PodSandboxAttributes, pause: dict[str, Any],
+def pod_stats(attributes: cri.PodSandboxAttributes, own: dict[str, Any],
               containers: list[cri.ContainerStats]) -> cri.PodSandboxStats:
-    """The pod's figures: its containers' sums and the pause container's own (the pod cgroup is the
-    engine's per-container one, so the sum stands for it), the network from the pause's namespace."""
+    """The pod's figures: its containers' sums and ``own``, a sample of the pod's pause container if
+    it has one (the pod cgroup is the engine's per-container one, so the sum stands for it); the
+    network from ``own``'s ``networks``, read in the pod's namespace."""
     now = time.time_ns()
-    cpu, memory = cpu_memory(pause, now)
+    cpu, memory = cpu_memory(own, now)
     for c in containers:
         cpu.usage_core_nano_seconds.value += c.cpu.usage_core_nano_seconds.value
         memory.working_set_bytes.value += c.memory.working_set_bytes.value
         memory.usage_bytes.value += c.memory.usage_bytes.value
         memory.rss_bytes.value += c.memory.rss_bytes.value
-    procs = int((pause.get("pids_stats") or {}).get("current") or 0)
-    linux = cri.LinuxPodSandboxStats(cpu=cpu, memory=memory, network=network(pause, now), containers=containers,
+    procs = int((own.get("pids_stats") or {}).get("current") or 0)
+    linux = cri.LinuxPodSandboxStats(cpu=cpu, memory=memory, network=network(own, now), containers=containers,
                                      process=cri.ProcessUsage(timestamp=now,
                                                               process_count=cri.UInt64Value(value=procs)))
     return cri.PodSandboxStats(attributes=attributes, linux=linux)

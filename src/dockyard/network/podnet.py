@@ -53,13 +53,12 @@ class PodNetworks:
     def netns_path(self, sandbox_id: str) -> str:
         return os.path.join(self.netns_dir, sandbox_id)
 
-    def setup(self, pod: Pod, join: str | None = None) -> PodNetwork:
+    def setup(self, pod: Pod, pinned: bool = False) -> PodNetwork:
         """The pod's namespace with ``lo`` up and the pod network added; on a failure nothing is left
         (namespace, veth, address lease, port mappings).
 
-        ``join`` is a namespace that already exists (``/proc/<pid>/ns/net`` of the pod's pause
-        container): it is pinned rather than a new one made, so that teardown can DEL in it after
-        the process is gone, as the plugins need to find their interfaces.
+        ``pinned``: the caller made the namespace at ``netns_path`` already (runtime/podns.py, with the
+        pod's other namespaces and its sysctls in one go); otherwise a new one is made here.
         """
         try:
             net = cni.load_dir(self.conf_dir)
@@ -67,11 +66,8 @@ class PodNetworks:
             raise errors.Unavailable(f"failed to set up the network of pod {pod.namespace}/{pod.name}: "
                                      f"cni plugin not initialized: {e}") from None
         path = self.netns_path(pod.sandbox_id)
-        if join is None:
+        if not pinned:
             netns.create(path)
-        else:
-            netns.remove(path)  # what a crash between pin and ADD left
-            netns.pin(join, path)
         args = cni.pod_args(pod.namespace, pod.name, pod.sandbox_id, pod.uid)
         loopback = cni.loopback_list()
         try:

@@ -460,13 +460,15 @@ def resources(host_config: dict[str, Any]) -> dict[str, Any]:
 def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], config: dict[str, Any],
           host_config: dict[str, Any], files: Files | None = None, netns_path: str | None = None,
           pid_ns_path: str | None = None, ipc_ns_path: str | None = None, shm_source: str | None = None,
-          extra_mounts: list[dict[str, Any]] | None = None, arch: str | None = None) -> dict[str, Any]:
+          uts_ns_path: str | None = None, pod_netns: bool = False, extra_mounts: list[dict[str, Any]] | None = None, arch: str | None = None) -> dict[str, Any]:
     """The whole config.json for ``runc create``.
 
     ``netns_path`` joins an existing network namespace (another container's,
     or one the network layer prepared); otherwise the network mode decides. ``pid_ns_path`` and
     ``ipc_ns_path`` join another container's (PidMode/IpcMode "container:"); ``shm_source`` is a host
     directory bound at /dev/shm (a shareable IPC container's, or the one it shares) in place of a tmpfs.
+    ``uts_ns_path`` joins a pinned UTS namespace (a pod's); the hostname is set in it all the same.
+    ``pod_netns``: ``netns_path`` is a pod's, whose sysctls were set when it was made, not per container.
     """
     validate_host_config(host_config)
     hc = host_config
@@ -495,7 +497,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
     namespaces = [{"type": "pid", **({"path": pid_ns_path} if pid_ns_path else {})},
                   {"type": "ipc", **({"path": ipc_ns_path} if ipc_ns_path else {})}, {"type": "mount"}]
     if not host_uts:
-        namespaces.append({"type": "uts"})
+        namespaces.append({"type": "uts", **({"path": uts_ns_path} if uts_ns_path else {})})
     if not host_net:
         namespaces.append({"type": "network", "path": netns_path} if netns_path else {"type": "network"})
     if cgroup_version() == "2" and (hc.get("CgroupnsMode") or "private") == "private":
@@ -551,7 +553,7 @@ def build(*, container_id: str, rootfs: str, image_config: dict[str, Any], confi
             custom = seccomp.render(seccomp.load(opts.seccomp), set(caps), arch)
             if custom is not None:
                 linux["seccomp"] = custom
-    own_netns = not host_net and not network_mode.startswith("container:")
+    own_netns = not host_net and not network_mode.startswith("container:") and not pod_netns
     sysctls = {**(netns_sysctls() if own_netns else {}), **(hc.get("Sysctls") or {})}
     if config.get("Domainname") and not host_uts:
         # as dockerd: the NIS domain name through its sysctl, which runc 1.1 applies (no spec field needed)

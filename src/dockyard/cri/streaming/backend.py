@@ -28,7 +28,17 @@ class Duplex(Reader, Writer, Protocol):
         ...
 
 
+class Sandboxes(Protocol):
+    def sandbox_netns(self, sandbox_id: str) -> str:
+        """The path of the pod's network namespace; "" for a pod on the host's network. Raises
+        NotFound for an unknown pod, Conflict for one that is not ready."""
+        ...
+
+
 class Runtime(Protocol):
+    # the pods port-forward reaches: the CRI's RuntimeService installs its own when it loads
+    sandboxes: Sandboxes
+
     def check_container(self, container_id: str) -> None:
         """Before an Exec or Attach URL is given: NotFound for an unknown container, Conflict for one
         that is not running."""

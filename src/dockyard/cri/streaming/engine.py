@@ -22,7 +22,7 @@ from ...streams import fdio
 from ...streams.attach import ContainerStdio
 from ...streams.duplex import STDERR, STDOUT
 from ...streams.exec import ExecSession
-from .backend import Duplex, Reader, Size, Writer
+from .backend import Duplex, Reader, Sandboxes, Size, Writer
 
 CHUNK = 65536
 # once one direction of a forwarded connection ended, how long the other may go on (containerd's 1 s)
@@ -32,7 +32,6 @@ FORWARD_GRACE = 1.0
 class Engine(Protocol):
     def find_container(self, ref: str) -> str: ...
     def container_running(self, container_id: str) -> bool: ...
-    def inspect_container(self, ref: str, size: bool) -> dict[str, Any]: ...
     def container_stdio(self, ref: str) -> ContainerStdio: ...
     def attach_socket(self, container_id: str) -> concurrent.futures.Future[socket.socket]: ...
     def resize_container(self, ref: str, height: int, width: int) -> None: ...
@@ -43,27 +42,12 @@ class Engine(Protocol):
     def resize_exec(self, exec_id: str, height: int, width: int) -> None: ...
 
 
-class Sandboxes(Protocol):
-    def sandbox_netns(self, sandbox_id: str) -> str:
-        """The path of the pod's network namespace; "" for a pod on the host's network. Raises
-        NotFound for an unknown pod."""
-        ...
-
-
-class ContainerSandboxes:
-    """Sandboxes that are containers: a pod whose namespaces a (pause) container holds is reached
-    through that container's process. The CRI's own pod records take over where pods are more."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+class NoPods:
+    """Until the CRI's RuntimeService is loaded (its first client) it has handed out no port-forward
+    URL, so no pod is known here; then it installs its own sandboxes (``Runtime.sandboxes``)."""
 
     def sandbox_netns(self, sandbox_id: str) -> str:
-        info = self.engine.inspect_container(sandbox_id, False)
-        if (info["HostConfig"].get("NetworkMode") or "") == "host":
-            return ""
-        if not info["State"]["Running"] or not info["State"]["Pid"]:
-            raise errors.Conflict(f"pod sandbox {sandbox_id} is not running")
-        return f"/proc/{info['State']['Pid']}/ns/net"
+        raise errors.NotFound(f"pod sandbox {sandbox_id!r} not found")
 
 
 class _Outputs:
@@ -93,7 +77,7 @@ class _Outputs:
 class EngineRuntime:
     def __init__(self, engine: Engine, sandboxes: Sandboxes | None = None) -> None:
         self.engine = engine
-        self.sandboxes: Sandboxes = sandboxes or ContainerSandboxes(engine)
+        self.sandboxes: Sandboxes = sandboxes or NoPods()
 
     def check_container(self, container_id: str) -> None:
         if not self.engine.container_running(self.engine.find_container(container_id)):
