@@ -16,6 +16,7 @@ import logging
 import os
 from typing import Any
 
+from ..httpd import unixsock
 from .backend import Backend
 from .streaming import StreamServer
 
@@ -42,7 +43,8 @@ class CriSocket:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        self._first = await asyncio.start_unix_server(self._take_first, path=self.path, start_serving=False)
+        self._first = await asyncio.start_unix_server(self._take_first, sock=unixsock.listening(self.path),
+                                                      start_serving=False)
         # root only, as containerd's socket: the CRI runs anything as anyone
         os.chmod(self.path, 0o600)
 

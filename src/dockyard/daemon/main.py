@@ -23,6 +23,7 @@ from ..api.system import standard_headers
 from ..cri.listener import CriSocket
 from ..cri.streaming import EngineRuntime, StreamServer
 from ..engine.engine import Engine
+from ..httpd import unixsock
 from ..httpd.server import HTTPServer
 from ..runtime import cgroupdriver
 from ..util.atomic import write_atomic
@@ -160,7 +161,8 @@ Handle = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 async def bind(ep: Endpoint, handle: Handle, c: cfg.DaemonConfig) -> asyncio.AbstractServer | TCPListener:
-    """The endpoint's socket, made but not yet served (clients wait until ``start_serving``)."""
+    """The endpoint's socket, listening but not yet served (clients wait in its backlog until
+    ``start_serving``)."""
     if ep.sock is not None and ep.sock.family == socket.AF_UNIX:
         # systemd made it, with the unit's mode and group; it stays when the daemon stops
         return await asyncio.start_unix_server(handle, sock=ep.sock, limit=2**20, start_serving=False)
@@ -168,7 +170,8 @@ async def bind(ep: Endpoint, handle: Handle, c: cfg.DaemonConfig) -> asyncio.Abs
         os.makedirs(os.path.dirname(ep.path) or ".", exist_ok=True)
         if os.path.lexists(ep.path) and not _socket_in_use(ep.path):
             os.unlink(ep.path)
-        srv = await asyncio.start_unix_server(handle, path=ep.path, limit=2**20, start_serving=False)
+        srv = await asyncio.start_unix_server(handle, sock=unixsock.listening(ep.path), limit=2**20,
+                                              start_serving=False)
         os.chmod(ep.path, 0o660)
         try:
             os.chown(ep.path, 0, grp.getgrnam(c.group).gr_gid)
