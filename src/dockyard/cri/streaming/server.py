@@ -14,6 +14,7 @@ from typing import Any
 
 from ... import errors
 from ...httpd.server import HijackResponse, HTTPServer, RawStream, Request, Response
+from ...httpd.websocket import accept_head
 from . import portforward, remotecommand, websocket
 from .backend import Runtime
 from .portforward import PortForwardRequest
@@ -139,7 +140,7 @@ class StreamServer:
             async def ws_session(raw: RawStream) -> None:
                 await remotecommand.over_websocket(raw, protocol, pending, runtime)
 
-            return HijackResponse(ws_session, head=websocket.handshake_head(request.headers, protocol))
+            return HijackResponse(ws_session, head=_ws_head(request, protocol))
         negotiated = _spdy_protocol(request, remotecommand.SPDY_PROTOCOLS)
         if isinstance(negotiated, Response):
             return negotiated
@@ -158,9 +159,9 @@ class StreamServer:
                                     portforward.WEBSOCKET_PROTOCOLS[1:])
             if protocol == portforward.TUNNEL_PROTOCOL:
                 async def tunnel_session(raw: RawStream) -> None:
-                    await portforward.over_spdy(websocket.Tunnel(raw), pending, runtime)
+                    await portforward.over_spdy(websocket.tunnel(raw), pending, runtime)
 
-                return HijackResponse(tunnel_session, head=websocket.handshake_head(request.headers, protocol))
+                return HijackResponse(tunnel_session, head=_ws_head(request, protocol))
             try:
                 ports = portforward.parse_ports(request.qlist("port")) or pending.ports
             except errors.InvalidParameter as e:
@@ -171,7 +172,7 @@ class StreamServer:
             async def ws_session(raw: RawStream) -> None:
                 await portforward.over_websocket(raw, protocol, ports, pending, runtime)
 
-            return HijackResponse(ws_session, head=websocket.handshake_head(request.headers, protocol))
+            return HijackResponse(ws_session, head=_ws_head(request, protocol))
         negotiated = _spdy_protocol(request, portforward.SPDY_PROTOCOLS)
         if isinstance(negotiated, Response):
             return negotiated
@@ -213,6 +214,10 @@ def _spdy_head(protocol: str) -> bytes:
     if protocol:
         head += b"X-Stream-Protocol-Version: " + protocol.encode() + b"\r\n"
     return head + b"\r\n"
+
+
+def _ws_head(request: Request, protocol: str) -> bytes:
+    return accept_head(request.headers.get("sec-websocket-key", ""), protocol)
 
 
 def _unsupported(offered: str, supported: list[str]) -> Response:
