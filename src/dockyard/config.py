@@ -73,6 +73,8 @@ class DaemonConfig:
     cri_socket: str | None = None
     # where the CRI's streaming server (exec, attach, port-forward URLs) listens; port 0 is any free one
     cri_stream_address: str = "127.0.0.1:0"
+    # a Go duration: a stream connection idle that long is closed (containerd's stream_idle_timeout); "0": never
+    cri_stream_idle_timeout: str = "4h0m0s"
     # CNI, for the CRI's pods (network/cni.py): where the conflist is and where the plugins are
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])

@@ -15,8 +15,11 @@ import docker
 import grpc
 import pytest
 from cri_api.v1 import api_pb2 as cri_pb
+from cri_api.v1 import api_pb2_grpc
 
 from conftest import DOCKYARDD, Daemon, make_daemon
+from dockyard.cri.images import ImageService
+from dockyard.cri.runtime import RuntimeService
 
 from .conftest import Cri, connect, cri_socket
 
@@ -63,10 +66,35 @@ def test_runtime_config_has_the_daemons_cgroup_driver(cri: Cri, cri_daemon: Daem
     assert cri_pb.CgroupDriver.Name(linux.cgroup_driver).lower() == driver
 
 
-def test_what_is_not_served_yet_is_unimplemented(cri: Cri) -> None:
-    with pytest.raises(grpc.RpcError) as e:
-        cri.runtime.CheckpointContainer(cri_pb.CheckpointContainerRequest(container_id="x"))
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+def test_what_is_not_served_yet_is_unimplemented(cri: Cri, cri_daemon: Daemon) -> None:
+    """UNIMPLEMENTED naming the RPC, and nothing in the daemon's log: the generated servicer's default
+    raised NotImplementedError, which gRPC logged with a traceback at every call."""
+    log = Path(cri_daemon.log_path)
+    before = log.stat().st_size
+    calls = {"CheckpointContainer": cri_pb.CheckpointContainerRequest(container_id="x"),
+             "ListMetricDescriptors": cri_pb.ListMetricDescriptorsRequest(),
+             "ListPodSandboxMetrics": cri_pb.ListPodSandboxMetricsRequest(),
+             "UpdatePodSandboxResources": cri_pb.UpdatePodSandboxResourcesRequest(pod_sandbox_id="x"),
+             "UpdateRuntimeConfig": cri_pb.UpdateRuntimeConfigRequest()}
+    for name, request in calls.items():
+        with pytest.raises(grpc.RpcError) as e:
+            getattr(cri.runtime, name)(request)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert e.value.details() == f"RuntimeService.{name} is not implemented by dockyard"
+    cri.runtime.Version(cri_pb.VersionRequest())  # served after them: the log has had its say
+    with log.open("rb") as f:
+        f.seek(before)
+        written = f.read().decode(errors="replace")
+    assert "Traceback" not in written and "NotImplementedError" not in written
+
+
+def test_every_rpc_is_served_or_answered_unimplemented() -> None:
+    """No RPC is left to the generated servicers' default, whichever CRI version the stubs carry."""
+    for base, servicer in ((api_pb2_grpc.RuntimeServiceServicer, RuntimeService),
+                           (api_pb2_grpc.ImageServiceServicer, ImageService)):
+        left = [name for name, default in vars(base).items()
+                if callable(default) and not name.startswith("_") and getattr(servicer, name) is default]
+        assert left == [], (servicer.__name__, left)
 
 
 def test_later_clients_reach_grpc_directly(cri: Cri, cri_daemon: Daemon) -> None:

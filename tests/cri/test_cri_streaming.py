@@ -22,7 +22,10 @@ from cri_api.v1 import api_pb2 as cri_pb
 
 from conftest import DOCKYARDD, BuiltImage, Daemon, make_daemon
 from dockyard import errors
+from dockyard.config import ConfigError
+from dockyard.cri.streaming.server import parse_idle_timeout
 from dockyard.cri.streaming.tokens import RequestCache
+from dockyard.daemon import config as daemon_config
 
 from .conftest import Cri, connect, cri_socket
 from .streamclient import SpdyClient, WsClient, WsTunnel, plain_get, resize_message
@@ -429,3 +432,73 @@ def test_stream_address_flag(tmp_path: Path) -> None:
             d.stop()  # it exited before making anything but its socket's directory
             shutil.rmtree(os.path.dirname(d.socket), ignore_errors=True)
 
+
+
+# -- the idle timeout -------------------------------------------------------------------------------
+
+IDLE_TIMEOUT = 2  # seconds; the busy session below has traffic ten times as often
+
+
+def test_idle_timeout_setting(tmp_path: Path) -> None:
+    conf = tmp_path / "daemon.json"
+    conf.write_text("{}")
+    assert daemon_config.load(["--config-file", str(conf)]).cri_stream_idle_timeout == "4h0m0s"  # containerd's
+    assert daemon_config.load(["--config-file", str(conf), "--cri-stream-idle-timeout", "0"]) \
+        .cri_stream_idle_timeout == "0"
+    conf.write_text(json.dumps({"cri-stream-idle-timeout": "1h30m"}))
+    assert daemon_config.load(["--config-file", str(conf)]).cri_stream_idle_timeout == "1h30m"
+    assert (parse_idle_timeout("1h30m"), parse_idle_timeout("0"), parse_idle_timeout("250ms")) == (5400, None, 0.25)
+    for bad in ("5", "-1s", "4 hours", ""):
+        with pytest.raises(errors.InvalidParameter):
+            parse_idle_timeout(bad)
+    for bad in ('{"cri-stream-idle-timeout": "forever"}', '{"cri-stream-idle-timeout": 30}'):
+        conf.write_text(bad)
+        with pytest.raises(ConfigError, match="cri-stream-idle-timeout"):
+            daemon_config.load(["--config-file", str(conf)])
+    res = subprocess.run([DOCKYARDD, "--cri-stream-idle-timeout", "10", "--data-root", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "cri-stream-idle-timeout: invalid stream idle timeout '10'" in res.stderr
+
+
+@pytest.fixture
+def idle_daemon(tmp_path: Path, busybox_tar: BuiltImage) -> Iterator[tuple[Daemon, Cri, str]]:
+    d = make_daemon(tmp_path)
+    d.config = {"cri-stream-idle-timeout": f"{IDLE_TIMEOUT}s"}
+    d.start()
+    try:
+        d.cli("load", "-i", busybox_tar.path)
+        cid = d.cli("run", "-d", "busybox", "sleep", "100000").stdout_text.strip()
+        client = connect(cri_socket(d))
+        yield d, client, cid
+        client.channel.close()
+    finally:
+        d.teardown()
+
+
+def test_idle_stream_is_closed(idle_daemon: tuple[Daemon, Cri, str]) -> None:
+    d, cri, cid = idle_daemon
+    # a command silent far longer than the timeout: the connection goes, well before the command ends
+    client, s = spdy_session(exec_url(cri, cid, ["sleep", "100000"]), ["error", "stdout", "stderr"])
+    try:
+        assert client.closed.wait(30), "an idle SPDY stream was not closed"
+    finally:
+        client.close()
+    ws = WsClient(exec_url(cri, cid, ["sleep", "100000"]), [V4])
+    try:
+        assert ws.next() == (1, b"")
+        assert ws.messages.get(timeout=30) is None, "an idle WebSocket stream was not closed"
+    finally:
+        ws.close()
+    assert f"closing a hijacked connection idle for {IDLE_TIMEOUT}s" in d.log() and "Traceback" not in d.log()
+
+
+def test_busy_stream_is_not_closed(idle_daemon: tuple[Daemon, Cri, str]) -> None:
+    _, cri, cid = idle_daemon
+    lines = IDLE_TIMEOUT * 3 * 5  # three timeouts long, a line every fifth of a second
+    script = f"for i in $(seq {lines}); do echo $i; sleep 0.2; done"
+    client, s = spdy_session(exec_url(cri, cid, ["sh", "-c", script]), ["error", "stdout", "stderr"])
+    try:
+        assert client.read_all(s["stdout"]).split() == [str(i).encode() for i in range(1, lines + 1)]
+        assert status_of(client.read_all(s["error"])) == {"metadata": {}, "status": "Success"}
+    finally:
+        client.close()

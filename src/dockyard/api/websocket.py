@@ -5,19 +5,17 @@ is one message (binary from API 1.28, text before), each message from the client
 stdin; the ``stdin``/``stdout``/``stderr`` query is honoured from API 1.42 (all three
 before). ``logs=1`` replays the log first, ``stream=1`` then follows the live streams, and
 the detach keys work as on a plain attach. The frame layer is wsproto's sans-IO
-connection, driven over the hijacked socket; the handshake is the one answer it needs.
+connection, driven over the hijacked socket by httpd/websocket.py (as the CRI's streaming server's);
+the handshake is the one answer it needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from wsproto.connection import Connection, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
-from wsproto.utilities import generate_accept_token
-
 from .. import errors
 from ..httpd.server import HijackResponse, RawStream, Request
+from ..httpd.websocket import WebSocketStream, accept_head
 from ..streams import attach as attachmod
 from ..streams import logs as logstream
 from ..streams.detach import keys_or_default
@@ -26,58 +24,6 @@ from .backend import StdioBackend
 from .router import Route, get, version_at_least
 
 WS_VERSION = "13"
-
-
-class WebSocketStream:
-    """The client's side of an attach as a byte stream (a ``streams.duplex.Duplex``)."""
-
-    def __init__(self, raw: RawStream, binary: bool) -> None:
-        self.raw = raw
-        self.binary = binary
-        self.ws = Connection(ConnectionType.SERVER)
-        self._input = bytearray()
-        self._closed = False
-
-    async def read(self) -> bytes:
-        """The next stdin bytes from the client's messages; b"" once it closed."""
-        while not self._input:
-            if self._closed:
-                return b""
-            data = await self.raw.read()
-            self.ws.receive_data(data or None)
-            for event in self.ws.events():
-                if isinstance(event, Message):
-                    self._input += event.data.encode() if isinstance(event, TextMessage) else event.data
-                elif isinstance(event, Ping):
-                    await self.raw.write(self.ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    self._closed = True
-                    await self._send_close(event.response())
-            if not data:
-                self._closed = True
-        out = bytes(self._input)
-        self._input.clear()
-        return out
-
-    async def write(self, data: bytes) -> None:
-        message = BytesMessage(data=data) if self.binary else TextMessage(data=data.decode("utf-8", "replace"))
-        await self.raw.write(self.ws.send(message))
-
-    async def _send_close(self, event: CloseConnection) -> None:
-        try:
-            await self.raw.write(self.ws.send(event))
-        except (ConnectionError, OSError):
-            pass
-
-    def close(self) -> None:
-        """The pump is done with the client: ``finish`` ends the connection, after a close frame."""
-
-    async def finish(self) -> None:
-        """Say goodbye in WebSocket terms (a close frame), then drop the connection."""
-        if not self._closed:
-            self._closed = True
-            await self._send_close(CloseConnection(code=1000))
-        self.raw.close()
 
 
 def _payloads(framed: bytes) -> list[bytes]:
@@ -112,7 +58,7 @@ def routes(backend: StdioBackend) -> list[Route]:
         binary = version_at_least(request, "1.28")  # dockerd sent text frames before 1.28
 
         async def handler(raw_stream: RawStream) -> None:
-            ws = WebSocketStream(raw_stream, binary)
+            ws = WebSocketStream(raw_stream, binary=binary)
             try:
                 if replay:
                     # framed, one frame per log entry: each entry's payload is a message
@@ -133,10 +79,8 @@ def routes(backend: StdioBackend) -> list[Route]:
             except (ConnectionError, OSError):
                 pass
             finally:
-                await ws.finish()
+                ws.close()
 
-        head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + generate_accept_token(key.encode()) + b"\r\n\r\n")
-        return HijackResponse(handler, head=head)
+        return HijackResponse(handler, head=accept_head(key))
 
     return [get("/containers/{name:.*}/attach/ws", attach_ws)]

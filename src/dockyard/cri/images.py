@@ -22,10 +22,11 @@ from ..images.store import Image
 from ..util import reference as refs
 from ..util.du import tree_usage
 from .backend import Backend
-from .status import rpc
+from .status import rpc, unimplemented_answered
 
 
 
+@unimplemented_answered(api_pb2_grpc.ImageServiceServicer)
 class ImageService(api_pb2_grpc.ImageServiceServicer):
     def __init__(self, engine: Backend) -> None:
         self.engine = engine

@@ -22,7 +22,7 @@ from .containers import PodContainers
 from .logs import CriLogs
 from .pods import PodRpcs
 from .sandboxes import Sandboxes
-from .status import rpc
+from .status import rpc, unimplemented_answered
 from .streaming import StreamServer
 
 log = logging.getLogger("dockyard.cri")
@@ -37,6 +37,7 @@ NETWORK_NOT_READY = "NetworkPluginNotReady"
 NETWORK_NOT_READY_MESSAGE = "Network plugin returns error: cni plugin not initialized"
 
 
+@unimplemented_answered(api_pb2_grpc.RuntimeServiceServicer)
 class RuntimeService(PodRpcs, ContainerRpcs, api_pb2_grpc.RuntimeServiceServicer):
     def __init__(self, engine: Backend, streams: StreamServer) -> None:
         self.engine = engine

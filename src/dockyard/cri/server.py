@@ -1,7 +1,8 @@
 """The gRPC server of the CRI: the runtime.v1 RuntimeService and ImageService over one engine.
 
-RPCs not implemented (Exec, Attach, PortForward until the streaming server exists; checkpoints,
-metrics) answer UNIMPLEMENTED, the generated servicers' default.
+RPCs not implemented (checkpoints, metrics, UpdateRuntimeConfig, UpdatePodSandboxResources) answer
+UNIMPLEMENTED naming the RPC, without the traceback the generated servicers' default leaves in the log
+(``status.unimplemented_answered``).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ def code_of(err: errors.DockyardError) -> grpc.StatusCode:
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Method = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+Servicer = TypeVar("Servicer", bound=type)
 
 
 def rpc(method: Method[Req, Resp]) -> Method[Req, Resp]:
@@ -59,3 +60,31 @@ def rpc(method: Method[Req, Resp]) -> Method[Req, Resp]:
 
     return call
 
+
+
+def unimplemented_answered(base: type) -> Callable[[Servicer], Servicer]:
+    """A class decorator: every RPC of the generated servicer ``base`` that the class does not define
+    answers UNIMPLEMENTED, naming the RPC.
+
+    The generated default sets that code too, but then raises NotImplementedError, which gRPC logs with
+    a traceback at every call; a kubelet asks for what a runtime may not serve (metrics, checkpoints,
+    UpdatePodSandboxResources) as a matter of course, and that is no failure of the daemon's."""
+    service = base.__name__.removesuffix("Servicer")
+
+    def decorate(cls: Servicer) -> Servicer:
+        for name, default in vars(base).items():
+            if callable(default) and not name.startswith("_") and getattr(cls, name) is default:
+                setattr(cls, name, _unimplemented(f"{service}.{name}"))
+        return cls
+
+    return decorate
+
+
+def _unimplemented(what: str) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[None]]:
+    # a coroutine, not an async generator: gRPC takes it for a streaming RPC as well (one that
+    # writes through the context), and aborting before any write is the same answer either way
+    async def answer(self: Any, request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{what} is not implemented by dockyard")
+
+    answer.__name__ = answer.__qualname__ = what.rpartition(".")[2]
+    return answer

@@ -13,6 +13,7 @@ from ..config import (DEFAULT_CONFIG_FILE, DEFAULT_HOST, LOG_DRIVERS, LOG_LEVELS
                       DaemonConfig)
 from ..containers import jsonlog
 from ..cri.streaming.server import parse_address as parse_stream_address
+from ..cri.streaming.server import parse_idle_timeout as parse_stream_idle_timeout
 from ..runtime import cgroupdriver
 
 # daemon.json key -> (attribute, type check)
@@ -53,6 +54,7 @@ _KEYS: dict[str, tuple[str, type | tuple[type, ...]]] = {
     "builder": ("builder", dict),
     "cri-socket": ("cri_socket", str),
     "cri-stream-address": ("cri_stream_address", str),
+    "cri-stream-idle-timeout": ("cri_stream_idle_timeout", str),
     "cni-conf-dir": ("cni_conf_dir", str),
     "cni-bin-dirs": ("cni_bin_dirs", list),
     "sandbox-image": ("sandbox_image", str),
@@ -105,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cri-stream-address", dest="cri_stream_address",
                    help="IP:PORT of the CRI's streaming server for exec, attach and port-forward "
                         "(default 127.0.0.1:0, a free port)")
+    p.add_argument("--cri-stream-idle-timeout", dest="cri_stream_idle_timeout",
+                   help="close an exec, attach or port-forward stream without traffic for this long "
+                        "(a duration: 4h, 30s; default 4h0m0s; 0 never)")
     p.add_argument("--cni-conf-dir", dest="cni_conf_dir", help="the CNI network configuration directory")
     p.add_argument("--cni-bin-dir", dest="cni_bin_dirs", action="append", help="a directory of CNI plugins")
     p.add_argument("--sandbox-image", dest="sandbox_image", help="the image of a Kubernetes pod's pause container")
@@ -205,6 +210,10 @@ def validate(c: DaemonConfig) -> None:
         parse_stream_address(c.cri_stream_address)
     except errors.InvalidParameter as e:
         raise ConfigError(f"cri-stream-address: {e}") from None
+    try:
+        parse_stream_idle_timeout(c.cri_stream_idle_timeout)
+    except errors.InvalidParameter as e:
+        raise ConfigError(f"cri-stream-idle-timeout: {e}") from None
     if not all(isinstance(d, str) and os.path.isabs(d) for d in c.cni_bin_dirs):
         raise ConfigError("cni-bin-dirs: expected a list of absolute paths")
     if c.storage_driver and c.storage_driver not in STORAGE_DRIVERS:

@@ -203,7 +203,7 @@ async def serve(c: cfg.DaemonConfig, endpoints: list[Endpoint], executor: concur
     engine: Engine | None = None
     cri = CriSocket(c.cri_socket_path) if c.cri_socket_path else None
     # the URLs of the CRI's Exec, Attach and PortForward point here
-    streams = StreamServer(c.cri_stream_address) if cri is not None else None
+    streams = StreamServer(c.cri_stream_address, idle_timeout=c.cri_stream_idle_timeout) if cri is not None else None
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert server is not None  # nothing is served before it exists

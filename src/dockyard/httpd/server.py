@@ -227,6 +227,7 @@ class RawStream:
         self._reader = reader
         self._leftover = leftover
         self.writer = writer
+        self.last_traffic = time.monotonic()  # when bytes last came in or went out
 
     async def read(self, n: int = READ_CHUNK) -> bytes:
         """Return the next bytes from the client; b"" once it half-closed."""
@@ -234,16 +235,28 @@ class RawStream:
             data, self._leftover = self._leftover[:n], self._leftover[n:]
             return data
         try:
-            return await self._reader.read(n)
+            data = await self._reader.read(n)
         except (ConnectionError, OSError):
             return b""
+        self.last_traffic = time.monotonic()
+        return data
 
     async def write(self, data: bytes) -> None:
         self.writer.write(data)
         await self.writer.drain()
+        self.last_traffic = time.monotonic()  # once taken: a write the client does not read is no traffic
 
     def close(self) -> None:
         self.writer.close()
+
+    async def close_when_idle(self, timeout: float) -> None:
+        """Drop the connection once nothing went either way for ``timeout`` seconds. Aborted, not
+        closed: what is still queued for a client that stopped reading would otherwise hold it; the
+        handler's reads then see the end and its writes fail."""
+        while (left := self.last_traffic + timeout - time.monotonic()) > 0:
+            await asyncio.sleep(left)
+        log.info("closing a hijacked connection idle for %gs", timeout)
+        self.writer.transport.abort()
 
 
 @dataclass
@@ -254,6 +267,8 @@ class HijackResponse:
     content_type: str = "application/vnd.docker.raw-stream"
     # the whole answer head, for a protocol with its own (a WebSocket's 101 Switching Protocols)
     head: bytes | None = None
+    # seconds without traffic either way after which the connection is dropped (None: never)
+    idle_timeout: float | None = None
 
 
 @dataclass
@@ -499,7 +514,14 @@ class _Connection:
         await self.writer.drain()
         leftover, _closed = self.h11.trailing_data
         stream = RawStream(self.reader, self.writer, bytes(leftover))
-        await response.handler(stream)
+        if not response.idle_timeout:
+            await response.handler(stream)
+            return
+        watch = asyncio.create_task(stream.close_when_idle(response.idle_timeout))
+        try:
+            await response.handler(stream)
+        finally:
+            watch.cancel()
 
 
 def _reason(status: int) -> bytes:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
+from .timefmt import go_duration_ns
 
 
 def parse(raw: str | None, allowed: set[str] | frozenset[str]) -> dict[str, list[str]]:
@@ -64,26 +64,6 @@ def match_labels(labels: dict[str, str] | None, wanted: list[str] | tuple[str, .
     return True
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-                "h": 3_600_000_000_000}
-
-
-def _go_duration_ns(value: str) -> int | None:
-    """Go's time.ParseDuration (``10m``, ``1h30m``, ``-2s``), or None when ``value`` is not one."""
-    sign, body = (-1, value[1:]) if value.startswith("-") else (1, value.lstrip("+"))
-    if not body:
-        return None
-    total, pos = 0.0, 0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if not m:
-            return None
-        total += float(m.group(1)) * _DURATION_NS[m.group(2)]
-        pos = m.end()
-    return sign * int(total)
-
-
 def parse_timestamp(value: str, name: str) -> int:
     """A `since`/`until` value as nanoseconds: unix seconds (with fraction) or RFC 3339."""
     value = value.strip()
@@ -95,7 +75,7 @@ def parse_timestamp(value: str, name: str) -> int:
         return nanos
     except ValueError:
         pass
-    ago = _go_duration_ns(value)
+    ago = go_duration_ns(value)
     if ago is not None:  # as dockerd's GetTimestamp: a duration counts back from now
         return time.time_ns() - ago
     try:

@@ -10,9 +10,31 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import re
 import time
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as dockerd writes an unset time
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+                "h": 3_600_000_000_000}
+
+
+def go_duration_ns(value: str) -> int | None:
+    """Go's time.ParseDuration (``10m``, ``1h30m``, ``-2s``, ``0``), or None when ``value`` is not one."""
+    sign, body = (-1 if value[:1] == "-" else 1), (value[1:] if value[:1] in ("+", "-") else value)
+    if body == "0":  # the one number Go takes without a unit
+        return 0
+    if not body:
+        return None
+    total, pos = 0.0, 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if not m:
+            return None
+        total += float(m.group(1)) * _DURATION_NS[m.group(2)]
+        pos = m.end()
+    return sign * int(total)
 
 
 def _seconds(secs: int) -> str:

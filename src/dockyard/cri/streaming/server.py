@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ... import errors
 from ...httpd.server import HijackResponse, HTTPServer, RawStream, Request, Response
+from ...httpd.websocket import accept_head
+from ...util.timefmt import go_duration_ns
 from . import portforward, remotecommand, websocket
 from .backend import Runtime
 from .portforward import PortForwardRequest
@@ -23,6 +25,9 @@ from .tokens import RequestCache
 log = logging.getLogger("dockyard.cri.streaming")
 
 DEFAULT_ADDRESS = "127.0.0.1:0"
+# a stream with no traffic either way for this long is closed (containerd's stream_idle_timeout and the
+# kubelet's streaming idle timeout)
+DEFAULT_IDLE_TIMEOUT = "4h0m0s"
 SPDY_UPGRADE = "SPDY/3.1"
 KINDS = ("exec", "attach", "portforward")
 
@@ -40,15 +45,30 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def parse_idle_timeout(text: str) -> float | None:
+    """A Go duration as containerd's stream_idle_timeout (``4h``, ``30s``), in seconds; None for 0 (no
+    timeout)."""
+    ns = go_duration_ns(text)
+    if ns is None or ns < 0:
+        raise errors.InvalidParameter(f"invalid stream idle timeout {text!r}: expected a duration such as "
+                                      f"4h0m0s or 30s (0: none)")
+    return ns / 1e9 or None
+
+
 def _text(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, (message + "\n").encode(), "text/plain; charset=utf-8", headers or [])
 
 
 class StreamServer:
-    """Bound before the engine exists (a taken port stops the daemon first), served once it does."""
+    """Bound before the engine exists (a taken port stops the daemon first), served once it does.
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, cache: RequestCache[Any] | None = None) -> None:
+    A session's connection with no traffic either way for ``idle_timeout`` (a Go duration; "0": none)
+    is dropped, whatever runs behind it (httpd's ``HijackResponse.idle_timeout``)."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, cache: RequestCache[Any] | None = None,
+                 idle_timeout: str = DEFAULT_IDLE_TIMEOUT) -> None:
         self.host, self.port = parse_address(address)
+        self.idle_timeout = parse_idle_timeout(idle_timeout)
         self.cache: RequestCache[Any] = cache or RequestCache()
         self.runtime: Runtime | None = None
         self._http = HTTPServer(self._app, lambda: [])
@@ -128,6 +148,9 @@ class StreamServer:
             return self._portforward(request, pending, self.runtime)
         return self._remotecommand(request, pending, self.runtime)
 
+    def _upgrade(self, handler: Callable[[RawStream], Awaitable[None]], head: bytes) -> HijackResponse:
+        return HijackResponse(handler, head=head, idle_timeout=self.idle_timeout)
+
     def _remotecommand(self, request: Request, pending: ExecRequest | AttachRequest,
                        runtime: Runtime) -> Response | HijackResponse:
         if websocket.is_websocket(request.headers):
@@ -139,7 +162,7 @@ class StreamServer:
             async def ws_session(raw: RawStream) -> None:
                 await remotecommand.over_websocket(raw, protocol, pending, runtime)
 
-            return HijackResponse(ws_session, head=websocket.handshake_head(request.headers, protocol))
+            return self._upgrade(ws_session, head=_ws_head(request, protocol))
         negotiated = _spdy_protocol(request, remotecommand.SPDY_PROTOCOLS)
         if isinstance(negotiated, Response):
             return negotiated
@@ -147,7 +170,7 @@ class StreamServer:
         async def spdy_session(raw: RawStream) -> None:
             await remotecommand.over_spdy(raw, negotiated or remotecommand.V1, pending, runtime)
 
-        return HijackResponse(spdy_session, head=_spdy_head(negotiated))
+        return self._upgrade(spdy_session, head=_spdy_head(negotiated))
 
     def _portforward(self, request: Request, pending: PortForwardRequest,
                      runtime: Runtime) -> Response | HijackResponse:
@@ -158,9 +181,9 @@ class StreamServer:
                                     portforward.WEBSOCKET_PROTOCOLS[1:])
             if protocol == portforward.TUNNEL_PROTOCOL:
                 async def tunnel_session(raw: RawStream) -> None:
-                    await portforward.over_spdy(websocket.Tunnel(raw), pending, runtime)
+                    await portforward.over_spdy(websocket.tunnel(raw), pending, runtime)
 
-                return HijackResponse(tunnel_session, head=websocket.handshake_head(request.headers, protocol))
+                return self._upgrade(tunnel_session, head=_ws_head(request, protocol))
             try:
                 ports = portforward.parse_ports(request.qlist("port")) or pending.ports
             except errors.InvalidParameter as e:
@@ -171,7 +194,7 @@ class StreamServer:
             async def ws_session(raw: RawStream) -> None:
                 await portforward.over_websocket(raw, protocol, ports, pending, runtime)
 
-            return HijackResponse(ws_session, head=websocket.handshake_head(request.headers, protocol))
+            return self._upgrade(ws_session, head=_ws_head(request, protocol))
         negotiated = _spdy_protocol(request, portforward.SPDY_PROTOCOLS)
         if isinstance(negotiated, Response):
             return negotiated
@@ -179,7 +202,7 @@ class StreamServer:
         async def spdy_session(raw: RawStream) -> None:
             await portforward.over_spdy(raw, pending, runtime)
 
-        return HijackResponse(spdy_session, head=_spdy_head(negotiated))
+        return self._upgrade(spdy_session, head=_spdy_head(negotiated))
 
 
 def _check_streams(req: Any) -> None:
@@ -213,6 +236,10 @@ def _spdy_head(protocol: str) -> bytes:
     if protocol:
         head += b"X-Stream-Protocol-Version: " + protocol.encode() + b"\r\n"
     return head + b"\r\n"
+
+
+def _ws_head(request: Request, protocol: str) -> bytes:
+    return accept_head(request.headers.get("sec-websocket-key", ""), protocol)
 
 
 def _unsupported(offered: str, supported: list[str]) -> Response:

@@ -6,7 +6,9 @@ messages). ``v5.channel.k8s.io`` adds a way to close one channel: the message ``
 is how a client says its stdin ended without closing the whole connection.
 
 ``SPDY/3.1+portforward.k8s.io`` is no channel protocol: it carries a whole SPDY connection in binary
-messages (client-go's port-forward over WebSockets); ``Tunnel`` is that byte stream.
+messages (client-go's port-forward over WebSockets); ``tunnel`` is that byte stream.
+
+The WebSocket itself (pings, the closing handshake, the handshake's answer) is httpd/websocket.py's.
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ import base64
 import binascii
 import logging
 
-from wsproto.connection import Connection, ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
-
 from ...httpd.server import RawStream
+from ...httpd.websocket import WebSocket, WebSocketStream
 
 log = logging.getLogger("dockyard.cri.streaming")
 
@@ -45,15 +44,6 @@ def negotiate(headers: dict[str, str], supported: list[str]) -> str | None:
     if not offered:
         return "" if "" in supported else None
     return next((p for p in offered if p in supported), None)
-
-
-def handshake_head(headers: dict[str, str], protocol: str) -> bytes:
-    key = headers.get("sec-websocket-key", "").encode()
-    head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + generate_accept_token(key) + b"\r\n")
-    if protocol:
-        head += b"Sec-WebSocket-Protocol: " + protocol.encode() + b"\r\n"
-    return head + b"\r\n"
 
 
 class Channel:
@@ -94,50 +84,31 @@ class Channel:
 class ChannelConnection:
     def __init__(self, raw: RawStream, protocol: str, kinds: list[tuple[bool, bool]]) -> None:
         """``kinds``: for each channel in order, whether the client may write it and we may."""
-        self.raw = raw
+        self.socket = WebSocket(raw)
         self.protocol = protocol
         self.base64 = "base64" in protocol
         self.close_signal = protocol == V5_CHANNEL
-        self.ws = Connection(ConnectionType.SERVER)
         self.channels = [Channel(self, n, r, w) for n, (r, w) in enumerate(kinds)]
-        self.closed = False
 
     async def send(self, number: int, data: bytes) -> None:
-        if self.closed:
-            raise ConnectionResetError("WebSocket closed")
         if self.base64:
-            message: Message = TextMessage(data=chr(ord("0") + number) + base64.b64encode(data).decode())
+            await self.socket.send(chr(ord("0") + number) + base64.b64encode(data).decode())
         else:
-            message = BytesMessage(data=bytes([number]) + data)
-        await self.raw.write(self.ws.send(message))
+            await self.socket.send(bytes([number]) + data)
 
     async def serve(self) -> None:
         """Read messages until the client closes; every channel then sees its end."""
         try:
-            while not self.closed:
-                data = await self.raw.read()
-                self.ws.receive_data(data or None)
-                for event in self.ws.events():
-                    if isinstance(event, Message):
-                        self._message(event)
-                    elif isinstance(event, Ping):
-                        await self.raw.write(self.ws.send(event.response()))
-                    elif isinstance(event, CloseConnection):
-                        self.closed = True
-                        await _answer_close(self.raw, self.ws, event)
-                if not data:
-                    break
+            while (message := await self.socket.receive()) is not None:
+                self._message(message)
         except (ConnectionError, OSError):
             pass
-        except (LocalProtocolError, RemoteProtocolError) as e:
-            log.warning("WebSocket: %s", e)
         finally:
-            self.closed = True
             for channel in self.channels:
                 channel._end()
 
-    def _message(self, event: Message) -> None:
-        raw = event.data.encode() if isinstance(event, TextMessage) else bytes(event.data)
+    def _message(self, message: bytes | str) -> None:
+        raw = message.encode() if isinstance(message, str) else message
         if not raw:
             return
         number, payload = raw[0], raw[1:]
@@ -157,63 +128,10 @@ class ChannelConnection:
 
     async def close(self) -> None:
         """A close frame, then the connection goes."""
-        if not self.closed:
-            self.closed = True
-            try:
-                await self.raw.write(self.ws.send(CloseConnection(code=1000)))
-            except (ConnectionError, OSError):
-                pass
-        self.raw.close()
+        self.socket.close()
 
 
-class Tunnel:
+def tunnel(raw: RawStream) -> WebSocketStream:
     """The bytes of the binary messages each way, as a stream: what a tunnelled SPDY connection reads
-    and writes."""
-
-    def __init__(self, raw: RawStream) -> None:
-        self.raw = raw
-        self.ws = Connection(ConnectionType.SERVER)
-        self._input = bytearray()
-        self._closed = False
-
-    async def read(self) -> bytes:
-        """The next bytes of the client's messages; b"" once it closed."""
-        while not self._input and not self._closed:
-            data = await self.raw.read()
-            try:
-                self.ws.receive_data(data or None)
-                for event in self.ws.events():
-                    if isinstance(event, BytesMessage):
-                        self._input += event.data
-                    elif isinstance(event, Ping):
-                        await self.raw.write(self.ws.send(event.response()))
-                    elif isinstance(event, CloseConnection):
-                        self._closed = True
-                        await _answer_close(self.raw, self.ws, event)
-            except (LocalProtocolError, RemoteProtocolError) as e:
-                log.warning("WebSocket: %s", e)
-                self._closed = True
-            if not data:
-                self._closed = True
-        out = bytes(self._input)
-        self._input.clear()
-        return out
-
-    async def write(self, data: bytes) -> None:
-        await self.raw.write(self.ws.send(BytesMessage(data=data)))
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self.raw.writer.write(self.ws.send(CloseConnection(code=1000)))
-            except (ConnectionError, OSError, LocalProtocolError):
-                pass
-        self.raw.close()
-
-
-async def _answer_close(raw: RawStream, ws: Connection, event: CloseConnection) -> None:
-    """The closing handshake's answer, when the client began it (not when it only went away, nor when
-    it answers ours)."""
-    if ws.state is ConnectionState.REMOTE_CLOSING:
-        await raw.write(ws.send(event.response()))
+    and writes (a text message carries none: it is dropped)."""
+    return WebSocketStream(raw, binary=True, text_input=False)
