@@ -84,7 +84,7 @@ def test_bad_run_flags_fail_before_any_step(d, tmp_path, line, message):
     before = d.cli("images", "-aq").stdout_text
     r = build(d, ctx(tmp_path, f"FROM busybox\nRUN echo first > /first\n{line}\n"), check=False)
     assert r.returncode != 0
-    assert f"dockerfile parse error line 3: " in r.stderr_text and message in r.stderr_text, r.stderr_text
+    assert "dockerfile parse error line 3: " in r.stderr_text and message in r.stderr_text, r.stderr_text
     assert "Step 1/" not in r.stdout_text
     assert d.cli("images", "-aq").stdout_text == before
 
