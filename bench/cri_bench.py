@@ -156,10 +156,12 @@ def idle_rss(engine: CriEngine, ctx: Context, registry: Registry) -> float:
 
 
 def _pod(name: str) -> cri.PodSandboxConfig:
+    # the namespace options a kubelet sends for a hostNetwork pod: its own IPC, PIDs per container
+    # (the kubelet asks for pid POD only with shareProcessNamespace)
     return cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(name=name, namespace="bench", uid=f"uid-{name}"),
         linux=cri.LinuxPodSandboxConfig(security_context=cri.LinuxSandboxSecurityContext(
-            namespace_options=cri.NamespaceOption(network=cri.NODE))))
+            namespace_options=cri.NamespaceOption(network=cri.NODE, pid=cri.CONTAINER, ipc=cri.POD))))
 
 
 def _run_pod(engine: CriEngine, registry: Registry, name: str) -> str:

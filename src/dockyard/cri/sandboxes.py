@@ -114,6 +114,7 @@ class Sandboxes:
         self.store = SandboxStore(os.path.join(config.data_root, "cri", "sandboxes"))
         self._lock = threading.Lock()
         self._pod_locks: dict[str, threading.Lock] = {}
+        self._starting: dict[str, str] = {}  # sandbox ID -> name, of the sandboxes being run, not yet recorded
 
     # -- lookup ---------------------------------------------------------------------------------
     def all(self) -> list[Sandbox]:
@@ -169,10 +170,11 @@ class Sandboxes:
         pins = self._pins(record.id, ns)
         podns.check_sysctls(sysctls, set(pins))
         with self._lock:  # the name is the kubelet's key for the pod: one sandbox per name at a time
-            if any(naming.sandbox_name(r.name, str(r.extra.get("namespace")), str(r.extra.get("uid")),
-                                       r.attempt) == name for r in self.store.all()):
+            if name in self._starting.values() or any(
+                    naming.sandbox_name(r.name, str(r.extra.get("namespace")), str(r.extra.get("uid")),
+                                        r.attempt) == name for r in self.store.all()):
                 raise AlreadyExists(f"pod sandbox name {name!r} is reserved by another sandbox")
-            self.store.save(record)  # first: whatever a crash leaves from here on has a record
+            self._starting[record.id] = name
         try:
             with self._pod_lock(record.id):
                 self._setup(record, config, ns, pins, sysctls)
@@ -183,6 +185,9 @@ class Sandboxes:
                 self._remove_pause(record.pause)
             self._delete(record.id)
             raise
+        finally:
+            with self._lock:
+                self._starting.pop(record.id, None)
         return record.id
 
     def _pins(self, sandbox_id: str, ns: Namespaces) -> dict[str, str]:
@@ -197,12 +202,14 @@ class Sandboxes:
 
     def _setup(self, record: SandboxRecord, config: Any, ns: Namespaces, pins: dict[str, str],
                sysctls: dict[str, str]) -> None:
-        # the record names every pin before it is made, so that a crash in between leaves them findable
+        """The pod made, then its record written once: a crash before leaves pins, a network and maybe a
+        pause container that no record claims, which ``reconcile`` releases (the kubelet, which never
+        got the ID, runs the pod again)."""
         record.namespaces = {_ENGINE_KIND[k]: path for k, path in pins.items()}
         if "ipc" in pins:
             record.namespaces["shm"] = os.path.join(self.pods_dir, record.id, "shm")
-        self.store.save(record)
-        podns.hold(pins, hostname=config.hostname, sysctls=sysctls)
+        if pins:  # none for a pod on the node's network and IPC
+            podns.hold(pins, hostname=config.hostname, sysctls=sysctls)
         if "shm" in record.namespaces:
             podns.mount_shm(record.namespaces["shm"], SHM_SIZE)
         if "net" in pins:
@@ -245,7 +252,6 @@ class Sandboxes:
                                    record.attempt)
         c = self.engine.containers.create(name, body, namespaces=record.namespaces)
         record.pause = c.id
-        self.store.save(record)
         self.engine.containers.start(c.id)
         return c.id
 
@@ -326,11 +332,17 @@ class Sandboxes:
             self._delete(record.id)
 
     def reconcile(self) -> None:
-        """At the CRI's start: release what no record claims (a crash between a removal's steps), and
+        """At the CRI's start: release what no record claims (a crash during a run or a removal), and
         take away the pods whose pause container went while the CRI was not listening."""
         records = {r.id: r for r in self.store.all()}
+        for c in self.engine.containers.all():
+            labels = c.config.get("Labels") or {}
+            if naming.kind_of(labels) == naming.SANDBOX and self._unclaimed(labels.get(naming.SANDBOX_ID_LABEL, "")):
+                self._remove_pause(c.id)
         strays = (self.pods.pods() | set(_listdir(self.pods_dir))) - set(records)
         for sandbox_id in strays:
+            if not self._unclaimed(sandbox_id):
+                continue
             try:
                 self.pods.teardown(sandbox_id, self.pods.network_of(sandbox_id))
                 for kind in ("ipc", "uts", "shm"):
@@ -345,6 +357,14 @@ class Sandboxes:
                     self.forget_pause(r.pause)
                 except errors.DockyardError as e:
                     log.warning("releasing the pod of the removed sandbox %s: %s", r.id, e)
+
+    def _unclaimed(self, sandbox_id: str) -> bool:
+        """No record and no RunPodSandbox in flight claims ``sandbox_id`` (a run marks its ID before it
+        makes anything and records it before it unmarks it, so asking now, after the listing, is safe)."""
+        with self._lock:
+            if sandbox_id in self._starting:
+                return False
+        return self.store.get(sandbox_id) is None
 
     def members(self, sandbox_id: str) -> list[Container]:
         return [c for c in self.engine.containers.all()
