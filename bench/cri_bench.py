@@ -155,18 +155,18 @@ def idle_rss(engine: CriEngine, ctx: Context, registry: Registry) -> float:
     return engine.rss() / 1024
 
 
-def _pod(name: str) -> cri.PodSandboxConfig:
+def _pod(name: str, pid: int = cri.CONTAINER) -> cri.PodSandboxConfig:
     # the namespace options a kubelet sends for a hostNetwork pod: its own IPC, PIDs per container
     # (the kubelet asks for pid POD only with shareProcessNamespace)
     return cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(name=name, namespace="bench", uid=f"uid-{name}"),
         linux=cri.LinuxPodSandboxConfig(security_context=cri.LinuxSandboxSecurityContext(
-            namespace_options=cri.NamespaceOption(network=cri.NODE, pid=cri.CONTAINER, ipc=cri.POD))))
+            namespace_options=cri.NamespaceOption(network=cri.NODE, pid=pid, ipc=cri.POD))))
 
 
-def _run_pod(engine: CriEngine, registry: Registry, name: str) -> str:
+def _run_pod(engine: CriEngine, registry: Registry, name: str, pid: int = cri.CONTAINER) -> str:
     """RunPodSandbox (host network) + CreateContainer + StartContainer of busybox sleeping."""
-    config = _pod(name)
+    config = _pod(name, pid)
     pod = engine.runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=config)).pod_sandbox_id
     container = cri.ContainerConfig(metadata=cri.ContainerMetadata(name="sleeper"),
                                     image=cri.ImageSpec(image=f"{registry.host}/{BUSYBOX_REPO}"),
@@ -199,6 +199,17 @@ def pod_start(engine: CriEngine, ctx: Context, registry: Registry) -> float:
     return seconds
 
 
+def pod_start_shared_pid(engine: CriEngine, ctx: Context, registry: Registry) -> float:
+    """The same pod sharing one PID namespace (``shareProcessNamespace``): dockyard runs a pause container
+    for it too."""
+    _pull_pod_images(engine, registry)
+    t0 = time.perf_counter()
+    pod = _run_pod(engine, registry, f"pidstart-{time.monotonic_ns()}", pid=cri.POD)
+    seconds = time.perf_counter() - t0
+    _remove_pod(engine, pod)
+    return seconds
+
+
 def pod_memory(engine: CriEngine, ctx: Context, registry: Registry) -> float:
     """Memory per running pod (sandbox + one container): the growth of the daemon, shims and containers'
     resident memory over MEMORY_PODS pods, divided by their number."""
@@ -215,7 +226,8 @@ def pod_memory(engine: CriEngine, ctx: Context, registry: Registry) -> float:
 
 WORKLOADS: dict[str, tuple[str, Callable[[CriEngine, Context, Registry], float]]] = {
     "cri-pull": ("s", pull), "cri-image-status": ("ms", image_status), "cri-idle-rss": ("MiB", idle_rss),
-    "cri-pod-start": ("s", pod_start), "cri-pod-memory": ("MiB", pod_memory)}
+    "cri-pod-start": ("s", pod_start), "cri-pod-start-shared-pid": ("s", pod_start_shared_pid),
+    "cri-pod-memory": ("MiB", pod_memory)}
 
 
 def _push_pod_images(ctx: Context, registry: Registry) -> None:
