@@ -111,7 +111,7 @@ class Sandboxes:
         self.pods_dir = os.path.join(cri_root, "pods")
         self.pods = podnet.PodNetworks(os.path.join(cri_root, "netns"), os.path.join(config.data_root, "cni"),
                                        config.cni_conf_dir, config.cni_bin_dirs)
-        self.store = SandboxStore(os.path.join(config.data_root, "cri", "sandboxes"))
+        self.store = SandboxStore(os.path.join(config.data_root, "cri", "sandboxes"), cri_root)
         self._lock = threading.Lock()
         self._pod_locks: dict[str, threading.Lock] = {}
         self._starting: dict[str, str] = {}  # sandbox ID -> name, of the sandboxes being run, not yet recorded

@@ -47,8 +47,11 @@ class SandboxRecord:
 
 
 class SandboxStore:
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, pins_root: str) -> None:
+        """``pins_root``: the directory every pin of a record must be under (the store unmounts and
+        deletes them: a record naming another path is not one of ours)."""
         self.directory = directory
+        self.pins_root = os.path.join(pins_root, "")
         self._lock = threading.Lock()
         self._records: dict[str, SandboxRecord] = {}
         self._load()
@@ -71,6 +74,8 @@ class SandboxStore:
                 fields.check(record)
                 if record.id != sandbox_id or record.state not in (READY, NOTREADY):
                     raise ValueError("not the record of its file name")
+                if any(os.path.normpath(p) != p or not p.startswith(self.pins_root) for p in record.namespaces.values()):
+                    raise ValueError(f"a pin outside {self.pins_root}")
             except (OSError, ValueError, TypeError) as e:
                 log.warning("skipping the pod sandbox record %s: %s", path, e)
                 continue
