@@ -11,7 +11,7 @@ from typing import Any
 from .. import errors
 from ..model import container as model
 from ..runtime import spec as specmod
-from ..util import timefmt
+from ..util import resolvconf, timefmt
 from ..util.atomic import write_atomic
 from . import defaults as defaultsmod
 from . import health as healthmod
@@ -141,20 +141,18 @@ def adopt_exited(svc: ContainerOps, container_id: str, body: dict[str, Any], exi
 
 def write_network_files(svc: ContainerOps, c: Container) -> None:
     directory = svc.directory(c.id)
-    host_net = c.host_config.get("NetworkMode") == "host"
+    hc = c.host_config
+    host_net = hc.get("NetworkMode") == "host"
     c.hostname_path = os.path.join(directory, "hostname")
     c.hosts_path = os.path.join(directory, "hosts")
     c.resolv_conf_path = os.path.join(directory, "resolv.conf")
     hostname = c.config.get("Hostname") or socket.gethostname()
     write_atomic(c.hostname_path, hostname + "\n", durable=False)
-    if host_net:
-        write_atomic(c.hosts_path, (_read("/etc/hosts") or HOSTS) + svc.networks.extra_hosts(c.host_config),
-                     durable=False)
-        write_atomic(c.resolv_conf_path, _read("/etc/resolv.conf"), durable=False)
-        return
     # rewritten at each start with the container's addresses (network/service.py); none has them
-    write_atomic(c.hosts_path, HOSTS + svc.networks.extra_hosts(c.host_config), durable=False)
-    write_atomic(c.resolv_conf_path, _container_resolv_conf(_read("/etc/resolv.conf")), durable=False)
+    hosts = (_read("/etc/hosts") or HOSTS) if host_net else HOSTS
+    write_atomic(c.hosts_path, hosts + svc.networks.extra_hosts(hc), durable=False)
+    write_atomic(c.resolv_conf_path, resolvconf.for_container(
+        hc.get("Dns") or [], hc.get("DnsSearch") or [], hc.get("DnsOptions") or [], host_net), durable=False)
 
 
 def validate_restart_policy(host_config: dict[str, Any]) -> None:
@@ -191,22 +189,6 @@ def merge_env(image_env: list[str], env: list[str]) -> list[str]:
     """As dockerd's merge: the container's own variables first, then the image's it did not set."""
     own = {item.partition("=")[0] for item in env}
     return list(env) + [item for item in image_env if item.partition("=")[0] not in own]
-
-
-def _container_resolv_conf(host: str) -> str:
-    """The host's resolv.conf without loopback servers, which do not answer inside a netns."""
-    lines = []
-    servers = 0
-    for line in host.splitlines():
-        parts = line.split()
-        if parts[:1] == ["nameserver"] and len(parts) > 1:
-            if parts[1].startswith("127.") or parts[1] == "::1":
-                continue
-            servers += 1
-        lines.append(line)
-    if not servers:
-        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(lines) + "\n"
 
 
 def _read(path: str) -> str:

@@ -397,7 +397,8 @@ class NetworkService(PortPublishing, NetworkRestore):
                 lines.append(f"{ipaddress.ip_interface(ep.address6).ip}\t{names}\n")
         write_atomic(hosts_path, "".join(lines), durable=False)
         if user_defined:
-            write_atomic(resolv_path, netfiles.resolv_conf(self._upstreams.get(container.id, [])), durable=False)
+            write_atomic(resolv_path, netfiles.resolv_conf(self._upstreams.get(container.id, []), container.host_config),
+                         durable=False)
 
     def extra_hosts(self, host_config: dict[str, Any]) -> str:
         """``--add-host`` entries as hosts-file lines, in libnetwork's order and form (``IP\tNAME``, after
