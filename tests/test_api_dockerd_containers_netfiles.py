@@ -188,19 +188,26 @@ def test_the_dns_flags_in_resolv_conf(engines, network, flags) -> None:
                        "options ndots:3 rotate\n"
 
 
-def _search_and_options(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.split()[:1] in (["search"], ["options"])]
+def _by_kind(text: str) -> dict[str, list[str]]:
+    """Each kind's lines in order (the embedded DNS's file puts search after its nameserver, dockerd
+    20.10 before; comments are dockyard's own)."""
+    kinds: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            kinds.setdefault(line.split()[0], []).append(line)
+    return kinds
 
 
 @pytest.mark.parametrize("flags", [("--dns-search", "s.example", "--dns-option", "ndots:3"),
-                                   ("--dns-search", "s.example", "--dns-option", "rotate"), ()],
-                         ids=["own ndots", "other option", "none"])
+                                   ("--dns-search", "s.example", "--dns-option", "rotate"),
+                                   ("--dns", "2001:db8::53", "--dns", "192.0.2.53"), ()],
+                         ids=["own ndots", "other option", "IPv6 server", "none"])
 def test_the_dns_flags_with_the_embedded_dns(engines, flags) -> None:
     seen = {}
     for which, e in engines.items():
         try:
             e.cli("network", "create", "nf-net")
-            seen[which] = _search_and_options(_resolv_conf(e, "--network", "nf-net", *flags))
+            seen[which] = _by_kind(_resolv_conf(e, "--network", "nf-net", *flags))
         finally:
             e.cli("network", "rm", "nf-net", check=False)
     assert seen["dockyard"] == seen["dockerd"]
