@@ -1,7 +1,8 @@
 """What dockerd refuses in a container create before it makes anything, in its words.
 
 The schema (``validation``) has already checked every field's type; these are dockerd's
-checks of values: environment entries, healthcheck durations and legacy links.
+checks of values: the network mode's conflicts (first, as dockerd decodes them), environment
+entries, healthcheck durations and legacy links.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import errors
+from ..containers import netmode
 
 MINIMUM_DURATION = 1_000_000  # ns: dockerd's containertypes.MinimumDuration (1ms)
 _DURATIONS = ("Interval", "Timeout", "StartPeriod")
@@ -17,6 +19,7 @@ _DURATIONS = ("Interval", "Timeout", "StartPeriod")
 def check(body: dict[str, Any], api_version: tuple[int, ...], lookup: Callable[[str], Any]) -> None:
     """Raise dockerd's error for the first of these problems ``body`` has; ``lookup`` finds a container
     by name or ID (raising NotFound)."""
+    netmode.validate(body, body.get("HostConfig") or {})
     for entry in body.get("Env") or []:
         # dockerd's opts.ValidateEnv: a name is needed ("=x" and "" are refused, "NAME" alone is not)
         if not entry.split("=", 1)[0]:

@@ -6,12 +6,12 @@ import os
 import secrets
 import shutil
 import socket
-from typing import Any
+from typing import Any, Callable
 
 from .. import errors
 from ..model import container as model
 from ..runtime import spec as specmod
-from ..util import timefmt
+from ..util import resolvconf, timefmt
 from ..util.atomic import write_atomic
 from . import defaults as defaultsmod
 from . import health as healthmod
@@ -59,6 +59,7 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
     network_mode = host_config.get("NetworkMode") or "default"
     if network_mode not in ("default", "bridge", "none", "host") and not network_mode.startswith("container:"):
         network_mode = svc.networks.get(network_mode).name  # 404 "network X not found"
+    network_mode = _network_container_by_id(network_mode, svc.get)
     joins.check_targets(host_config, svc.get)
     runtime_name = host_config.get("Runtime") or svc.config.default_runtime
     svc.runtime(runtime_name)
@@ -67,9 +68,11 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
     _merge_image_config(config, image_config)
     container_id = snapshot or secrets.token_hex(32)
     config.setdefault("Hostname", "")
-    if not config["Hostname"] and network_mode != "host":
-        config["Hostname"] = container_id[:12]
+    if not config["Hostname"]:  # as dockerd's newContainer: a host-network container is named as the host
+        config["Hostname"] = socket.gethostname() if network_mode == "host" else container_id[:12]
     config["Image"] = image_ref
+    if network_mode.startswith("container:"):
+        host_config["NetworkMode"] = network_mode
     host_config.setdefault("NetworkMode", "bridge" if network_mode == "default" else network_mode)
     host_config.setdefault("RestartPolicy", model.to_json(model.RestartPolicy()))
     host_config["Runtime"] = runtime_name
@@ -140,21 +143,34 @@ def adopt_exited(svc: ContainerOps, container_id: str, body: dict[str, Any], exi
 
 
 def write_network_files(svc: ContainerOps, c: Container) -> None:
+    """The hostname, hosts and resolv.conf ``c`` mounts, in its own directory. A container in another's
+    network namespace gets none: at start it takes that container's (start.py ``share_network``)."""
+    if (c.host_config.get("NetworkMode") or "").startswith("container:"):
+        return
     directory = svc.directory(c.id)
-    host_net = c.host_config.get("NetworkMode") == "host"
+    hc = c.host_config
+    host_net = hc.get("NetworkMode") == "host"
     c.hostname_path = os.path.join(directory, "hostname")
     c.hosts_path = os.path.join(directory, "hosts")
     c.resolv_conf_path = os.path.join(directory, "resolv.conf")
     hostname = c.config.get("Hostname") or socket.gethostname()
     write_atomic(c.hostname_path, hostname + "\n", durable=False)
-    if host_net:
-        write_atomic(c.hosts_path, (_read("/etc/hosts") or HOSTS) + svc.networks.extra_hosts(c.host_config),
-                     durable=False)
-        write_atomic(c.resolv_conf_path, _read("/etc/resolv.conf"), durable=False)
-        return
     # rewritten at each start with the container's addresses (network/service.py); none has them
-    write_atomic(c.hosts_path, HOSTS + svc.networks.extra_hosts(c.host_config), durable=False)
-    write_atomic(c.resolv_conf_path, _container_resolv_conf(_read("/etc/resolv.conf")), durable=False)
+    hosts = (_read("/etc/hosts") or HOSTS) if host_net else HOSTS
+    write_atomic(c.hosts_path, hosts + svc.networks.extra_hosts(hc), durable=False)
+    write_atomic(c.resolv_conf_path, resolvconf.for_container(
+        hc.get("Dns") or [], hc.get("DnsSearch") or [], hc.get("DnsOptions") or [], host_net), durable=False)
+
+
+def _network_container_by_id(mode: str, get: Callable[[str], Container]) -> str:
+    """``container:<ref>`` naming the target by its full ID, as dockerd stores it when the target exists
+    (one that does not is refused at start, in dockerd's words)."""
+    if not mode.startswith("container:"):
+        return mode
+    try:
+        return f"container:{get(mode.split(':', 1)[1]).id}"
+    except errors.NotFound:
+        return mode
 
 
 def validate_restart_policy(host_config: dict[str, Any]) -> None:
@@ -191,22 +207,6 @@ def merge_env(image_env: list[str], env: list[str]) -> list[str]:
     """As dockerd's merge: the container's own variables first, then the image's it did not set."""
     own = {item.partition("=")[0] for item in env}
     return list(env) + [item for item in image_env if item.partition("=")[0] not in own]
-
-
-def _container_resolv_conf(host: str) -> str:
-    """The host's resolv.conf without loopback servers, which do not answer inside a netns."""
-    lines = []
-    servers = 0
-    for line in host.splitlines():
-        parts = line.split()
-        if parts[:1] == ["nameserver"] and len(parts) > 1:
-            if parts[1].startswith("127.") or parts[1] == "::1":
-                continue
-            servers += 1
-        lines.append(line)
-    if not servers:
-        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(lines) + "\n"
 
 
 def _read(path: str) -> str:

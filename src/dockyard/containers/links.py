@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .. import errors
-from ..util.atomic import write_atomic
+from ..util import boundfile
 
 DEFAULT_HOSTS_END = "ff02::2\tip6-allrouters\n"  # the last of the lines every hosts file starts with
 
@@ -166,7 +166,7 @@ def write_hosts(hosts_path: str, links: list[Linked]) -> None:
         content = f.read()
     lines = "".join(f"{link.ip}\t{_names(link)}\n" for link in links if link.ip)
     head, sep, rest = content.partition(DEFAULT_HOSTS_END)
-    write_atomic(hosts_path, head + sep + lines + rest if sep else lines + content, durable=False)
+    boundfile.rewrite(hosts_path, head + sep + lines + rest if sep else lines + content)
 
 
 def _names(link: Linked) -> str:

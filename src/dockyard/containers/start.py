@@ -16,7 +16,7 @@ from . import links as linksmod
 from . import mounts as mountsmod
 from .ops import ContainerOps
 from .record import Container
-from .state import CREATED, DEAD, PAUSED, REMOVING, RUNNING
+from .state import CREATED, DEAD, PAUSED, REMOVING, RESTARTING, RUNNING
 
 
 log = logging.getLogger("dockyard.containers")
@@ -60,9 +60,8 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
         if "network" in c.namespaces:
             netns = joins.pinned(c, "network")
         elif mode.startswith("container:"):
-            other = svc.get(mode.split(":", 1)[1])
-            if other.state.status != RUNNING:
-                raise errors.Conflict(f"cannot join network of a non running container: {other.id}")
+            other = network_container(svc, mode.split(":", 1)[1])
+            share_network(c, other)
             netns = f"/proc/{other.state.pid}/ns/net"
         else:
             legacy = linksmod.resolve(svc, c)
@@ -110,6 +109,26 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
         threading.Thread(target=handle_exit, args=(svc, c.id), daemon=True).start()
     else:
         svc.monitor.watch(c.id, fd)
+
+
+def network_container(svc: ContainerOps, ref: str) -> Container:
+    """The container whose network namespace ``NetworkMode: container:<ref>`` joins, as dockerd's
+    getNetworkedContainer: it must run (paused is running); errors name ``ref`` as stored."""
+    other = svc.get(ref)
+    if other.state.status == RESTARTING:
+        raise errors.Conflict(f"Container {ref} is restarting, wait until the container is running")
+    if other.state.status not in (RUNNING, PAUSED):
+        raise errors.Conflict(f"cannot join network of a non running container: {ref}")
+    return other
+
+
+def share_network(c: Container, other: Container) -> None:
+    """``c`` takes ``other``'s hostname, hosts and resolv.conf files (the very files, in ``other``'s
+    directory, bound as they are at this start) and its host and domain names, as dockerd's
+    initializeNetworking. Kept when ``other`` goes: ``c`` cannot start again without it anyway."""
+    c.hostname_path, c.hosts_path, c.resolv_conf_path = other.hostname_path, other.hosts_path, other.resolv_conf_path
+    c.config["Hostname"] = other.config.get("Hostname") or ""
+    c.config["Domainname"] = other.config.get("Domainname") or ""
 
 
 def fail_start(svc: ContainerOps, c: Container, message: str, code: int | None = None) -> None:

@@ -21,8 +21,7 @@ from typing import Any, Callable
 
 from .. import errors
 from ..config import NetworkSettings
-from ..util import timefmt
-from ..util.atomic import write_atomic
+from ..util import boundfile, timefmt
 from . import dns as dnsmod
 from . import endpoints, ipam, iptables, ipv6, links, netfiles, netns, ports, proxy
 from .publishing import PortPublishing
@@ -395,9 +394,10 @@ class NetworkService(PortPublishing, NetworkRestore):
             lines.append(f"{ipaddress.ip_interface(ep.address).ip}\t{names}\n")
             if ep.address6:
                 lines.append(f"{ipaddress.ip_interface(ep.address6).ip}\t{names}\n")
-        write_atomic(hosts_path, "".join(lines), durable=False)
+        boundfile.rewrite(hosts_path, "".join(lines))
         if user_defined:
-            write_atomic(resolv_path, netfiles.resolv_conf(self._upstreams.get(container.id, [])), durable=False)
+            boundfile.rewrite(resolv_path, netfiles.resolv_conf(self._upstreams.get(container.id, []),
+                                                                container.host_config))
 
     def extra_hosts(self, host_config: dict[str, Any]) -> str:
         """``--add-host`` entries as hosts-file lines, in libnetwork's order and form (``IP\tNAME``, after
