@@ -93,14 +93,9 @@ class PodContainers:
                                                          **({naming.LOG_PATH_LABEL: log_path} if log_path else {})})
         cgroup_parent = sandbox_config.linux.cgroup_parent or str(s.record.extra.get("cgroup_parent", ""))
         body = resources.container_body(config, s.record.pause, s.namespaces, s.hostname, labels, image,
-                                        cgroup_parent)
+                                        cgroup_parent, s.record.dns)
         name = naming.container_name(md.name, s.meta.name, s.namespace, s.uid, md.attempt)
-        c = self.engine.containers.create(name, body, namespaces=self.sandboxes.joins(s))
-        if s.record.resolv_conf:
-            # the pod's DNS in the file the engine mounts at /etc/resolv.conf
-            with open(c.resolv_conf_path, "w", encoding="utf-8") as f:
-                f.write(s.record.resolv_conf)
-        return c.id
+        return self.engine.containers.create(name, body, namespaces=self.sandboxes.joins(s)).id
 
     def start(self, ref: str) -> PodContainer:
         pc = self.get(ref)

@@ -69,11 +69,12 @@ def cgroup_resources(r: Any) -> dict[str, Any]:
 
 
 def container_body(config: Any, pause: str, ns: Any, hostname: str, labels: dict[str, str],
-                   image: str, cgroup_parent: str) -> dict[str, Any]:
+                   image: str, cgroup_parent: str, dns: dict[str, list[str]]) -> dict[str, Any]:
     """The create body of an app container of a pod; ``ns``: the pod's modes, ``pause``: the pod's PID 1
     when it shares its PID namespace. The pod's own network, IPC and UTS namespaces are not the body's
     (they are joined by path: the engine create's ``namespaces``), nor are its sysctls, written in
-    them when they were made."""
+    them when they were made. The pod's DNSConfig is the engine's ``Dns*`` (its resolv.conf then is
+    dockerd's for those settings: what is not given comes from the host's)."""
     linux = config.linux
     sec = linux.security_context
     host_net = ns.network == NODE
@@ -83,6 +84,9 @@ def container_body(config: Any, pause: str, ns: Any, hostname: str, labels: dict
         "PidMode": "host" if ns.pid == NODE else f"container:{pause}" if ns.pid == POD else "",
         "UTSMode": "host" if host_net else "",
         "CgroupParent": cgroup_parent,
+        "Dns": dns.get("servers") or [],
+        "DnsSearch": dns.get("searches") or [],
+        "DnsOptions": dns.get("options") or [],
         "Binds": [bind(m, i) for i, m in enumerate(config.mounts)],
         "Devices": [{"PathOnHost": d.host_path, "PathInContainer": d.container_path,
                      "CgroupPermissions": d.permissions or "rwm"} for d in config.devices],

@@ -166,7 +166,9 @@ class Sandboxes:
             extra={"namespace": md.namespace, "uid": md.uid, "log_directory": config.log_directory,
                    "hostname": config.hostname, "handler": handler, "cgroup_parent": linux.cgroup_parent,
                    "ns": {"network": ns.network, "pid": ns.pid, "ipc": ns.ipc}},
-            resolv_conf="" if host_net else resolv_conf(config.dns_config))
+            dns={} if host_net else {"servers": list(config.dns_config.servers),
+                                     "searches": list(config.dns_config.searches),
+                                     "options": list(config.dns_config.options)})
         pins = self._pins(record.id, ns)
         podns.check_sysctls(sysctls, set(pins))
         with self._lock:  # the name is the kubelet's key for the pod: one sandbox per name at a time
@@ -402,24 +404,6 @@ def port_mapping(p: Any) -> dict[str, Any]:
     protocol = {0: "tcp", 1: "udp", 2: "sctp"}.get(p.protocol, "tcp")
     return {"hostPort": p.host_port, "containerPort": p.container_port, "protocol": protocol,
             "hostIP": p.host_ip}
-
-
-def resolv_conf(dns: Any) -> str:
-    """The pod's resolv.conf from its DNSConfig; the host's when the kubelet gives none (dnsPolicy Default
-    arrives as the host's servers anyway)."""
-    if not (dns.servers or dns.searches or dns.options):
-        try:
-            with open("/etc/resolv.conf", encoding="utf-8") as f:
-                return f.read()
-        except OSError:
-            return ""
-    lines = []
-    if dns.searches:
-        lines.append("search " + " ".join(dns.searches))
-    lines += [f"nameserver {s}" for s in dns.servers]
-    if dns.options:
-        lines.append("options " + " ".join(dns.options))
-    return "\n".join(lines) + "\n"
 
 
 def _listdir(path: str) -> list[str]:

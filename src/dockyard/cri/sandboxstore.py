@@ -43,7 +43,8 @@ class SandboxRecord:
     pause: str = ""
     # kind -> pin (network, ipc, uts) and "shm" -> the pod's /dev/shm
     namespaces: dict[str, str] = field(default_factory=dict)
-    resolv_conf: str = ""
+    # the pod's DNSConfig: servers, searches, options (each a list), handed to its containers' creates
+    dns: dict[str, list[str]] = field(default_factory=dict)
 
 
 class SandboxStore:
