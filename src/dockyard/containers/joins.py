@@ -48,14 +48,14 @@ def prepare(svc: ContainerOps, c: Container, stack: ExitStack) -> Joins:
     hc = c.host_config
     if "ipc" in c.namespaces or "uts" in c.namespaces:
         pid_ref = target_ref(hc.get("PidMode"))
-        pid_ns = _pin(svc, _running(svc, pid_ref, ipc=False), "pid", stack) if pid_ref else None
+        pid_ns = _pin(_running(svc, pid_ref, ipc=False), "pid", stack) if pid_ref else None
         return Joins(pid_ns, pinned(c, "ipc") if "ipc" in c.namespaces else None, c.namespaces.get("shm"),
                      pinned(c, "uts") if "uts" in c.namespaces else None)
     pid_ns = ipc_ns = shm = None
     pid_ref = target_ref(hc.get("PidMode"))
     if pid_ref:
         other = _running(svc, pid_ref, ipc=False)
-        pid_ns = _pin(svc, other, "pid", stack)
+        pid_ns = _pin(other, "pid", stack)
     ipc_mode = hc.get("IpcMode") or ""
     ipc_ref = target_ref(ipc_mode)
     if ipc_ref:
@@ -64,7 +64,7 @@ def prepare(svc: ContainerOps, c: Container, stack: ExitStack) -> Joins:
         if not os.path.ismount(shm):
             raise errors.SystemError_(f"can't join IPC of container {other.id}: non-shareable IPC "
                                       "(hint: use IpcMode:shareable for the donor container)")
-        ipc_ns = _pin(svc, other, "ipc", stack)
+        ipc_ns = _pin(other, "ipc", stack)
     elif ipc_mode == SHAREABLE:
         shm = _mount_shm(svc, c)
     return Joins(pid_ns, ipc_ns, shm)
@@ -133,7 +133,7 @@ def _running(svc: ContainerOps, ref: str, ipc: bool) -> Container:
     return other
 
 
-def _pin(svc: ContainerOps, other: Container, kind: str, stack: ExitStack) -> str:
+def _pin(other: Container, kind: str, stack: ExitStack) -> str:
     """``other``'s ``kind`` namespace opened in the daemon; the path runc opens is our descriptor."""
     pid = other.state.pid
     stale = errors.SystemError_(f"container {other.id} is not running")
@@ -147,16 +147,34 @@ def _pin(svc: ContainerOps, other: Container, kind: str, stack: ExitStack) -> st
         except FileNotFoundError:
             raise stale from None
         stack.callback(os.close, ns)
-        # the pidfd names the process the namespace file came from unless it has exited since (then
-        # it polls readable); runc, which checks its own record of the init's start time, must still
-        # call that pid the target's init, or the pid was reused before we opened the pidfd
-        state = svc.task(other).state() or {}
-        if state.get("pid") != pid or state.get("status") not in ("running", "paused") \
-                or select.select([pidfd], [], [], 0)[0]:
+        # the pidfd names the process the namespace file and the cgroup file came from unless it has
+        # exited since (then it polls readable); that process must be in the target's cgroup, or the
+        # pid was reused (by a process of another container or of the host) before the pidfd was opened
+        if not _in_cgroup_of(pid, other.id) or select.select([pidfd], [], [], 0)[0]:
             raise stale
     finally:
         os.close(pidfd)
     return f"/proc/{os.getpid()}/fd/{ns}"
+
+
+def _in_cgroup_of(pid: int, container_id: str) -> bool:
+    """``pid`` is in the cgroup of the container (cgroupfs ``…/<id>``, systemd ``…/<prefix>-<id>.scope``),
+    or below it (a container that manages its own cgroups)."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        for part in line.split(":", 2)[-1].split("/"):
+            if part == container_id or (part.endswith(f"-{container_id}.scope")):
+                return True
+    return False
+
+
+def pin_network(svc: ContainerOps, other: Container, stack: ExitStack) -> str:
+    """``other``'s network namespace, pinned as its PID and IPC ones are (``--network container:``)."""
+    return _pin(other, "net", stack)
 
 
 def _mount_shm(svc: ContainerOps, c: Container) -> str:

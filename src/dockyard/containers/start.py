@@ -53,6 +53,8 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
     if c.state.status != CREATED:
         task.delete()  # a previous run may have left runtime state behind (daemon down at exit)
     svc.snapshotter.mount(c.id, rootfs)
+    # the joined namespaces' descriptors, open until runc has joined them
+    pinned = ExitStack()
     try:
         netns = None
         legacy: list[linksmod.Linked] = []
@@ -62,7 +64,7 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
         elif mode.startswith("container:"):
             other = network_container(svc, mode.split(":", 1)[1])
             share_network(c, other)
-            netns = f"/proc/{other.state.pid}/ns/net"
+            netns = joins.pin_network(svc, other, pinned)
         else:
             legacy = linksmod.resolve(svc, c)
             netns = svc.networks.attach(c, c.hosts_path, c.resolv_conf_path)
@@ -70,7 +72,7 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
         config = c.config
         if legacy:  # the children's variables come before the container's own, as dockerd sets them
             config = {**config, "Env": linksmod.environment(legacy) + list(config.get("Env") or [])}
-        with ExitStack() as pinned:  # the joined namespaces' descriptors, open until runc has joined them
+        with pinned:
             joined = joins.prepare(svc, c, pinned)
             spec = specmod.build(
                 container_id=c.id, rootfs=rootfs, image_config=image_config, config=config,
@@ -93,6 +95,8 @@ def start_locked(svc: ContainerOps, c: Container) -> None:
     except BaseException as e:
         fail_start(svc, c, start_error_message(e), 128)
         raise
+    finally:
+        pinned.close()
     svc.attach_gate.open(c.id, task.attach)
     try:
         task.start()
