@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -86,8 +87,9 @@ def test_user_network_name_resolution_ping_and_wget(d):
         d.cli("run", "-d", "--name", "web1", "--network", "appnet", "--network-alias", "www",
               "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
         out = d.cli("run", "--rm", "--network", "appnet", "busybox", "sh", "-c",
-                    "ping -c1 -W2 web1 && nslookup www 127.0.0.11 && cat /etc/resolv.conf").stdout_text
-        assert "1 packets received" in out
+                    # 3 echoes, one reply is enough (ping exits 0 then): a loaded machine may lose one
+                    "ping -c3 -W5 -w15 web1 && nslookup www 127.0.0.11 && cat /etc/resolv.conf").stdout_text
+        assert re.search(r"[123] packets received", out), out
         assert "10.231.7.2" in out
         assert "nameserver 127.0.0.11" in out
         ip = _inspect(d, "web1")["NetworkSettings"]["Networks"]["appnet"]["IPAddress"]
