@@ -33,10 +33,12 @@ MERGED_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "Expo
 
 
 def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapshot: str | None = None,
-           shareable_ipc: bool = False, namespaces: dict[str, str] | None = None) -> Container:
+           shareable_ipc: bool = False, namespaces: dict[str, str] | None = None,
+           log_mirror: str = "") -> Container:
     """``shareable_ipc``: the default IPC mode of clients older than API 1.40; ``snapshot``: a prepared
     snapshot to take over (its key becomes the ID); ``namespaces``: pinned namespaces to join
-    (``Container.namespaces``), in place of the ones the body's modes would make."""
+    (``Container.namespaces``), in place of the ones the body's modes would make; ``log_mirror``: where
+    the log is also written in the CRI's format (``Container.log_mirror``; needs the json-file driver)."""
     namespaces = joins.check_pinned(namespaces or {}, body.get("HostConfig") or {})
     config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
     host_config = dict(body.get("HostConfig") or {})
@@ -54,6 +56,8 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
     host_config["LogConfig"] = merge_log_config(host_config.get("LogConfig") or {}, svc.config.log_driver,
                                                 svc.config.log_opts)
     log_policy = jsonlog.validate(host_config["LogConfig"])
+    if log_mirror and (log_policy is None or not os.path.isabs(log_mirror)):
+        raise errors.InvalidParameter(f"a log mirror needs the json-file driver and an absolute path: {log_mirror!r}")
     if host_config.get("AutoRemove") and (host_config.get("RestartPolicy") or {}).get("Name") not in (None, "", "no"):
         raise errors.InvalidParameter("can't create 'AutoRemove' container with restart policy")
     network_mode = host_config.get("NetworkMode") or "default"
@@ -85,7 +89,7 @@ def create(svc: ContainerOps, name: str | None, body: dict[str, Any], *, snapsho
             svc.snapshotter.prepare(container_id, image.top_layer)
         c = Container(id=container_id, name=full, created=timefmt.now_fixed(), image_id=image.id, image_name=image_ref,
                       config=config, host_config=host_config, path=args[0], args=args[1:],
-                      runtime=runtime_name, namespaces=namespaces)
+                      runtime=runtime_name, namespaces=namespaces, log_mirror=log_mirror)
         c.mounts = mountsmod.materialize(mount_plan, svc.volumes)
         write_network_files(svc, c)
         svc.networks.register(c.id, c.name, host_config, body.get("NetworkingConfig"), config)

@@ -10,6 +10,10 @@ copies the journal into json-file lines exactly as dockerd writes them
 journal are punched out (the file becomes sparse) while the shim still writes to
 it, and the journal is emptied once the container has exited and all of it is
 copied. See docs/decisions.md for the figures that chose this shape.
+
+A container may also have a mirror (a CRI pod container's, the kubelet's ``log_path``): the journal's
+lines, already in the CRI's format, are appended there as they are copied, with the path opened for
+each batch so that the kubelet's rotation (rename, then ReopenContainerLog) needs nothing more.
 """
 
 from __future__ import annotations
@@ -197,10 +201,11 @@ def rotated_paths(path: str, max_file: int, compress: bool) -> list[str]:
 class Copier:
     """Copies one container's journal into its json-file log; every method is safe to call from any thread."""
 
-    def __init__(self, directory: str, json_path: str, policy: Policy) -> None:
+    def __init__(self, directory: str, json_path: str, policy: Policy, mirror: str = "") -> None:
         self.journal = os.path.join(directory, JOURNAL)
         self.json_path = json_path
         self.policy = policy
+        self.mirror = mirror
         self._pos_path = os.path.join(directory, POSITION)
         self._lock = threading.Lock()
         self._offset, self._size = 0, 0
@@ -286,11 +291,36 @@ class Copier:
                     out.seek(self._size)
                 self._size = out.tell()
                 j.seek(self._offset)
-                for block in line_blocks(j):
-                    out = self._write(out, self._converter.convert(block), block)
+                mirror = self._open_mirror()
+                try:
+                    for block in line_blocks(j):
+                        self._to_mirror(mirror, block)
+                        out = self._write(out, self._converter.convert(block), block)
+                finally:
+                    if mirror is not None:
+                        mirror.close()
             finally:
                 out.close()
             self._punch(j.fileno())
+
+    def _open_mirror(self) -> BinaryIO | None:
+        if not self.mirror:
+            return None
+        try:
+            fd = os.open(self.mirror, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as e:  # the kubelet's directory went (pod removed): docker logs keeps the lines
+            log.warning("writing the log mirror %s: %s", self.mirror, e)
+            return None
+        return os.fdopen(fd, "ab")
+
+    def _to_mirror(self, mirror: BinaryIO | None, block: bytes) -> None:
+        if mirror is None:
+            return
+        try:
+            mirror.write(block)
+            mirror.flush()
+        except OSError as e:  # a full disk: the json-file copy goes on
+            log.warning("writing the log mirror %s: %s", self.mirror, e)
 
     def _write(self, out: BinaryIO, lines: list[bytes], block: bytes) -> BinaryIO:
         """Append the lines converted from the journal block (rotating as the policy says); returns the

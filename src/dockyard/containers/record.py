@@ -37,6 +37,8 @@ class Container:
     # runtime/podns.py): kind ("network", "ipc", "uts") -> pin, "shm" -> the tmpfs bound at /dev/shm.
     # Only the engine's callers set it, never an API body.
     namespaces: dict[str, str] = field(default_factory=dict)
+    # a second copy of the log in the CRI's format (jsonlog.Copier's mirror: the kubelet's log_path)
+    log_mirror: str = ""
 
     @property
     def short_id(self) -> str:

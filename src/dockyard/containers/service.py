@@ -139,9 +139,10 @@ class ContainerService:
 
     # -- the verbs (one module per group) ---------------------------------------------------
     def create(self, name: str | None, body: dict[str, Any], *, _snapshot: str | None = None,
-               shareable_ipc: bool = False, namespaces: dict[str, str] | None = None) -> Container:
+               shareable_ipc: bool = False, namespaces: dict[str, str] | None = None,
+               log_mirror: str = "") -> Container:
         return createmod.create(self, name, body, snapshot=_snapshot, shareable_ipc=shareable_ipc,
-                                namespaces=namespaces)
+                                namespaces=namespaces, log_mirror=log_mirror)
 
     def adopt_exited(self, container_id: str, body: dict[str, Any], exit_code: int, started_at: str,
                      finished_at: str, journal: str | None = None) -> Container:
@@ -215,7 +216,7 @@ class ContainerService:
             copier = self._copiers.get(c.id)
             if copier is None:
                 policy = jsonlog.validate(c.host_config.get("LogConfig") or {}) or jsonlog.Policy()
-                copier = jsonlog.Copier(self.directory(c.id), c.log_path, policy)
+                copier = jsonlog.Copier(self.directory(c.id), c.log_path, policy, c.log_mirror)
                 self._copiers[c.id] = copier
             return copier
 

@@ -16,7 +16,7 @@ from . import stats as statsmod
 from .backend import Backend
 from .containers import PodContainer, PodContainers
 from .execsync import exec_sync
-from .logs import CriLogs
+from . import logs
 from .pods import matches
 from .sandboxes import Sandboxes
 from .status import rpc
@@ -30,7 +30,6 @@ class ContainerRpcs:
     engine: Backend
     sandboxes: Sandboxes
     pod_containers: PodContainers
-    logs: CriLogs
 
     @rpc
     async def CreateContainer(self, request: cri.CreateContainerRequest,
@@ -44,9 +43,7 @@ class ContainerRpcs:
     @rpc
     async def StartContainer(self, request: cri.StartContainerRequest,
                              context: grpc.aio.ServicerContext) -> cri.StartContainerResponse:
-        pc = await asyncio.to_thread(self.pod_containers.start, request.container_id)
-        if pc.log_path:
-            self.logs.follow(pc.id, pc.log_path)
+        await asyncio.to_thread(self.pod_containers.start, request.container_id)
         return cri.StartContainerResponse()
 
     @rpc
@@ -59,15 +56,14 @@ class ContainerRpcs:
     async def RemoveContainer(self, request: cri.RemoveContainerRequest,
                               context: grpc.aio.ServicerContext) -> cri.RemoveContainerResponse:
         await asyncio.to_thread(self.pod_containers.remove, request.container_id)
-        self.logs.forget(request.container_id)
         return cri.RemoveContainerResponse()
 
     @rpc
     async def ContainerStatus(self, request: cri.ContainerStatusRequest,
                               context: grpc.aio.ServicerContext) -> cri.ContainerStatusResponse:
         pc = await asyncio.to_thread(self.pod_containers.get, request.container_id)
-        if pc.state == cri.CONTAINER_EXITED:
-            await self.logs.settle(pc.id)
+        if pc.state == cri.CONTAINER_EXITED and pc.log_path:
+            await asyncio.to_thread(logs.settle, self.engine, pc.id)
         info = {}
         if request.verbose:
             c = pc.container
@@ -107,8 +103,8 @@ class ContainerRpcs:
         if pc.state != cri.CONTAINER_RUNNING:
             raise errors.Conflict(f"container {pc.id} is not running")
         if pc.log_path:
-            # the follower opens the path for every batch it appends: the new file is all it takes
-            await asyncio.to_thread(lambda: os.close(os.open(pc.log_path, os.O_CREAT | os.O_WRONLY, 0o640)))
+            # the engine's copier opens the path for every batch it appends: the new file is all it takes
+            await asyncio.to_thread(logs.make, pc.log_path)
         return cri.ReopenContainerLogResponse()
 
     @rpc
@@ -171,7 +167,7 @@ class ContainerRpcs:
             while True:
                 action, container_id, when, attrs = await queue.get()
                 if action == "die" and attrs.get(naming.LOG_PATH_LABEL):
-                    await self.logs.settle(container_id)
+                    await asyncio.to_thread(logs.settle, self.engine, container_id)
                 yield cri.ContainerEventResponse(container_id=container_id, container_event_type=_EVENTS[action],
                                                  created_at=when)
         finally:

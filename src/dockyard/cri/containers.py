@@ -15,7 +15,7 @@ from cri_api.v1 import api_pb2 as cri
 
 from .. import errors
 from ..util.timefmt import parse_ns
-from . import naming, resources
+from . import logs, naming, resources
 from .backend import Backend, Container
 from .sandboxes import Sandboxes
 
@@ -95,14 +95,13 @@ class PodContainers:
         body = resources.container_body(config, s.record.pause, s.namespaces, s.hostname, labels, image,
                                         cgroup_parent, s.record.dns)
         name = naming.container_name(md.name, s.meta.name, s.namespace, s.uid, md.attempt)
-        return self.engine.containers.create(name, body, namespaces=self.sandboxes.joins(s)).id
+        return self.engine.containers.create(name, body, namespaces=self.sandboxes.joins(s),
+                                             log_mirror=log_path).id
 
     def start(self, ref: str) -> PodContainer:
         pc = self.get(ref)
         if pc.log_path:
-            # there once the container runs, as the kubelet and critest open it right away
-            os.makedirs(os.path.dirname(pc.log_path), exist_ok=True)
-            os.close(os.open(pc.log_path, os.O_CREAT | os.O_WRONLY, 0o640))
+            logs.make(pc.log_path)
         self.engine.containers.start(pc.id)
         return pc
 

@@ -12,7 +12,6 @@ from cri_api.v1 import api_pb2 as cri
 from . import stats as statsmod
 from .containers import PodContainer, PodContainers
 from .backend import Backend
-from .logs import CriLogs
 from .sandboxes import Sandbox, Sandboxes
 from .status import rpc
 
@@ -25,7 +24,6 @@ class PodRpcs:
     engine: Backend
     sandboxes: Sandboxes
     pod_containers: PodContainers
-    logs: CriLogs
     container_stats: Callable[[PodContainer], cri.ContainerStats]  # container_rpcs.ContainerRpcs's
 
     @rpc
@@ -43,10 +41,7 @@ class PodRpcs:
     @rpc
     async def RemovePodSandbox(self, request: cri.RemovePodSandboxRequest,
                                context: grpc.aio.ServicerContext) -> cri.RemovePodSandboxResponse:
-        def remove_container(container_id: str) -> None:
-            self.pod_containers.remove(container_id)
-            self.logs.forget(container_id)
-        await asyncio.to_thread(self.sandboxes.remove, request.pod_sandbox_id, remove_container)
+        await asyncio.to_thread(self.sandboxes.remove, request.pod_sandbox_id, self.pod_containers.remove)
         return cri.RemovePodSandboxResponse()
 
     @rpc

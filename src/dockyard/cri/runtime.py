@@ -19,7 +19,6 @@ from . import naming
 from .backend import Backend
 from .container_rpcs import ContainerRpcs
 from .containers import PodContainers
-from .logs import CriLogs
 from .pods import PodRpcs
 from .sandboxes import Sandboxes
 from .status import rpc, unimplemented_answered
@@ -46,15 +45,10 @@ class RuntimeService(PodRpcs, ContainerRpcs, api_pb2_grpc.RuntimeServiceServicer
         if streams.runtime is not None:
             streams.runtime.sandboxes = self.sandboxes  # port-forward reaches the pods of these records
         self.pod_containers = PodContainers(engine, self.sandboxes)
-        self.logs = CriLogs(engine)
 
     def resume(self) -> None:
-        """When the CRI starts (with its first client): follow the logs of the pod containers that
-        still run, from where their CRI log ends; release what sandboxes removed meanwhile held; and
-        from now on see a sandbox removed through the Docker API."""
-        for pc in self.pod_containers.all():
-            if pc.log_path and pc.container.state.running:
-                self.logs.follow(pc.id, pc.log_path)
+        """When the CRI starts (with its first client): release what sandboxes removed meanwhile held,
+        and from now on see a pause container removed through the Docker API."""
         self.engine.events.subscribe(self._engine_event)
         threading.Thread(target=self._reconcile, name="cri-reconcile", daemon=True).start()
 
