@@ -118,13 +118,17 @@ class RestartManager:
         return True
 
     def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
-        """``docker restart``: stop if it runs, then start."""
+        """``docker restart``: stop if it runs, then start; a failure in dockerd's words, which name the
+        container as the client did ("Cannot restart container <ref>: …")."""
         svc = self.svc
         c = svc.get(ref)
-        if c.state.running:
-            svc.stop(c.id, timeout, sig)
-        with svc.table.op_lock(c.id):
-            if not c.state.running:
-                c.state.mark_stopped_by_user(False)
-                start_locked(svc, c)
+        try:
+            if c.state.running:
+                svc.stop(c.id, timeout, sig)
+            with svc.table.op_lock(c.id):
+                if not c.state.running:
+                    c.state.mark_stopped_by_user(False)
+                    start_locked(svc, c)
+        except errors.DockyardError as e:
+            raise errors.wrap(e, f"Cannot restart container {ref}") from None
         svc.event(c, "restart")
