@@ -78,7 +78,8 @@ class DaemonConfig:
     # CNI, for the CRI's pods (network/cni.py): where the conflist is and where the plugins are
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dirs: list[str] = field(default_factory=lambda: ["/opt/cni/bin", "/usr/lib/cni"])
-    # the image of a pod's pause container (cri/pods.py), as containerd's sandbox_image
+    # the image of a pod's pause container (cri/sandboxes.py: pods sharing their PID namespace), as
+    # containerd's sandbox_image
     sandbox_image: str = "registry.k8s.io/pause:3.10"
 
     @property

@@ -1,10 +1,11 @@
 """How pods and their containers are named and labelled in the engine, as cri-dockerd does it.
 
-A sandbox is the engine container ``k8s_POD_<pod>_<namespace>_<uid>_<attempt>``, an app container
-``k8s_<container>_<pod>_<namespace>_<uid>_<attempt>``, so ``docker ps`` tells them apart. The kubelet's
-labels are the container's labels, its annotations labels prefixed ``annotation.``, and the
-``io.kubernetes.*`` labels below say what a container is to the CRI: everything the CRI reports is
-read back from the engine's records, so it survives a daemon restart without a database of its own.
+An app container is the engine container ``k8s_<container>_<pod>_<namespace>_<uid>_<attempt>``, a pod's
+pause container (only pods sharing their PID namespace have one) ``k8s_POD_<pod>_<namespace>_<uid>_<attempt>``,
+so ``docker ps`` tells them apart. The kubelet's labels are the container's labels, its annotations
+labels prefixed ``annotation.``, and the ``io.kubernetes.*`` labels below say what a container is to the
+CRI: what the CRI reports of a container is read back from the engine's records (a pod's from its
+sandbox record, ``sandboxstore``), so it survives a daemon restart.
 
 The engine merges an image's labels into a container's, so the CRI's own label and annotation keys are
 kept, with the metadata, in one JSON label (``CRI_KEY``) to give back exactly what the kubelet set.
