@@ -46,16 +46,12 @@ def prepare(svc: ContainerOps, c: Container, stack: ExitStack) -> Joins:
     """Resolve ``c``'s PID and IPC targets and pin their namespaces (closed when ``stack`` closes);
     mount ``c``'s own shareable /dev/shm. Errors in dockerd's words (daemon/container_operations_unix.go)."""
     hc = c.host_config
-    if "ipc" in c.namespaces or "uts" in c.namespaces:
-        pid_ref = target_ref(hc.get("PidMode"))
-        pid_ns = _pin(_running(svc, pid_ref, ipc=False), "pid", stack) if pid_ref else None
-        return Joins(pid_ns, pinned(c, "ipc") if "ipc" in c.namespaces else None, c.namespaces.get("shm"),
-                     pinned(c, "uts") if "uts" in c.namespaces else None)
-    pid_ns = ipc_ns = shm = None
     pid_ref = target_ref(hc.get("PidMode"))
-    if pid_ref:
-        other = _running(svc, pid_ref, ipc=False)
-        pid_ns = _pin(other, "pid", stack)
+    pid_ns = _pin(_running(svc, pid_ref, ipc=False), "pid", stack) if pid_ref else None
+    uts_ns = pinned(c, "uts") if "uts" in c.namespaces else None
+    if "ipc" in c.namespaces:  # a pod's: its /dev/shm comes with it
+        return Joins(pid_ns, pinned(c, "ipc"), c.namespaces.get("shm"), uts_ns)
+    ipc_ns = shm = None
     ipc_mode = hc.get("IpcMode") or ""
     ipc_ref = target_ref(ipc_mode)
     if ipc_ref:
@@ -67,7 +63,7 @@ def prepare(svc: ContainerOps, c: Container, stack: ExitStack) -> Joins:
         ipc_ns = _pin(other, "ipc", stack)
     elif ipc_mode == SHAREABLE:
         shm = _mount_shm(svc, c)
-    return Joins(pid_ns, ipc_ns, shm)
+    return Joins(pid_ns, ipc_ns, shm, uts_ns)
 
 
 PINNED_KINDS = ("network", "ipc", "uts", "shm")
