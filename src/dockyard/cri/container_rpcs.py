@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import grpc
 from cri_api.v1 import api_pb2 as cri
@@ -138,8 +138,10 @@ class ContainerRpcs:
             out.append(await asyncio.to_thread(self.container_stats, pc))
         return cri.ListContainerStatsResponse(stats=out)
 
-    def container_stats(self, pc: PodContainer) -> cri.ContainerStats:
-        sample = self.engine.stats.sample(pc.id)
+    def container_stats(self, pc: PodContainer, sample: dict[str, Any] | None = None) -> cri.ContainerStats:
+        """``sample``: the container's stats sample when the caller took it already."""
+        if sample is None:
+            sample = self.engine.stats.sample(pc.id)
         rw, _ = self.engine.containers.sizes(pc.container)
         attrs = cri.ContainerAttributes(id=pc.id, metadata=cri.ContainerMetadata(name=pc.meta.name,
                                                                                   attempt=pc.meta.attempt),

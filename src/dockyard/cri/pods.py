@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Callable
+from typing import Any, Callable
 
 import grpc
 from cri_api.v1 import api_pb2 as cri
@@ -24,7 +24,8 @@ class PodRpcs:
     engine: Backend
     sandboxes: Sandboxes
     pod_containers: PodContainers
-    container_stats: Callable[[PodContainer], cri.ContainerStats]  # container_rpcs.ContainerRpcs's
+    # container_rpcs.ContainerRpcs's: (the container, its sample, None to take one)
+    container_stats: Callable[[PodContainer, dict[str, Any] | None], cri.ContainerStats]
 
     @rpc
     async def RunPodSandbox(self, request: cri.RunPodSandboxRequest,
@@ -105,12 +106,12 @@ class PodRpcs:
 
     def _pod_stats(self, s: Sandbox) -> cri.PodSandboxStats:
         running = [pc for pc in self.pod_containers.all() if pc.sandbox_id == s.id and pc.container.state.running]
-        members = [self.container_stats(pc) for pc in running]
-        # the pause container's own figures where there is one; the pod's network is any running
-        # container's (they all share the pod's namespace)
-        holder = s.pause.id if s.pause is not None and s.pause.state.running else running[0].id if running else ""
-        sample = self.engine.stats.sample(holder) if holder else {}
-        own = sample if s.pause is not None and holder == s.pause.id else {"networks": sample.get("networks") or {}}
+        samples = [self.engine.stats.sample(pc.id) for pc in running]
+        members = [self.container_stats(pc, sample) for pc, sample in zip(running, samples)]
+        if s.pause is not None and s.pause.state.running:
+            own = self.engine.stats.sample(s.pause.id)
+        else:  # the pod's network is any running container's: they all share the pod's namespace
+            own = {"networks": samples[0].get("networks") or {}} if samples else {}
         attrs = cri.PodSandboxAttributes(id=s.id, metadata=_metadata(s), labels=s.meta.labels,
                                          annotations=s.meta.annotations)
         return statsmod.pod_stats(attrs, own, members)
