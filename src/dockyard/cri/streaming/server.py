@@ -154,10 +154,9 @@ class StreamServer:
     def _remotecommand(self, request: Request, pending: ExecRequest | AttachRequest,
                        runtime: Runtime) -> Response | HijackResponse:
         if websocket.is_websocket(request.headers):
-            protocol = websocket.negotiate(request.headers, remotecommand.WEBSOCKET_PROTOCOLS)
-            if protocol is None:
-                return _unsupported(request.headers.get("sec-websocket-protocol", ""),
-                                    remotecommand.WEBSOCKET_PROTOCOLS[1:])
+            protocol = _ws_protocol(request, remotecommand.WEBSOCKET_PROTOCOLS)
+            if isinstance(protocol, Response):
+                return protocol
 
             async def ws_session(raw: RawStream) -> None:
                 await remotecommand.over_websocket(raw, protocol, pending, runtime)
@@ -175,10 +174,9 @@ class StreamServer:
     def _portforward(self, request: Request, pending: PortForwardRequest,
                      runtime: Runtime) -> Response | HijackResponse:
         if websocket.is_websocket(request.headers):
-            protocol = websocket.negotiate(request.headers, portforward.WEBSOCKET_PROTOCOLS)
-            if protocol is None:
-                return _unsupported(request.headers.get("sec-websocket-protocol", ""),
-                                    portforward.WEBSOCKET_PROTOCOLS[1:])
+            protocol = _ws_protocol(request, portforward.WEBSOCKET_PROTOCOLS)
+            if isinstance(protocol, Response):
+                return protocol
             if protocol == portforward.TUNNEL_PROTOCOL:
                 async def tunnel_session(raw: RawStream) -> None:
                     await portforward.over_spdy(websocket.tunnel(raw), pending, runtime)
@@ -242,6 +240,12 @@ def _ws_head(request: Request, protocol: str) -> bytes:
     return accept_head(request.headers.get("sec-websocket-key", ""), protocol)
 
 
-def _unsupported(offered: str, supported: list[str]) -> Response:
-    return _text(400, f"unable to upgrade websocket connection: requested protocol(s) are not supported: "
-                      f"{offered}; supports {supported}")
+def _ws_protocol(request: Request, supported: list[str]) -> str | Response:
+    """The WebSocket subprotocol both sides speak, or the kubelet's refusal (which lists what is
+    supported without the bare first entry, the protocol-less default)."""
+    protocol = websocket.negotiate(request.headers, supported)
+    if protocol is None:
+        offered = request.headers.get("sec-websocket-protocol", "")
+        return _text(400, f"unable to upgrade websocket connection: requested protocol(s) are not supported: "
+                          f"{offered}; supports {supported[1:]}")
+    return protocol
