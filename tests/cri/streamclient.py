@@ -281,6 +281,14 @@ class WsClient:
         assert message is not None, "closed"
         return self.decode(message)
 
+    def read_until(self, channel: int, wanted: bytes) -> bytes:
+        """``channel``'s data until it holds ``wanted`` (the other channels' is dropped)."""
+        seen = b""
+        while wanted not in seen:
+            got, data = self.next()
+            seen += data if got == channel else b""
+        return seen
+
     @staticmethod
     def decode(message: bytes | str) -> tuple[int, bytes]:
         if isinstance(message, str):

@@ -48,10 +48,9 @@ def sd(tmp_path_factory: pytest.TempPathFactory, busybox_tar: BuiltImage) -> Ite
 
 
 @pytest.fixture(scope="module")
-def cri(sd: Daemon) -> Iterator[Cri]:
-    client = connect(cri_socket(sd))
-    yield client
-    client.channel.close()
+def cri_daemon(sd: Daemon) -> Daemon:
+    """This module's daemon is the one conftest's ``cri`` client connects to."""
+    return sd
 
 
 @pytest.fixture(scope="module")
@@ -285,10 +284,7 @@ def test_attach_spdy_and_websocket(sd: Daemon, cri: Cri) -> None:
     ws = WsClient(cri.runtime.Attach(req).url, [V4])
     try:
         ws.send(0, b"two\n")
-        seen = b""
-        while b"got:two\n" not in seen:
-            channel, data = ws.next()
-            seen += data if channel == 1 else b""
+        ws.read_until(1, b"got:two\n")
     finally:
         ws.close()
     # the container ends: the attach reports success
@@ -340,10 +336,7 @@ def test_port_forward_websocket(cri: Cri, echo_pod: str) -> None:
         port = ECHO_PORT.to_bytes(2, "little")
         assert sorted([ws.next(), ws.next()]) == [(0, port), (1, port)]
         ws.send(0, b"websocket forward\n")
-        seen = b""
-        while b"websocket forward\n" not in seen:
-            channel, data = ws.next()
-            seen += data if channel == 0 else b""
+        ws.read_until(0, b"websocket forward\n")
     finally:
         ws.close()
 
