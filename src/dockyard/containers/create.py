@@ -13,6 +13,7 @@ from ..model import container as model
 from ..runtime import spec as specmod
 from ..util import resolvconf, timefmt
 from ..util.atomic import write_atomic
+from ..util.host import read_text
 from . import defaults as defaultsmod
 from . import health as healthmod
 from . import joins
@@ -160,7 +161,7 @@ def write_network_files(svc: ContainerOps, c: Container) -> None:
     hostname = c.config.get("Hostname") or socket.gethostname()
     write_atomic(c.hostname_path, hostname + "\n", durable=False)
     # rewritten at each start with the container's addresses (network/service.py); none has them
-    hosts = (_read("/etc/hosts") or HOSTS) if host_net else HOSTS
+    hosts = (read_text("/etc/hosts") or HOSTS) if host_net else HOSTS
     write_atomic(c.hosts_path, hosts + svc.networks.extra_hosts(hc), durable=False)
     write_atomic(c.resolv_conf_path, resolvconf.for_container(
         hc.get("Dns") or [], hc.get("DnsSearch") or [], hc.get("DnsOptions") or [], host_net), durable=False)
@@ -211,11 +212,3 @@ def merge_env(image_env: list[str], env: list[str]) -> list[str]:
     """As dockerd's merge: the container's own variables first, then the image's it did not set."""
     own = {item.partition("=")[0] for item in env}
     return list(env) + [item for item in image_env if item.partition("=")[0] not in own]
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""

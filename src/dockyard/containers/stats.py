@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ..util import timefmt
+from ..util.host import read_text
 from .state import PAUSED, RUNNING
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -22,16 +23,8 @@ FRESH = 10.0  # a previous sample this recent serves as precpu, so a one-shot an
 WINDOW = 0.5  # otherwise: the interval between the two samples
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="ascii", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def _int(path: str, default: int = 0) -> int:
-    text = _read(path).strip()
+    text = read_text(path).strip()
     try:
         return int(text)
     except ValueError:
@@ -40,7 +33,7 @@ def _int(path: str, default: int = 0) -> int:
 
 def _kv(path: str) -> dict[str, int]:
     out: dict[str, int] = {}
-    for line in _read(path).splitlines():
+    for line in read_text(path).splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             out[parts[0]] = int(parts[1])
@@ -48,7 +41,7 @@ def _kv(path: str) -> dict[str, int]:
 
 
 def machine_memory() -> int:
-    for line in _read("/proc/meminfo").splitlines():
+    for line in read_text("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
     return 0
@@ -56,7 +49,7 @@ def machine_memory() -> int:
 
 def system_cpu_usage() -> int:
     """All CPUs' time since boot in nanoseconds, as dockerd's getSystemCPUUsage."""
-    for line in _read("/proc/stat").splitlines():
+    for line in read_text("/proc/stat").splitlines():
         if line.startswith("cpu "):
             ticks = sum(int(x) for x in line.split()[1:8])
             return ticks * 1_000_000_000 // CLOCK_TICKS
@@ -66,7 +59,7 @@ def system_cpu_usage() -> int:
 def cgroup_paths(pid: int) -> dict[str, str]:
     """Controller → the process's cgroup path (v2: key "")."""
     out: dict[str, str] = {}
-    for line in _read(f"/proc/{pid}/cgroup").splitlines():
+    for line in read_text(f"/proc/{pid}/cgroup").splitlines():
         _, controllers, path = line.split(":", 2)
         for name in controllers.split(","):
             out[name] = path
@@ -78,7 +71,7 @@ def read_v1(paths: dict[str, str], root: str = CGROUP_ROOT) -> dict[str, Any]:
         return os.path.join(root, controller, paths.get(controller, "/").lstrip("/"))
 
     cpuacct, memory = d("cpuacct"), d("memory")
-    percpu = [int(x) for x in _read(os.path.join(cpuacct, "cpuacct.usage_percpu")).split()]
+    percpu = [int(x) for x in read_text(os.path.join(cpuacct, "cpuacct.usage_percpu")).split()]
     ticks = _kv(os.path.join(cpuacct, "cpuacct.stat"))
     tick_ns = 1_000_000_000 // CLOCK_TICKS
     throttle = _kv(os.path.join(d("cpu"), "cpu.stat"))
@@ -101,14 +94,14 @@ def read_v1(paths: dict[str, str], root: str = CGROUP_ROOT) -> dict[str, Any]:
     for key, name in (("io_service_bytes_recursive", "blkio.throttle.io_service_bytes"),
                       ("io_serviced_recursive", "blkio.throttle.io_serviced")):
         entries = []
-        for line in _read(os.path.join(d("blkio"), name)).splitlines():
+        for line in read_text(os.path.join(d("blkio"), name)).splitlines():
             parts = line.split()
             if len(parts) == 3 and ":" in parts[0]:
                 major, minor = parts[0].split(":")
                 entries.append({"major": int(major), "minor": int(minor), "op": parts[1], "value": int(parts[2])})
         blkio[key] = entries or None
     pids = {"current": _int(os.path.join(d("pids"), "pids.current"))}
-    limit = _read(os.path.join(d("pids"), "pids.max")).strip()
+    limit = read_text(os.path.join(d("pids"), "pids.max")).strip()
     if limit.isdigit():
         pids["limit"] = int(limit)
     return {"cpu": cpu, "memory": mem, "blkio": blkio, "pids": pids}
@@ -124,11 +117,11 @@ def read_v2(path: str, root: str = CGROUP_ROOT) -> dict[str, Any]:
            "throttling_data": {"periods": cpu_stat.get("nr_periods", 0),
                                "throttled_periods": cpu_stat.get("nr_throttled", 0),
                                "throttled_time": cpu_stat.get("throttled_usec", 0) * 1000}}
-    limit_text = _read(os.path.join(d, "memory.max")).strip()
+    limit_text = read_text(os.path.join(d, "memory.max")).strip()
     mem = {"usage": _int(os.path.join(d, "memory.current")), "stats": _kv(os.path.join(d, "memory.stat")),
            "limit": int(limit_text) if limit_text.isdigit() else 0}
     service: list[dict[str, Any]] = []
-    for line in _read(os.path.join(d, "io.stat")).splitlines():
+    for line in read_text(os.path.join(d, "io.stat")).splitlines():
         parts = line.split()
         if not parts or ":" not in parts[0]:
             continue
@@ -142,7 +135,7 @@ def read_v2(path: str, root: str = CGROUP_ROOT) -> dict[str, Any]:
                                                 "io_merged_recursive", "io_time_recursive", "sectors_recursive")}
     blkio["io_service_bytes_recursive"] = service or None
     pids = {"current": _int(os.path.join(d, "pids.current"))}
-    plimit = _read(os.path.join(d, "pids.max")).strip()
+    plimit = read_text(os.path.join(d, "pids.max")).strip()
     if plimit.isdigit():
         pids["limit"] = int(plimit)
     return {"cpu": cpu, "memory": mem, "blkio": blkio, "pids": pids}
@@ -150,7 +143,7 @@ def read_v2(path: str, root: str = CGROUP_ROOT) -> dict[str, Any]:
 
 def networks(pid: int) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for line in _read(f"/proc/{pid}/net/dev").splitlines()[2:]:
+    for line in read_text(f"/proc/{pid}/net/dev").splitlines()[2:]:
         name, _, rest = line.partition(":")
         name = name.strip()
         v = rest.split()
@@ -160,8 +153,6 @@ def networks(pid: int) -> dict[str, dict[str, int]]:
         out[name] = {"rx_bytes": n[0], "rx_packets": n[1], "rx_errors": n[2], "rx_dropped": n[3],
                      "tx_bytes": n[8], "tx_packets": n[9], "tx_errors": n[10], "tx_dropped": n[11]}
     return out
-
-
 
 
 class StatsService:

@@ -9,6 +9,15 @@ import socket
 import subprocess
 
 
+def read_text(path: str) -> str:
+    """A host file's text (/etc/hosts, /proc, cgroup files); "" when it cannot be read, bad bytes replaced."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def kernel_version() -> str:
     return os.uname().release
 
